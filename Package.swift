@@ -1,0 +1,41 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layers (data flows down, never up): mqan (CLI) -> MQAN (model) -> Compiler -> GraphIR;
+// Runtime -> CKernels/COpenBLAS. The runtime executes plans and never imports the compiler.
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno", "-fopenmp-simd"])]
+
+let package = Package(
+  name: "mqan",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "mqan", targets: ["mqan"]),
+    .library(name: "MQAN", targets: ["MQAN"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+  ],
+  targets: [
+    .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                   providers: [.apt(["libopenblas-dev"])]),
+    .target(name: "CKernels", dependencies: ["COpenBLAS"], cSettings: kernelFlags),
+    .target(name: "GraphIR"),
+    .target(name: "Compiler", dependencies: ["GraphIR"]),
+    .target(name: "Runtime", dependencies: [
+      "GraphIR", "CKernels", "COpenBLAS",
+      .product(name: "SystemPackage", package: "swift-system"),
+    ]),
+    .target(name: "MQAN", dependencies: ["GraphIR", "Compiler", "Runtime"]),
+    .executableTarget(name: "mqan", dependencies: [
+      "MQAN", "Compiler", "Runtime", "GraphIR",
+      .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    ]),
+    .testTarget(name: "KernelTests", dependencies: ["CKernels", "COpenBLAS"]),
+    .testTarget(name: "GraphIRTests", dependencies: ["GraphIR"]),
+    .testTarget(name: "CompilerTests", dependencies: ["Compiler", "GraphIR", "Runtime"]),
+    .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "GraphIR"]),
+    .testTarget(name: "MQANTests", dependencies: ["MQAN", "Compiler", "Runtime", "GraphIR"],
+                resources: [.copy("Fixtures")]),
+  ]
+)

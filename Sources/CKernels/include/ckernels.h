@@ -1,0 +1,164 @@
+// mqan leaf kernels and the thread pool.
+//
+// Legend: B = batch, T = time, D = model width, H = LSTM hidden, V = generative vocab,
+// X = extended vocab (V + n_oov), L = a memory length (context Lc or question Lq).
+//
+// Conventions (llm.c style):
+// - Every kernel works on a row range [r0, r1) of its natural rows, so the runtime can split
+//   one kernel over threads without the kernel spawning anything. A call with r0 = 0 and
+//   r1 = rows does the whole tensor.
+// - Every optimized kernel `mq_x` has a naive twin `mq_x_ref` with the same signature; the
+//   tests compare the two on random and odd shapes. References are the oracle, not a fallback.
+// - Kernels never fail: shapes and ids are validated in Swift before a kernel runs.
+// - Hot kernels pick AVX-512 / AVX2 / baseline code at run time (target_clones), never -march=native.
+#ifndef MQAN_CKERNELS_H
+#define MQAN_CKERNELS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Thread pool: n threads in all (the caller is thread 0). mq_pool_run runs fn(ctx, i, n) on
+// every thread and returns when all have returned. Idle workers spin briefly, then sleep.
+typedef struct mq_pool mq_pool;
+typedef void (*mq_task_fn)(void *ctx, int ith, int nth);
+mq_pool *mq_pool_create(int nthreads);
+void mq_pool_destroy(mq_pool *pool);
+int mq_pool_size(const mq_pool *pool);
+void mq_pool_run(mq_pool *pool, mq_task_fn fn, void *ctx);
+
+// A reusable barrier for a team of n threads inside one mq_pool_run task.
+typedef struct {
+  _Alignas(64) volatile int count;
+  _Alignas(64) volatile int generation;
+  int n;
+} mq_barrier;
+void mq_barrier_init(mq_barrier *b, int n);
+void mq_barrier_wait(mq_barrier *b);
+
+// Pins OpenBLAS to one thread: our pool is the only threading system.
+void mq_blas_single_thread(void);
+// 1 when the CPU has AVX-512F, 2 when only AVX2, 0 otherwise (what target_clones will pick).
+int mq_cpu_level(void);
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise, on a flat range [r0, r1) of n elements.
+// out[i] = a[i] op b[i % bn]   (bn divides n: b is equal-shaped or a broadcast suffix)
+void mq_add(float *out, const float *a, const float *b, int64_t bn, int64_t r0, int64_t r1);
+void mq_add_ref(float *out, const float *a, const float *b, int64_t bn, int64_t r0, int64_t r1);
+void mq_sub(float *out, const float *a, const float *b, int64_t bn, int64_t r0, int64_t r1);
+void mq_sub_ref(float *out, const float *a, const float *b, int64_t bn, int64_t r0, int64_t r1);
+void mq_mul(float *out, const float *a, const float *b, int64_t bn, int64_t r0, int64_t r1);
+void mq_mul_ref(float *out, const float *a, const float *b, int64_t bn, int64_t r0, int64_t r1);
+// out[i] = alpha * x[i] + beta
+void mq_affine(float *out, const float *x, float alpha, float beta, int64_t r0, int64_t r1);
+void mq_affine_ref(float *out, const float *x, float alpha, float beta, int64_t r0, int64_t r1);
+void mq_tanh(float *out, const float *x, int64_t r0, int64_t r1);
+void mq_tanh_ref(float *out, const float *x, int64_t r0, int64_t r1);
+void mq_sigmoid(float *out, const float *x, int64_t r0, int64_t r1);
+void mq_sigmoid_ref(float *out, const float *x, int64_t r0, int64_t r1);
+void mq_relu(float *out, const float *x, int64_t r0, int64_t r1);
+void mq_relu_ref(float *out, const float *x, int64_t r0, int64_t r1);
+
+// ---------------------------------------------------------------------------------------------
+// Row bias: y[r, :] += bias[:] for rows [r0, r1) of an [rows, n] matrix.
+void mq_add_bias(float *y, const float *bias, int64_t n, int64_t r0, int64_t r1);
+void mq_add_bias_ref(float *y, const float *bias, int64_t n, int64_t r0, int64_t r1);
+
+// Masked softmax over the last axis of x viewed as [rows, n]; rows = batch * q (q rows per batch
+// item). Row r belongs to batch item r / q and query position i = r % q.
+//   s_j = x[r, j]
+//   if causal and j > i + causal_offset: s_j = fill
+//   if mask != NULL and mask[(r / q) * n + j] != 0: s_j = fill
+//   out[r, j] = softmax_j(s_j * scale) + eps
+// (decaNLP fills before scaling; fill = -1e10 in the transformer and coattention, -INFINITY in the
+// LSTM decoder attention, where eps = 1e-10 is added to every weight.)
+void mq_masked_softmax(float *out, const float *x, const float *mask, int64_t q, int64_t n,
+                       float scale, float fill, float eps, int causal, int64_t causal_offset,
+                       int64_t r0, int64_t r1);
+void mq_masked_softmax_ref(float *out, const float *x, const float *mask, int64_t q, int64_t n,
+                           float scale, float fill, float eps, int causal, int64_t causal_offset,
+                           int64_t r0, int64_t r1);
+
+// decaNLP's LayerNorm on [rows, d]: gamma * (x - mean) / (std + eps) + beta, std unbiased (d - 1).
+void mq_layernorm(float *out, const float *x, const float *gamma, const float *beta, int64_t d,
+                  float eps, int64_t r0, int64_t r1);
+void mq_layernorm_ref(float *out, const float *x, const float *gamma, const float *beta, int64_t d,
+                      float eps, int64_t r0, int64_t r1);
+
+// LSTM gate update (PyTorch order i, f, g, o) for rows [r0, r1) of B:
+//   gates [B, 4H] (pre-activations, both biases included), c_in [B, H] -> h_out, c_out [B, H]
+//   c' = sig(f) * c + sig(i) * tanh(g);  h' = sig(o) * tanh(c')
+void mq_lstm_cell(float *h_out, float *c_out, const float *gates, const float *c_in, int64_t H,
+                  int64_t r0, int64_t r1);
+void mq_lstm_cell_ref(float *h_out, float *c_out, const float *gates, const float *c_in, int64_t H,
+                      int64_t r0, int64_t r1);
+
+// Embedding gather: out[r, :] = table[ids[r], :] for rows [r0, r1); table is [vocab, E].
+void mq_embedding(float *out, const float *table, const int32_t *ids, int64_t E, int64_t r0,
+                  int64_t r1);
+void mq_embedding_ref(float *out, const float *table, const int32_t *ids, int64_t E, int64_t r0,
+                      int64_t r1);
+
+// Positional encoding [T, D] (decaNLP): even c: sin(p / 10000^(c/D)); odd c: cos(p / 10000^((c-1)/D)),
+// the power computed in double, the division and sin/cos in float, as torch does. Rows = positions.
+void mq_positional_encoding(float *out, int64_t D, int64_t r0, int64_t r1);
+void mq_positional_encoding_ref(float *out, int64_t D, int64_t r0, int64_t r1);
+
+// out[i] = (ids[i] == pad) ? 1 : 0 for [r0, r1).
+void mq_pad_mask(float *out, const int32_t *ids, int32_t pad, int64_t r0, int64_t r1);
+void mq_pad_mask_ref(float *out, const int32_t *ids, int32_t pad, int64_t r0, int64_t r1);
+
+// Strided block copy: for o in [r0, r1): copy `width` floats from src + o*src_stride + src_off to
+// dst + o*dst_stride + dst_off. Concat, slice and time-step gather/scatter are all this.
+void mq_copy_blocks(float *dst, int64_t dst_stride, int64_t dst_off, const float *src,
+                    int64_t src_stride, int64_t src_off, int64_t width, int64_t r0, int64_t r1);
+// Transpose of the last two axes: x [batch, m, n] -> out [batch, n, m]; rows = batch items.
+void mq_transpose(float *out, const float *x, int64_t m, int64_t n, int64_t r0, int64_t r1);
+void mq_transpose_ref(float *out, const float *x, int64_t m, int64_t n, int64_t r0, int64_t r1);
+
+// Pointer-generator mixture for rows [r0, r1) of B*T (row r: batch b = r / T):
+//   out[r, :V]  = gamma[r] * pvocab[r, :];  out[r, V:X] = 1e-10 (EPSILON-filled OOV slots)
+//   out[r, cids[b, i]] += lambda[r] * (1 - gamma[r]) * ac[r, i]       for i < Lc (repeats add up)
+//   out[r, qids[b, j]] += (1 - lambda[r]) * (1 - gamma[r]) * aq[r, j] for j < Lq
+void mq_pointer_mixture(float *out, const float *pvocab, const float *gamma, const float *lambda,
+                        const float *ac, const int32_t *cids, const float *aq, const int32_t *qids,
+                        int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq, int64_t r0,
+                        int64_t r1);
+void mq_pointer_mixture_ref(float *out, const float *pvocab, const float *gamma,
+                            const float *lambda, const float *ac, const int32_t *cids,
+                            const float *aq, const int32_t *qids, int64_t T, int64_t V, int64_t X,
+                            int64_t Lc, int64_t Lq, int64_t r0, int64_t r1);
+
+// Negative log-likelihood over rows [r0, r1) of P [rows, X] with targets [rows]: adds
+// -log(P[r, t_r]) for every row whose target != ignore into *sum (double) and counts it.
+void mq_nll(double *sum, int64_t *count, const float *P, const int32_t *targets, int64_t X,
+            int32_t ignore, int64_t r0, int64_t r1);
+void mq_nll_ref(double *sum, int64_t *count, const float *P, const int32_t *targets, int64_t X,
+                int32_t ignore, int64_t r0, int64_t r1);
+
+// Multi-head attention as decaNLP's MultiHead (no output projection), for (batch, head) pairs
+// [r0, r1) of B * heads. q [B, Tq, D], k/v [B, Tk, D] are already projected; head h owns columns
+// [h*w, min((h+1)*w, D)) with w = ceil(D / heads) (torch.chunk). Per head:
+//   S = q_h k_hᵀ; causal: S[i, j] = fill for j > i; keypad (may be NULL) [B, Tk]: S[:, j] = fill
+//   where keypad[b, j] != 0; P = softmax(S * scale); out_h = P v_h.
+// Rows are (batch, chunk) pairs: r = b * mq_attention_chunks(D, heads) + chunk.
+// scratch: at least Tq * Tk floats per call (the caller gives each thread its own).
+// torch.chunk(heads) along D: chunks are ceil(D / heads) wide, the last takes what remains, so
+// there may be fewer than `heads` of them (D = 9, heads = 4 gives 3 chunks of 3).
+int64_t mq_attention_chunks(int64_t D, int64_t heads);
+void mq_attention(float *out, const float *q, const float *k, const float *v, const float *keypad,
+                  int64_t Tq, int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
+                  int causal, float *scratch, int64_t r0, int64_t r1);
+void mq_attention_ref(float *out, const float *q, const float *k, const float *v,
+                      const float *keypad, int64_t Tq, int64_t Tk, int64_t D, int64_t heads,
+                      float scale, float fill, int causal, float *scratch, int64_t r0, int64_t r1);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

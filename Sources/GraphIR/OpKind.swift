@@ -1,0 +1,152 @@
+/// Every operation the IR knows. What each op means (inputs, attributes, shape rule, cost, kernel,
+/// which inputs are differentiable, gradient rule) is its `OpSpec`, in one file per op family
+/// under `Ops/`; `spec` below is the one place that maps ops to specs, with no `default:`, so a
+/// new op does not compile until it has a spec.
+public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
+  // Sources (Ops/Sources.swift)
+  case input, param, zeros, positionalEncoding = "positional_encoding"
+  // Elementwise (Ops/Elementwise.swift)
+  case add, sub, mul, affine, tanh, sigmoid, relu
+  // Linear algebra (Ops/Linear.swift)
+  case linear, matmul
+  // Data movement (Ops/Shape.swift)
+  case concat, slice, reshape, transpose, broadcast, embedding, padMask = "pad_mask"
+  // Normalization and attention (Ops/Attention.swift)
+  case softmax, attention, layerNorm = "layer_norm"
+  // Recurrence (Ops/Recurrence.swift)
+  case lstmCell = "lstm_cell", scan
+  // Output layer (Ops/Output.swift)
+  case mixture, nllLoss = "nll_loss"
+
+  public var spec: OpSpec {
+    switch self {
+    case .input: return Sources.input
+    case .param: return Sources.param
+    case .zeros: return Sources.zeros
+    case .positionalEncoding: return Sources.positionalEncoding
+    case .add: return Elementwise.binary("mq_add")
+    case .sub: return Elementwise.binary("mq_sub")
+    case .mul: return Elementwise.binary("mq_mul")
+    case .affine: return Elementwise.affine
+    case .tanh: return Elementwise.unary("mq_tanh", flopsPerElement: 8)
+    case .sigmoid: return Elementwise.unary("mq_sigmoid", flopsPerElement: 8)
+    case .relu: return Elementwise.unary("mq_relu", flopsPerElement: 1)
+    case .linear: return LinearOps.linear
+    case .matmul: return LinearOps.matmul
+    case .concat: return ShapeOps.concat
+    case .slice: return ShapeOps.slice
+    case .reshape: return ShapeOps.reshape
+    case .transpose: return ShapeOps.transpose
+    case .broadcast: return ShapeOps.broadcast
+    case .embedding: return ShapeOps.embedding
+    case .padMask: return ShapeOps.padMask
+    case .softmax: return AttentionOps.softmax
+    case .attention: return AttentionOps.attention
+    case .layerNorm: return AttentionOps.layerNorm
+    case .lstmCell: return Recurrence.lstmCell
+    case .scan: return Recurrence.scan
+    case .mixture: return OutputOps.mixture
+    case .nllLoss: return OutputOps.nllLoss
+    }
+  }
+}
+
+/// FLOPs and bytes moved by one execution of a node, as formulas of the dims.
+public struct Cost: Hashable, Sendable {
+  public var flops: Dim
+  public var bytes: Dim
+  public init(flops: Dim, bytes: Dim) {
+    self.flops = flops
+    self.bytes = bytes
+  }
+  public static let zero = Cost(flops: 0, bytes: 0)
+  public static func + (a: Cost, b: Cost) -> Cost { Cost(flops: a.flops + b.flops, bytes: a.bytes + b.bytes) }
+  public static func * (a: Cost, k: Dim) -> Cost { Cost(flops: a.flops * k, bytes: a.bytes * k) }
+}
+
+/// Everything the compiler and runtime need to know about one op.
+public struct OpSpec: Sendable {
+  /// How many inputs the op takes.
+  public var arity: ClosedRange<Int>
+  /// The shape rule: output types from input types and attributes; throws naming both shapes.
+  public var infer: @Sendable (InferContext) throws(GraphError) -> [TensorType]
+  /// FLOPs per execution (bytes default to inputs + outputs).
+  public var flops: @Sendable (InferContext, [TensorType]) -> Dim
+  /// The kernel that runs the op (a C function or runtime routine), as plans print it.
+  public var kernel: String
+  /// Input positions that never get a gradient (ids, masks, lengths, the fixed embedding table).
+  public var nonDifferentiable: Set<Int>
+  /// Pure data movement that can alias its input (the memory planner may make it a view).
+  public var isView: Bool
+
+  public init(arity: ClosedRange<Int>, kernel: String, nonDifferentiable: Set<Int> = [],
+              isView: Bool = false,
+              flops: @escaping @Sendable (InferContext, [TensorType]) -> Dim = { _, _ in 0 },
+              infer: @escaping @Sendable (InferContext) throws(GraphError) -> [TensorType]) {
+    self.arity = arity
+    self.kernel = kernel
+    self.nonDifferentiable = nonDifferentiable
+    self.isView = isView
+    self.flops = flops
+    self.infer = infer
+  }
+}
+
+/// What a shape rule sees: the node's id (for errors), its inputs' types and its attributes.
+public struct InferContext: Sendable {
+  public var node: Int
+  public var op: OpKind
+  public var inputs: [TensorType]
+  public var attrs: Attrs
+
+  public init(node: Int, op: OpKind, inputs: [TensorType], attrs: Attrs) {
+    self.node = node
+    self.op = op
+    self.inputs = inputs
+    self.attrs = attrs
+  }
+
+  public func mismatch(_ what: String, expected: String, actual: String) -> GraphError {
+    .shapeMismatch(node: node, op: op, what: what, expected: expected, actual: actual)
+  }
+  public func int(_ k: String) throws(GraphError) -> Int {
+    guard let v = attrs.int(k) else { throw missing(k, "an integer") }
+    return v
+  }
+  public func float(_ k: String) throws(GraphError) -> Float {
+    guard let v = attrs.float(k) else { throw missing(k, "a number") }
+    return v
+  }
+  public func bool(_ k: String) throws(GraphError) -> Bool {
+    guard let v = attrs.bool(k) else { throw missing(k, "a boolean") }
+    return v
+  }
+  public func string(_ k: String) throws(GraphError) -> String {
+    guard let v = attrs.string(k) else { throw missing(k, "a string") }
+    return v
+  }
+  public func dims(_ k: String) throws(GraphError) -> [Dim] {
+    guard let v = attrs.dims(k) else { throw missing(k, "a dim list") }
+    return v
+  }
+  public func dim(_ k: String) throws(GraphError) -> Dim {
+    guard let v = attrs.dim(k) else { throw missing(k, "a dim") }
+    return v
+  }
+  func missing(_ k: String, _ kind: String) -> GraphError {
+    .attribute(node: node, op: op, name: k, problem: attrs[k] == nil ? "missing" : "must be \(kind)")
+  }
+  /// Requires input i to have the given dtype and rank (nil: any rank).
+  public func require(_ i: Int, _ dtype: DType, rank: Int? = nil, name: String) throws(GraphError) -> TensorType {
+    let t = inputs[i]
+    if t.dtype != dtype { throw mismatch("\(name) dtype", expected: dtype.rawValue, actual: t.description) }
+    if let r = rank, t.rank != r {
+      throw mismatch("\(name) rank", expected: "rank \(r)", actual: t.description)
+    }
+    return t
+  }
+  /// Requires a dim to equal another, naming both.
+  public func requireEqual(_ a: Dim, _ b: Dim, _ what: String) throws(GraphError) {
+    if a != b { throw mismatch(what, expected: b.description, actual: a.description) }
+  }
+}

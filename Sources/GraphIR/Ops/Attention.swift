@@ -1,0 +1,62 @@
+/// Softmax, multi-head attention and decaNLP's layer norm.
+enum AttentionOps {
+  /// `softmax {scale, fill, eps, causal}(x [Bt, ..., K], mask [Bt, K]?)`: masked positions (mask != 0,
+  /// and j > i when causal) are set to `fill` before scaling, then softmax over the last axis,
+  /// then `eps` is added to every weight (decaNLP's EPSILON in the LSTM decoder attention).
+  static let softmax = OpSpec(
+    arity: 1...2, kernel: "mq_masked_softmax", nonDifferentiable: [1],
+    flops: { _, out in out[0].elementCount * Dim(5) }
+  ) { c throws(GraphError) in
+    let x = try c.require(0, .f32, name: "x")
+    for k in ["scale", "fill", "eps"] where c.attrs[k] != nil { _ = try c.float(k) }
+    if c.inputs.count == 2 {
+      let m = try c.require(1, .f32, rank: 2, name: "mask")
+      guard x.rank >= 2 else { throw c.mismatch("x rank", expected: "rank >= 2 with a mask", actual: x.description) }
+      try c.requireEqual(m.shape[0], x.shape[0], "mask batch dim")
+      try c.requireEqual(m.shape[1], x.shape[x.rank - 1], "mask length against x's last dim")
+    }
+    return [x]
+  }
+
+  /// `attention {heads, scale, fill, causal}(q [B, Tq, D], k [B, Tk, D], v [B, Tk, D], keypad [B, Tk]?)`:
+  /// decaNLP's MultiHead after the projections: torch.chunk heads (uneven widths), scores scaled by
+  /// `scale`, no output projection.
+  static let attention = OpSpec(
+    arity: 3...4, kernel: "mq_attention", nonDifferentiable: [3],
+    flops: { c, out in
+      let q = c.inputs[0].shape, k = c.inputs[1].shape
+      return q[0] * q[1] * k[1] * q[2] * Dim(4) + q[0] * q[1] * k[1] * Dim(5)
+    }
+  ) { c throws(GraphError) in
+    let q = try c.require(0, .f32, rank: 3, name: "q")
+    let k = try c.require(1, .f32, rank: 3, name: "k")
+    let v = try c.require(2, .f32, rank: 3, name: "v")
+    let heads = try c.int("heads")
+    guard heads >= 1 else { throw .attribute(node: c.node, op: c.op, name: "heads", problem: "must be >= 1") }
+    _ = try c.float("scale")
+    if k.shape != v.shape { throw c.mismatch("v against k", expected: k.description, actual: v.description) }
+    try c.requireEqual(k.shape[0], q.shape[0], "k batch dim against q \(q)")
+    try c.requireEqual(k.shape[2], q.shape[2], "k width against q \(q)")
+    if c.inputs.count == 4 {
+      let m = try c.require(3, .f32, rank: 2, name: "keypad")
+      if m.shape != [k.shape[0], k.shape[1]] {
+        throw c.mismatch("key padding mask", expected: "f32[\(k.shape[0]), \(k.shape[1])]", actual: m.description)
+      }
+    }
+    return [q]
+  }
+
+  /// `layer_norm {eps}(x [..., D], gamma [D], beta [D])`: decaNLP's LayerNorm (unbiased std, eps on std).
+  static let layerNorm = OpSpec(
+    arity: 3...3, kernel: "mq_layernorm",
+    flops: { _, out in out[0].elementCount * Dim(8) }
+  ) { c throws(GraphError) in
+    let x = try c.require(0, .f32, name: "x")
+    _ = try c.float("eps")
+    for i in 1...2 {
+      let p = try c.require(i, .f32, rank: 1, name: i == 1 ? "gamma" : "beta")
+      try c.requireEqual(p.shape[0], x.shape.last ?? 0, "\(i == 1 ? "gamma" : "beta") length against x \(x)")
+    }
+    return [x]
+  }
+}

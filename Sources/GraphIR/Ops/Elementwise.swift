@@ -1,0 +1,31 @@
+/// Elementwise ops. Binary ops take `b` equal-shaped or a broadcast suffix of `a`'s shape
+/// (a bias row, a positional table over the batch).
+enum Elementwise {
+  static func binary(_ kernel: String) -> OpSpec {
+    OpSpec(arity: 2...2, kernel: kernel, flops: { _, out in out[0].elementCount }) { c throws(GraphError) in
+      let a = try c.require(0, .f32, name: "lhs")
+      let b = try c.require(1, .f32, name: "rhs")
+      let suffix = Array(a.shape.suffix(b.rank))
+      if b.rank > a.rank || suffix != b.shape {
+        throw c.mismatch("rhs must equal lhs or a suffix of its shape", expected: a.description,
+                         actual: b.description)
+      }
+      return [a]
+    }
+  }
+
+  /// `affine {alpha, beta}`: alpha * x + beta.
+  static let affine = OpSpec(arity: 1...1, kernel: "mq_affine",
+                             flops: { _, out in out[0].elementCount * Dim(2) }) { c throws(GraphError) in
+    _ = try c.float("alpha")
+    _ = try c.float("beta")
+    return [try c.require(0, .f32, name: "x")]
+  }
+
+  static func unary(_ kernel: String, flopsPerElement: Int) -> OpSpec {
+    OpSpec(arity: 1...1, kernel: kernel,
+           flops: { _, out in out[0].elementCount * Dim(flopsPerElement) }) { c throws(GraphError) in
+      [try c.require(0, .f32, name: "x")]
+    }
+  }
+}

@@ -1,0 +1,41 @@
+/// GEMM-backed ops (cblas_sgemm).
+enum LinearOps {
+  /// `linear(x [..., K], w [N, K], b [N]?)` -> `[..., N]`: x wᵀ + b, as torch's nn.Linear.
+  static let linear = OpSpec(
+    arity: 2...3, kernel: "cblas_sgemm+mq_add_bias",
+    flops: { c, out in out[0].elementCount * c.inputs[0].shape.last! * Dim(2) }
+  ) { c throws(GraphError) in
+    let x = try c.require(0, .f32, name: "x")
+    let w = try c.require(1, .f32, rank: 2, name: "weight")
+    guard x.rank >= 1 else { throw c.mismatch("x rank", expected: "rank >= 1", actual: x.description) }
+    try c.requireEqual(x.shape.last!, w.shape[1], "x's last dim against weight [out, in] in \(w)")
+    if c.inputs.count == 3 {
+      let b = try c.require(2, .f32, rank: 1, name: "bias")
+      try c.requireEqual(b.shape[0], w.shape[0], "bias length against weight rows \(w)")
+    }
+    return [.f32(Array(x.shape.dropLast()) + [w.shape[0]])]
+  }
+
+  /// `matmul {transB}(a [..., M, K], b [..., K, N] or [..., N, K])` -> `[..., M, N]`, batched
+  /// over equal leading dims.
+  static let matmul = OpSpec(
+    arity: 2...2, kernel: "cblas_sgemm",
+    flops: { c, out in out[0].elementCount * c.inputs[0].shape.last! * Dim(2) }
+  ) { c throws(GraphError) in
+    let a = try c.require(0, .f32, name: "a")
+    let b = try c.require(1, .f32, name: "b")
+    let transB = c.attrs.bool("transB") ?? false
+    guard a.rank >= 2, b.rank == a.rank else {
+      throw c.mismatch("operand ranks", expected: "equal ranks >= 2", actual: "\(a) and \(b)")
+    }
+    let batchA = a.shape.dropLast(2), batchB = b.shape.dropLast(2)
+    if Array(batchA) != Array(batchB) {
+      throw c.mismatch("batch dims", expected: a.description, actual: b.description)
+    }
+    let k = a.shape[a.rank - 1]
+    let kb = transB ? b.shape[b.rank - 1] : b.shape[b.rank - 2]
+    let n = transB ? b.shape[b.rank - 2] : b.shape[b.rank - 1]
+    try c.requireEqual(kb, k, "inner dim of b \(b) against a \(a)")
+    return [.f32(Array(batchA) + [a.shape[a.rank - 2], n])]
+  }
+}
