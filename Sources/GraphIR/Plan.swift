@@ -12,10 +12,15 @@ public struct Plan: Hashable, Sendable, Codable {
   public var stageCount: Int
   public var outputs: [PlanOutput]
   public var stats: PlanStats
+  /// The buffers of the graph's `input` nodes, in order. In a scan body these are the sequence
+  /// slices and carries (pinned `.arena` buffers the runtime fills each step) and then the consts
+  /// (`.outer(k)`).
+  public var inputs: [Int]
 
   public init(name: String, buffers: [Buffer], steps: [Step], stageCount: Int, outputs: [PlanOutput],
-              stats: PlanStats) {
+              stats: PlanStats, inputs: [Int] = []) {
     self.name = name
+    self.inputs = inputs
     self.buffers = buffers
     self.steps = steps
     self.stageCount = stageCount
