@@ -1,0 +1,111 @@
+import Foundation
+import GraphIR
+
+/// MQAN's teacher-forced decoder: transformer decoder, dual-pointer LSTM decoder, output mixture.
+extension MQANGraph {
+  struct Decoded {
+    var probs: Value
+  }
+
+  mutating func decode(_ io: Inputs, _ enc: Encoded, mode: DecoderMode) throws(GraphError) -> Decoded {
+    typealias D = MQANDims
+    guard let answer = io.answer else { throw GraphError.graph("the decoder needs the answer input") }
+    let dd = config.dimension
+    let steps = D.Ta - Dim(1)
+    let greedy = mode == .decanlp
+    // Decoder-side masks come from the limited ids (decaNLP: context_limited == pad).
+    let padC = try b.padMask(io.contextLimited, pad: config.pad)
+    let padQ = try b.padMask(io.questionLimited, pad: config.pad)
+
+    let answerEmbedded = try embed(io.embeddings, answer, "decoder_embeddings")      // [B, Ta, d]
+    record("answer_embedded", answerEmbedded)
+    var y = try b.slice(answerEmbedded, axis: 1, start: 0, length: steps)
+    if greedy { y = try b.affine(y, alpha: Float(Double(dd).squareRoot())) }
+    var x = try b.add(y, b.positionalEncoding(steps, d))
+    let answerPad: Value?
+    if !greedy, let limited = io.answerLimited {
+      answerPad = try b.padMask(b.slice(limited, axis: 1, start: 0, length: steps), pad: config.pad)
+    } else {
+      answerPad = nil
+    }
+    for l in 0..<config.transformerLayers {
+      let p = "self_attentive_decoder.layers.\(l)"
+      // Training attends encoder output l+1 with the context mask; decaNLP's greedy attends
+      // output l with no mask (MQAN_ARCHITECTURE.md section 5).
+      let memory = enc.selfAttendedContext[greedy ? l : l + 1]
+      x = try multiHeadBlock(x, x, "\(p).selfattn", keyPadding: answerPad, causal: true)
+      x = try multiHeadBlock(x, memory, "\(p).attention", keyPadding: greedy ? nil : padC, causal: false)
+      x = try feedForwardBlock(x, "\(p).feedforward")
+    }
+    record(greedy ? "greedy_decoder_input" : "self_attended_decoded", x)
+
+    let out = try dualPointerDecoder(x, enc, padC: padC, padQ: padQ)
+    record(greedy ? "greedy_rnn_output" : "rnn_output", out.output)
+    if !greedy {
+      record("context_attention", out.contextAttention)
+      record("question_attention", out.questionAttention)
+      record("vocab_pointer_switch", out.vocabSwitch)
+      record("context_question_switch", out.questionSwitch)
+    }
+    let logits = try linear(out.output, "out", out: config.generativeVocab, in: dd)
+    let pVocab = try b.softmax(logits)
+    let probs = try b.node(.mixture, [pVocab, out.vocabSwitch, out.questionSwitch, out.contextAttention,
+                                      io.contextLimited, out.questionAttention, io.questionLimited],
+                           ["extended": .dim(Dim(config.generativeVocab) + D.N)])[0]
+    if greedy { record("greedy_probs", probs) }
+    return Decoded(probs: probs)
+  }
+
+  struct PointerOutputs {
+    var output: Value, contextAttention: Value, questionAttention: Value, vocabSwitch: Value, questionSwitch: Value
+  }
+
+  /// `DualPtrRNNDecoder` as one scan with input feeding: carries (h, c, o), per-step outputs o_t,
+  /// both attentions and both switches, stacked over time.
+  func dualPointerDecoder(_ u: Value, _ enc: Encoded, padC: Value, padQ: Value) throws(GraphError) -> PointerOutputs {
+    typealias D = MQANDims
+    let dd = config.dimension
+    let r = "dual_ptr_rnn_decoder"
+    let o0 = try b.zeros([D.B, d])
+    let res = try b.scan(name: r, seqs: [u], carries: [enc.initH, enc.initC, o0],
+                         consts: [enc.finalContext, enc.finalQuestion, padC, padQ]) { body, s throws(GraphError) in
+      func w(_ name: String, _ shape: [Int]) throws(GraphError) -> Value { try body.param(name, shape.map { Dim($0) }) }
+      let (h, c, o) = (s.carries[0], s.carries[1], s.carries[2])
+      let (fc, fq, mc, mq) = (s.consts[0], s.consts[1], s.consts[2], s.consts[3])
+      let e = try body.concat([s.seqs[0], o], axis: -1)                               // input feeding [B, 2d]
+      let gates = try body.add(body.linear(e, w("\(r).rnn.layers.0.weight_ih", [4 * dd, 2 * dd]),
+                                           w("\(r).rnn.layers.0.bias_ih", [4 * dd])),
+                               body.linear(h, w("\(r).rnn.layers.0.weight_hh", [4 * dd, dd]),
+                                           w("\(r).rnn.layers.0.bias_hh", [4 * dd])))
+      let cell = try body.lstmCell(gates: gates, c: c)
+      let ctx = try pointerAttention(body, cell.h, fc, mc, "\(r).context_attn")
+      let qst = try pointerAttention(body, cell.h, fq, mq, "\(r).question_attn")
+      let gamma = try body.sigmoid(body.linear(body.concat([cell.h, ctx.out, e], axis: -1),
+                                               w("\(r).vocab_pointer_switch.0.linear.weight", [1, 4 * dd]),
+                                               w("\(r).vocab_pointer_switch.0.linear.bias", [1])))
+      let lambda = try body.sigmoid(body.linear(body.concat([cell.h, qst.out, e], axis: -1),
+                                                w("\(r).context_question_switch.0.linear.weight", [1, 4 * dd]),
+                                                w("\(r).context_question_switch.0.linear.bias", [1])))
+      return ([cell.h, cell.c, ctx.out], [ctx.out, ctx.attention, qst.attention, gamma, lambda])
+    }
+    return PointerOutputs(output: res.outputs[0], contextAttention: res.outputs[1], questionAttention: res.outputs[2],
+                          vocabSwitch: res.outputs[3], questionSwitch: res.outputs[4])
+  }
+
+  /// `LSTMDecoderAttention(dot=True)`: scores M h, -inf mask, softmax + 1e-10, read-out, then
+  /// tanh(W_out [h ; m̂]). Returns the output [B, d] and the attention [B, L].
+  func pointerAttention(_ body: GraphBuilder, _ h: Value, _ memory: Value, _ mask: Value, _ prefix: String)
+    throws(GraphError) -> (out: Value, attention: Value)
+  {
+    typealias D = MQANDims
+    let dd = config.dimension
+    let len = memory.shape[1]
+    let h3 = try body.reshape(h, [D.B, 1, d])
+    let scores = try body.matmul(h3, memory, transB: true)                            // [B, 1, L]
+    let a = try body.softmax(scores, mask: mask, fill: -Float.infinity, eps: 1e-10)
+    let readout = try body.reshape(body.matmul(a, memory), [D.B, d])
+    let wOut = try body.param("\(prefix).linear_out.weight", [d, Dim(2 * dd)])
+    let out = try body.tanh(body.linear(body.concat([h, readout], axis: -1), wOut))
+    return (out, try body.reshape(a, [D.B, len]))
+  }
+}

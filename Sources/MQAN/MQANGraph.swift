@@ -1,0 +1,134 @@
+import GraphIR
+
+/// Which transformer-decoder computation a graph uses (DESIGN.md, MQAN_ARCHITECTURE.md section 5).
+public enum DecoderMode: String, Codable, Sendable, CaseIterable {
+  /// decaNLP's greedy decoding: embeddings scaled by sqrt(d), layer l attends encoder output l,
+  /// no context mask in the cross-attention.
+  case decanlp
+  /// The computation decaNLP trains with: no scaling, layer l attends encoder output l + 1, masked.
+  case consistent
+}
+
+/// What a forward graph should return.
+public struct ForwardOptions: Sendable {
+  /// Teacher-forced decoder computation: `consistent` is decaNLP's training decoder.
+  public var decoder: DecoderMode = .consistent
+  /// Emit the loss (needs `answer_limited` targets).
+  public var loss = true
+  /// Emit the output mixture P `[B, Ta-1, V+N]`.
+  public var probs = false
+  /// Emit every named activation (the parity fixtures' `expected.act.*` names).
+  public var activations = false
+  public init(decoder: DecoderMode = .consistent, loss: Bool = true, probs: Bool = false, activations: Bool = false) {
+    self.decoder = decoder
+    self.loss = loss
+    self.probs = probs
+    self.activations = activations
+  }
+}
+
+/// The symbolic dims of MQAN's graphs.
+public enum MQANDims {
+  /// Batch size.
+  public static let B = Dim.sym("B")
+  /// Padded context, question and answer lengths (counting `<init>` and `<eos>`).
+  public static let Tc = Dim.sym("Tc"), Tq = Dim.sym("Tq"), Ta = Dim.sym("Ta")
+  /// Per-batch OOV words: the extended vocabulary is V + N.
+  public static let N = Dim.sym("N")
+  /// Rows of the fixed embedding table (the full vocabulary).
+  public static let Nv = Dim.sym("Nv")
+}
+
+/// MQAN described once with the graph builder, exactly as MQAN_ARCHITECTURE.md gives it.
+public struct MQANGraph {
+  public let config: ModelConfig
+  let b: GraphBuilder
+  var activations: [(String, Value)] = []
+  let recordActivations: Bool
+
+  init(config: ModelConfig, name: String, recordActivations: Bool) {
+    self.config = config
+    self.b = GraphBuilder(name: name)
+    self.recordActivations = recordActivations
+  }
+
+  var d: Dim { Dim(config.dimension) }
+  var half: Dim { Dim(config.dimension / 2) }
+
+  /// The teacher-forced forward pass (the `train` graph until autodiff adds the backward pass).
+  ///
+  /// Inputs: `embeddings [Nv, E]`, `context`/`question`/`answer` full ids, `*_lengths` for context
+  /// and question, `*_limited` decoder ids; outputs as `options` asks.
+  public static func forward(_ config: ModelConfig, options: ForwardOptions = .init(),
+                             name: String = "train") throws(ModelError) -> Graph {
+    try config.validate()
+    var m = MQANGraph(config: config, name: name, recordActivations: options.activations)
+    do {
+      try m.buildForward(options)
+    } catch {
+      throw ModelError.graph(error.description)
+    }
+    return m.b.finish()
+  }
+
+  /// The encoder alone (the `encode` plan): final context and question, the transformer
+  /// encoder's outputs the decoder attends, and the decoder's initial LSTM state.
+  public static func encoder(_ config: ModelConfig, name: String = "encode") throws(ModelError) -> Graph {
+    try config.validate()
+    var m = MQANGraph(config: config, name: name, recordActivations: false)
+    do {
+      let io = try m.inputs(answer: false)
+      let enc = try m.encode(io)
+      for (i, e) in enc.selfAttendedContext.enumerated() { try m.b.output("self_attended_context.\(i)", e) }
+      try m.b.output("final_context", enc.finalContext)
+      try m.b.output("final_question", enc.finalQuestion)
+      try m.b.output("decoder_init_h", enc.initH)
+      try m.b.output("decoder_init_c", enc.initC)
+    } catch {
+      throw ModelError.graph(error.description)
+    }
+    return m.b.finish()
+  }
+
+  mutating func record(_ name: String, _ v: Value) {
+    if recordActivations { activations.append((name, v)) }
+  }
+
+  struct Inputs {
+    var embeddings: Value
+    var context: Value, contextLengths: Value, contextLimited: Value
+    var question: Value, questionLengths: Value, questionLimited: Value
+    var answer: Value?, answerLimited: Value?
+  }
+
+  func inputs(answer: Bool, targets: Bool = true) throws(GraphError) -> Inputs {
+    typealias D = MQANDims
+    let emb = try b.input("embeddings", .f32, [D.Nv, Dim(config.embeddingDim)])
+    let c = try b.input("context", .i32, [D.B, D.Tc])
+    let cl = try b.input("context_lengths", .i32, [D.B])
+    let cli = try b.input("context_limited", .i32, [D.B, D.Tc])
+    let q = try b.input("question", .i32, [D.B, D.Tq])
+    let ql = try b.input("question_lengths", .i32, [D.B])
+    let qli = try b.input("question_limited", .i32, [D.B, D.Tq])
+    var io = Inputs(embeddings: emb, context: c, contextLengths: cl, contextLimited: cli,
+                    question: q, questionLengths: ql, questionLimited: qli)
+    if answer {
+      io.answer = try b.input("answer", .i32, [D.B, D.Ta])
+      if targets { io.answerLimited = try b.input("answer_limited", .i32, [D.B, D.Ta]) }
+    }
+    return io
+  }
+
+  mutating func buildForward(_ options: ForwardOptions) throws(GraphError) {
+    let io = try inputs(answer: true, targets: options.loss)
+    let enc = try encode(io)
+    let dec = try decode(io, enc, mode: options.decoder)
+    if options.probs { try b.output("probs", dec.probs) }
+    if options.loss, let targetsFull = io.answerLimited {
+      let targets = try b.slice(targetsFull, axis: 1, start: 1, length: MQANDims.Ta - Dim(1))
+      let loss = try b.node(.nllLoss, [dec.probs, targets], ["ignore": .int(config.pad)])[0]
+      try b.output("loss", loss)
+    }
+    for (name, v) in activations { try b.output("act.\(name)", v) }
+  }
+}
