@@ -51,7 +51,7 @@ extension MQANGraph {
     let pVocab = try b.softmax(logits)
     let probs = try b.node(.mixture, [pVocab, out.vocabSwitch, out.questionSwitch, out.contextAttention,
                                       io.contextLimited, out.questionAttention, io.questionLimited],
-                           ["extended": .dim(Dim(config.generativeVocab) + D.N)])[0]
+                           ["extended": .dim(D.X)])[0]
     if greedy { record("greedy_probs", probs) }
     return Decoded(probs: probs)
   }

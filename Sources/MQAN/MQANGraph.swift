@@ -33,8 +33,8 @@ public enum MQANDims {
   public static let B = Dim.sym("B")
   /// Padded context, question and answer lengths (counting `<init>` and `<eos>`).
   public static let Tc = Dim.sym("Tc"), Tq = Dim.sym("Tq"), Ta = Dim.sym("Ta")
-  /// Per-batch OOV words: the extended vocabulary is V + N.
-  public static let N = Dim.sym("N")
+  /// The extended vocabulary of a batch: V generative words + the batch's OOV words.
+  public static let X = Dim.sym("X")
   /// Rows of the fixed embedding table (the full vocabulary).
   public static let Nv = Dim.sym("Nv")
 }
@@ -58,7 +58,7 @@ public struct MQANGraph {
   /// The teacher-forced forward pass (the `train` graph until autodiff adds the backward pass).
   ///
   /// Inputs: `embeddings [Nv, E]`, `context`/`question`/`answer` full ids, `*_lengths` for context
-  /// and question, `*_limited` decoder ids; outputs as `options` asks.
+  /// and question, `*_limited` decoder ids; `limited_to_full [X]`; outputs as `options` asks.
   public static func forward(_ config: ModelConfig, options: ForwardOptions = .init(),
                              name: String = "train") throws(ModelError) -> Graph {
     try config.validate()
@@ -99,6 +99,8 @@ public struct MQANGraph {
     var context: Value, contextLengths: Value, contextLimited: Value
     var question: Value, questionLengths: Value, questionLimited: Value
     var answer: Value?, answerLimited: Value?
+    /// Decoder id -> full id `[X]`; it also fixes X, the extended vocabulary size.
+    var limitedToFull: Value?
   }
 
   func inputs(answer: Bool, targets: Bool = true) throws(GraphError) -> Inputs {
@@ -115,6 +117,7 @@ public struct MQANGraph {
     if answer {
       io.answer = try b.input("answer", .i32, [D.B, D.Ta])
       if targets { io.answerLimited = try b.input("answer_limited", .i32, [D.B, D.Ta]) }
+      io.limitedToFull = try b.input("limited_to_full", .i32, [D.X])
     }
     return io
   }

@@ -1,0 +1,148 @@
+import Compiler
+import Foundation
+import GraphIR
+import Runtime
+
+/// One line of `mqan verify`: `ok`, `FAIL` or `skipped`, the fixture's tensor name, the detail.
+public struct ParityLine: Sendable, CustomStringConvertible {
+  public enum Status: String, Sendable { case ok, fail = "FAIL", skipped }
+  public var status: Status
+  public var name: String
+  public var detail: String
+  public var description: String { "\(status.rawValue) \(name) \(detail)" }
+}
+
+/// Runs MQAN's graphs on a parity fixture and compares every `expected.*` tensor.
+public enum ParityCheck {
+  /// Tolerances of fixtures/README.md.
+  static let lossTolerance: Float = 1e-5
+  static let activationTolerance: Float = 1e-4
+
+  public static func run(_ fx: ParityFixture, threads: Int = 1) throws -> [ParityLine] {
+    let params = fx.params
+    var results: [String: HostTensor] = [:]
+
+    // 1. decaNLP's training computation, teacher forced, dropout off.
+    let train = try compile(MQANGraph.forward(fx.config, options: ForwardOptions(
+      decoder: .consistent, loss: true, probs: true, activations: true))).plan
+    let trainOut = try Executor(plan: train, params: params, threads: threads).run(try fx.inputs())
+    results["expected.loss"] = trainOut["loss"]
+    results["expected.probs"] = trainOut["probs"]
+    for (k, v) in trainOut where k.hasPrefix("act.") { results["expected.\(k)"] = v }
+
+    // 2. decaNLP's greedy computation, teacher forced on its own greedy output: its input at step t
+    //    is its output at t-1, so this reproduces greedy decoding step for step.
+    var greedyIDs: [[Int64]]? = nil
+    if fx.file.tensors["expected.greedy_decanlp"] != nil {
+      let expectedIDs = try fx.file.tensor("expected.greedy_decanlp")
+      let steps = fx.file.tensors["expected.act.greedy_probs"]?.shape[1] ?? expectedIDs.shape[1]
+      var feed = try fx.inputs()
+      feed["answer"] = try greedyInput(expectedIDs, steps: steps, initToken: fx.config.initToken)
+      feed["answer_limited"] = nil
+      let greedy = try compile(MQANGraph.forward(fx.config, options: ForwardOptions(
+        decoder: .decanlp, loss: false, probs: true, activations: true), name: "greedy")).plan
+      let out = try Executor(plan: greedy, params: params, threads: threads).run(feed)
+      for (k, v) in out where k.hasPrefix("act.greedy") { results["expected.\(k)"] = v }
+      if let probs = out["probs"] {
+        results["expected.act.greedy_probs"] = probs
+        greedyIDs = try argmaxFull(probs, limitedToFull: fx.file.tensor("input.limited_to_full"))
+      }
+    }
+
+    var lines: [ParityLine] = []
+    for name in fx.expectedNames {
+      let expected = try fx.file.tensor(name)
+      if name == "expected.greedy_decanlp" {
+        lines.append(compareGreedy(expected, greedyIDs, eos: fx.config.eos, pad: fx.config.pad))
+        continue
+      }
+      if name.hasPrefix("expected.grad.") {
+        lines.append(ParityLine(status: .skipped, name: name, detail: "(gradients come with autodiff, the training issue)"))
+        continue
+      }
+      if name.hasPrefix("expected.after_step.") {
+        lines.append(ParityLine(status: .skipped, name: name, detail: "(the Adam step comes with the training issue)"))
+        continue
+      }
+      guard let actual = results[name] else {
+        lines.append(ParityLine(status: .skipped, name: name, detail: "(mqan computes no tensor of this name)"))
+        continue
+      }
+      let tol = name == "expected.loss" || name == "expected.probs" ? lossTolerance : activationTolerance
+      lines.append(compare(name, expected: expected, actual: actual, tolerance: tol))
+    }
+    return lines
+  }
+
+  static func compile(_ g: Graph) throws -> Compilation {
+    try Compiler.compile(g)
+  }
+
+  /// `[<init>, g_0, ..., g_{T-2}, pad]`: the tokens greedy decoding fed itself, plus one unused slot.
+  static func greedyInput(_ ids: HostTensor, steps: Int, initToken: Int) throws -> HostTensor {
+    let b = ids.shape[0], t = ids.shape[1]
+    let src = try ids.int64s
+    var out = [Int64](repeating: Int64(initToken), count: b * (steps + 1))
+    for i in 0..<b {
+      for s in 1...steps where s - 1 < t { out[i * (steps + 1) + s] = src[i * t + s - 1] }
+    }
+    return HostTensor(shape: [b, steps + 1], int64s: out)
+  }
+
+  /// The argmax of each step's mixture, mapped to full-vocabulary ids.
+  static func argmaxFull(_ probs: HostTensor, limitedToFull: HostTensor) throws -> [[Int64]] {
+    let p = try probs.floats
+    let map = try limitedToFull.int64s
+    let (b, t, x) = (probs.shape[0], probs.shape[1], probs.shape[2])
+    return (0..<b).map { i in
+      (0..<t).map { s in
+        let row = (i * t + s) * x
+        var best = 0
+        for j in 1..<x where p[row + j] > p[row + best] { best = j }
+        return best < map.count ? map[best] : -1
+      }
+    }
+  }
+
+  static func compareGreedy(_ expected: HostTensor, _ ids: [[Int64]]?, eos: Int, pad: Int) -> ParityLine {
+    let name = "expected.greedy_decanlp"
+    guard let ids, let exp = try? expected.int64s else {
+      return ParityLine(status: .skipped, name: name, detail: "(no greedy probabilities to decode)")
+    }
+    let (b, t) = (expected.shape[0], expected.shape[1])
+    var mismatches = 0, first = ""
+    for i in 0..<b {
+      for s in 0..<t {
+        let want = exp[i * t + s]
+        // Past the step where every row had produced <eos>, decaNLP stopped and left <pad>.
+        let got = s < ids[i].count ? ids[i][s] : Int64(pad)
+        if want != got {
+          if mismatches == 0 { first = " first at [\(i), \(s)]: expected \(want), got \(got)" }
+          mismatches += 1
+        }
+      }
+    }
+    return ParityLine(status: mismatches == 0 ? .ok : .fail, name: name,
+                      detail: "ids_equal=\(mismatches == 0) mismatches=\(mismatches)\(first)")
+  }
+
+  static func compare(_ name: String, expected: HostTensor, actual: HostTensor, tolerance: Float) -> ParityLine {
+    let expShape = expected.shape, actShape = actual.shape
+    guard let e = try? expected.floats, let a = try? actual.floats else {
+      return ParityLine(status: .fail, name: name, detail: "dtype \(expected.dtype) vs \(actual.dtype)")
+    }
+    guard e.count == a.count, expShape.reduce(1, *) == actShape.reduce(1, *) else {
+      return ParityLine(status: .fail, name: name, detail: "shape: expected \(expShape), got \(actShape)")
+    }
+    var maxAbs: Float = 0
+    var worst = 0
+    for i in 0..<e.count {
+      let d = abs(e[i] - a[i])
+      if !(d <= maxAbs) { maxAbs = d; worst = i }   // NaN counts as worst
+    }
+    let ok = maxAbs <= tolerance
+    let detail = String(format: "max_abs=%.1e tol=%.0e", maxAbs, tolerance)
+      + (ok ? "" : " at flat index \(worst): expected \(e[worst]), got \(a[worst])")
+    return ParityLine(status: ok ? .ok : .fail, name: name, detail: detail)
+  }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Compiler
+import Foundation
+import GraphIR
+import MQAN
+import Runtime
+
+/// `mqan profile forward`: times MQAN's teacher-forced forward pass and loss on a synthetic batch.
+///
+/// (The training step and decoding, the per-kernel table and the trace come with the training,
+/// inference and performance issues.)
+struct ProfileCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "profile",
+    abstract: "Time MQAN's forward pass and loss on a synthetic batch.")
+
+  enum Mode: String, ExpressibleByArgument, CaseIterable { case forward }
+
+  @Argument(help: "What to time: forward (teacher-forced forward pass + loss).")
+  var mode: Mode
+  @OptionGroup var model: ModelOptions
+  @Option(help: "Batch size.") var batch = 32
+  @Option(help: "Context length (tokens, counting <init> and <eos>).") var context = 256
+  @Option(help: "Question length.") var question = 16
+  @Option(help: "Answer length.") var answer = 32
+  @Option(help: "Words in the full vocabulary the random ids come from.") var vocab = 60_000
+  @Option(help: "Timed steps (after one warm-up step).") var steps = 3
+  @Option(help: "Threads.") var threads = 2
+  @Option(help: "Seed for weights and ids.") var seed: UInt64 = 1
+  @Flag(help: "End with one JSON object.") var json = false
+
+  func run() throws {
+    for (name, v) in [("batch", batch), ("context", context), ("question", question), ("answer", answer),
+                      ("steps", steps), ("threads", threads)] where v < 1 {
+      throw ValidationError("--\(name) must be >= 1, got \(v)")
+    }
+    guard context >= 2, question >= 2, answer >= 2 else {
+      throw ValidationError("--context, --question and --answer must be >= 2 (<init> and <eos>)")
+    }
+    try reportingErrors {
+      let (_, config) = try model.load()
+      guard vocab >= 4 else { throw ValidationError("--vocab must be >= 4, got \(vocab)") }
+      let graph = try MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true))
+      let plan = try compile(graph).plan
+      let params = ParameterInit.initialize(config, seed: seed)
+      let exec = try Executor(plan: plan, params: params, threads: threads)
+      let table = EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1)
+      let b = EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: answer,
+                                     vocab: vocab, config: config, seed: seed &+ 2)
+      let feed = b.feed(config: config, embeddings: table)
+      var times: [Double] = []
+      var loss: Float = 0
+      for i in 0...steps {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let out = try exec.run(feed)
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+        loss = (try? out["loss"]?.floats.first ?? 0) ?? 0
+        if i > 0 { times.append(ms) }
+        print(String(format: "%@ %d: %.1f ms, loss %.4f", i == 0 ? "warm-up" : "step", i, ms, loss))
+      }
+      times.sort()
+      let median = times[times.count / 2]
+      let tokens = batch * (context + question + answer)
+      let env = ["B": batch, "Tc": context, "Tq": question, "Ta": answer, "Nv": vocab,
+                 "X": feed["limited_to_full"]?.count ?? config.generativeVocab]
+      let flops = Double(try plan.stats.flops.evaluate(env))
+      print(String(format: "forward+loss: median %.1f ms (min %.1f, max %.1f) over %d steps, %.0f tokens/s, %.1f GFLOP/s, %d threads",
+                   median, times.first ?? 0, times.last ?? 0, times.count, Double(tokens) / (median / 1e3),
+                   flops / (median / 1e3) / 1e9, threads))
+      if json {
+        let obj: [String: Any] = [
+          "mode": "forward", "step_ms": median, "step_ms_min": times.first ?? 0, "step_ms_max": times.last ?? 0,
+          "tokens_per_s": Double(tokens) / (median / 1e3), "gflops_per_s": flops / (median / 1e3) / 1e9,
+          "threads": threads, "peak_rss_bytes": peakRSSBytes(), "loss": Double(loss),
+        ]
+        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+      }
+    }
+  }
+}
+
+/// Peak resident set size of this process (VmHWM).
+func peakRSSBytes() -> Int {
+  guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+  for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+    let parts = line.split(separator: " ")
+    if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
+  }
+  return 0
+}

@@ -1,0 +1,67 @@
+import Compiler
+import Foundation
+import GraphIR
+import MQAN
+import Runtime
+
+/// The text of `mqan compile --emit summary` and `--emit kernels`.
+enum Summary {
+  static func text(name: String, config: ModelConfig, compilation c: Compilation, env: [String: Int],
+                   seconds: Double) throws -> String {
+    let plan = c.plan
+    let decaNLPCount = MQANParameters.count(config)
+    let widths = headWidths(config.dimension, config.transformerHeads)
+    let flops = plan.stats.flops
+    let layout = try plan.layout(env)
+    let shape = env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+    var lines: [String] = []
+    lines.append("plan \(plan.name): MQAN \(name) (dimension \(config.dimension), heads \(widths.map(String.init).joined(separator: "/")), "
+                 + "transformer_hidden \(config.transformerHidden), transformer_layers \(config.transformerLayers), "
+                 + "generative_vocab \(config.generativeVocab), embedding_dim \(config.embeddingDim))")
+    lines.append("parameters: \(group(decaNLPCount)) as decaNLP counts; the graph uses \(group(plan.stats.parameterCount))"
+                 + (decaNLPCount > plan.stats.parameterCount
+                    ? " (\(group(decaNLPCount - plan.stats.parameterCount)) in modules decaNLP never calls: linear_in)" : ""))
+    lines.append("nodes: \(plan.stats.nodesBefore) before passes, \(plan.stats.nodesAfter) after (scan bodies counted)")
+    let lanes = (plan.steps.map(\.lane).max() ?? 0) + 1
+    lines.append("steps: \(plan.steps.count) in \(plan.stageCount) stages, up to \(lanes) lanes")
+    lines.append("FLOPs per step: \(flops)")
+    lines.append("  at \(shape): \(String(format: "%.3f", Double(try flops.evaluate(env)) / 1e9)) GFLOP")
+    lines.append("arena at \(shape): \(mb(layout.arenaBytes)) (sum of all buffers \(mb(layout.totalBytes)))")
+    lines.append("compile time: \(String(format: "%.3f", seconds)) s")
+    return lines.joined(separator: "\n")
+  }
+
+  /// Every step's kernel, as the op table binds it.
+  static func kernels(_ plan: Plan, indent: String = "") -> String {
+    var lines: [String] = []
+    for s in plan.steps {
+      lines.append("\(indent)\(s.label.padding(toLength: 8, withPad: " ", startingAt: 0)) \(s.op.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0)) \(s.op.spec.kernel)")
+      if let body = s.body.first { lines.append(kernels(body, indent: indent + "    ")) }
+    }
+    return lines.joined(separator: "\n")
+  }
+
+  /// torch.chunk widths.
+  static func headWidths(_ d: Int, _ heads: Int) -> [Int] {
+    let w = (d + heads - 1) / heads
+    return stride(from: 0, to: d, by: w).map { min(w, d - $0) }
+  }
+
+  static func group(_ n: Int) -> String {
+    let s = String(n)
+    var out = ""
+    for (i, ch) in s.enumerated() {
+      if i > 0 && (s.count - i) % 3 == 0 { out.append(",") }
+      out.append(ch)
+    }
+    return out
+  }
+
+  static func mb(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+}
+
+enum AtomicWrite {
+  static func write(_ data: Data, to path: String) throws {
+    try AtomicFile.write([UInt8](data), to: path)
+  }
+}
