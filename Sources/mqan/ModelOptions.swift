@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MQAN
 
 /// `--preset tiny|small|default` or `--config FILE`.
@@ -36,11 +37,6 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 struct StandardError: TextOutputStream {
   mutating func write(_ s: String) {
-    var s = s
-    s.withUTF8 { buf in _ = fwrite(buf.baseAddress, 1, buf.count, stderr) }
+    FileHandle.standardError.write(Data(s.utf8))
   }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

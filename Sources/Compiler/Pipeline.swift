@@ -1,0 +1,134 @@
+import GraphIR
+
+/// How `compile` runs the pipeline.
+public struct CompileOptions: Sendable {
+  /// Run `graph.verify()` after every graph pass and check the final plan's invariants.
+  public var verifyEach: Bool
+  /// Record the graph's text after this pass (or the plan's text after a lowering stage).
+  public var dumpAfter: String?
+  /// Skip the graph passes after this one (its first occurrence); the lowering still runs, so the
+  /// plan shows the graph as it stands.
+  public var stopAfter: String?
+
+  public init(verifyEach: Bool = CompileOptions.verifyByDefault, dumpAfter: String? = nil,
+              stopAfter: String? = nil) {
+    self.verifyEach = verifyEach
+    self.dumpAfter = dumpAfter
+    self.stopAfter = stopAfter
+  }
+
+  /// True in DEBUG builds (tests), false in release builds.
+  public static var verifyByDefault: Bool {
+    #if DEBUG
+      return true
+    #else
+      return false
+    #endif
+  }
+}
+
+/// What `compile` returns: the graph after the passes, its plan, and what was asked for on the way.
+public struct Compilation {
+  /// The graph after the graph passes (what was lowered).
+  public var graph: Graph
+  /// The scheduled, memory-planned plan of `graph`.
+  public var plan: Plan
+  /// Text recorded after `CompileOptions.dumpAfter`, once per occurrence of that pass.
+  public var dumps: [(pass: String, text: String)]
+  /// Wall time of each pipeline entry, in order.
+  public var passTimings: [(pass: String, duration: Duration)]
+}
+
+/// One entry of the pipeline: a graph pass, the lowering, or a pass over the plan.
+public enum PipelineEntry {
+  /// A graph-to-graph pass.
+  case graph(any GraphPass)
+  /// `LowerToPlan`: graph -> unscheduled plan.
+  case lower
+  /// A plan-to-plan pass of the lowering.
+  case plan(any PlanPass)
+
+  /// The entry's pass name (`cse`, `lower`, `plan-memory`).
+  public var name: String {
+    switch self {
+    case .graph(let p): return p.name
+    case .lower: return LowerToPlan().name
+    case .plan(let p): return p.name
+    }
+  }
+}
+
+/// The compiler's pipeline, in order.
+public enum Pipeline {
+  /// Every pass `compile` runs, in order; each entry says why it sits where it does.
+  public static var entries: [PipelineEntry] {
+    [
+      // First: every later pass and the lowering trust stored types, so re-derive them from the
+      // op table (a drift means a builder or parser disagrees with the table).
+      .graph(InferShapes()),
+      // Before CSE, so CSE neither hashes nor merges nodes nobody reads.
+      .graph(EliminateDeadNodes()),
+      // Merges shared weights (params by name) and duplicate pure nodes, so each becomes one
+      // buffer and one step; it only redirects uses and leaves the duplicates unread.
+      .graph(EliminateCommonSubexpressions()),
+      // Removes the duplicates CSE left unread, and renumbers.
+      .graph(EliminateDeadNodes()),
+      // The graph is final: one buffer per value, one step per kernel node.
+      .lower,
+      // Stages before memory: liveness is measured in stages.
+      .plan(ScheduleSteps()),
+      // Last: live intervals for the arena, which `Plan.layout` places per dim binding.
+      .plan(PlanMemory()),
+    ]
+  }
+
+  /// Pipeline entry names in order (`dce` appears twice).
+  public static var passNames: [String] { entries.map(\.name) }
+}
+
+/// Runs the pipeline over `g`: graph passes, then the lowering to a plan.
+///
+/// ```swift
+/// let c = try compile(graph, options: CompileOptions(dumpAfter: "cse"))
+/// print(c.plan.text())
+/// print(try c.plan.memoryReport(["B": 32, "Tc": 400]))
+/// ```
+/// - Throws: `CompileError`, naming the pass and the node (`after pass cse: node %12 (linear): ...`).
+public func compile(_ g: Graph, options: CompileOptions = .init()) throws(CompileError) -> Compilation {
+  let names = Pipeline.passNames
+  for name in [options.dumpAfter, options.stopAfter].compactMap({ $0 }) where !names.contains(name) {
+    throw .unknownPass(name, known: names)
+  }
+  let clock = ContinuousClock()
+  var graph = g
+  var plan: Plan?
+  var dumps: [(pass: String, text: String)] = []
+  var timings: [(pass: String, duration: Duration)] = []
+  var stopped = false
+  for entry in Pipeline.entries {
+    let start = clock.now
+    switch entry {
+    case .graph(let pass):
+      if stopped { continue }
+      graph = try pass.run(graph)
+      if options.verifyEach {
+        do { try graph.verify() } catch { throw .afterPass(pass: pass.name, error) }
+      }
+      if options.dumpAfter == pass.name { dumps.append((pass.name, graph.text())) }
+      if options.stopAfter == pass.name { stopped = true }
+    case .lower:
+      plan = try LowerToPlan().run(graph, nodesBefore: g.totalNodeCount)
+    case .plan(let pass):
+      guard let p = plan else { continue }
+      plan = try pass.run(p)
+    }
+    timings.append((entry.name, clock.now - start))
+    if case .graph = entry { continue }
+    if options.dumpAfter == entry.name, let p = plan { dumps.append((entry.name, p.text())) }
+  }
+  guard let final = plan else {
+    throw .invalidPlan(plan: g.name, problem: "the pipeline has no lowering entry")
+  }
+  if options.verifyEach { try verifyPlan(final) }
+  return Compilation(graph: graph, plan: final, dumps: dumps, passTimings: timings)
+}

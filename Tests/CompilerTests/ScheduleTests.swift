@@ -1,0 +1,58 @@
+import Compiler
+import GraphIR
+import Testing
+
+/// Stages are ASAP levels; lanes keep independent chains apart.
+@Suite struct ScheduleTests {
+  /// Two `linear + tanh` chains from one input, joined by an `add`.
+  func twoChains() throws -> Graph {
+    let b = GraphBuilder(name: "chains")
+    let x = try b.input("x", .f32, [.sym("B"), 8])
+    let left = try b.tanh(b.linear(x, b.param("left", [8, 8])))
+    let right = try b.tanh(b.linear(x, b.param("right", [8, 8])))
+    try b.output("y", b.add(left, right))
+    return b.finish()
+  }
+
+  func step(_ plan: Plan, _ label: String) throws -> Step {
+    try #require(plan.steps.first { $0.label == label })
+  }
+
+  @Test func independentChainsShareStagesOnDifferentLanes() throws {
+    let plan = try compile(twoChains()).plan
+    // Nodes: x %0, left %1, linear %2, tanh %3, right %4, linear %5, tanh %6, add %7.
+    let (l1, l2, r1, r2, join) = try (step(plan, "%2"), step(plan, "%3"), step(plan, "%5"), step(plan, "%6"),
+                                      step(plan, "%7"))
+    #expect([l1.stage, r1.stage] == [0, 0])
+    #expect([l2.stage, r2.stage] == [1, 1])
+    #expect(l1.lane != r1.lane)
+    #expect(l2.lane == l1.lane, "a chain stays on its lane")
+    #expect(r2.lane == r1.lane)
+    #expect(join.stage == 2)
+    #expect(plan.stageCount == 3)
+    #expect(plan.laneCount == 2)
+  }
+
+  @Test func stepsAreOrderedByStageThenLane() throws {
+    let plan = try compile(randomGraph(seed: 7, count: 40)).plan
+    let keys = plan.steps.map { [$0.stage, $0.lane] }
+    #expect(keys == keys.sorted { $0.lexicographicallyPrecedes($1) })
+    for stage in plan.stages {
+      #expect(Set(stage.map { plan.steps[$0].lane }) == Set(0..<stage.count))
+    }
+    try verifyPlan(plan)
+  }
+
+  @Test func aViewDependsOnItsBasesProducer() throws {
+    let b = GraphBuilder(name: "view")
+    let x = try b.input("x", .f32, [.sym("B"), .sym("T"), 4])
+    let t = try b.tanh(x)
+    let r = try b.reshape(t, [.sym("B") * .sym("T"), 4])
+    try b.output("y", b.sigmoid(r))
+    let plan = try compile(b.finish()).plan
+    #expect(try step(plan, "%1").stage == 0)
+    #expect(try step(plan, "%3").stage == 1)
+    let view = try #require(plan.buffers.firstIndex { $0.name == "%2" })
+    #expect(plan.buffers[view].storage == .view(of: try step(plan, "%1").outputs[0]))
+  }
+}
