@@ -8,7 +8,7 @@ enum LinearOps {
     let x = try c.require(0, .f32, name: "x")
     let w = try c.require(1, .f32, rank: 2, name: "weight")
     guard x.rank >= 1 else { throw c.mismatch("x rank", expected: "rank >= 1", actual: x.description) }
-    try c.requireEqual(x.shape.last!, w.shape[1], "x's last dim against weight [out, in] in \(w)")
+    try c.requireEqual(x.shape.last!, w.shape[1], "last dim of x \(x) against weight [out, in] \(w)")
     if c.inputs.count == 3 {
       let b = try c.require(2, .f32, rank: 1, name: "bias")
       try c.requireEqual(b.shape[0], w.shape[0], "bias length against weight rows \(w)")

@@ -1,0 +1,95 @@
+@testable import GraphIR
+
+/// Graphs the GraphIR tests share.
+enum Fixtures {
+  static let B = Dim.sym("B"), Tc = Dim.sym("Tc"), Tq = Dim.sym("Tq"), Ta = Dim.sym("Ta")
+  static let N = Dim.sym("N"), Nv = Dim.sym("Nv")
+
+  /// A small MQAN-shaped graph that uses every op in `OpKind.allCases` (the scan's body holds the
+  /// LSTM cell; a nested scan exercises indentation of bodies inside bodies).
+  static func everyOp() throws -> Graph {
+    let b = GraphBuilder(name: "every_op")
+    let ctx = try b.input("context", .i32, [B, Tc])
+    let q = try b.input("question", .i32, [B, Tq])
+    let ans = try b.input("answer", .i32, [B, Ta])
+    let clen = try b.input("context_lengths", .i32, [B])
+    let table = try b.input("embeddings", .f32, [Nv, 8])
+    let w = try b.param("encoder_embeddings.projection.linear.weight", [4, 8])
+    let bias = try b.param("encoder_embeddings.projection.linear.bias", [4])
+    let ec = try b.embedding(table, ctx)
+    let eq = try b.embedding(table, q)
+    let pc = try b.linear(ec, w, bias)
+    let pq = try b.linear(eq, w)
+    let pe = try b.positionalEncoding(Tc, 4)
+    let x1 = try b.add(pc, pe)
+    let x2 = try b.sub(x1, pc)
+    let x3 = try b.mul(x2, bias)
+    let x4 = try b.affine(x3, alpha: 0.5, beta: -1e10)
+    let x5 = try b.relu(b.sigmoid(b.tanh(x4)))
+    let mask = try b.padMask(ctx, pad: 1)
+    let scores = try b.matmul(pq, x5, transB: true)
+    let att = try b.softmax(scores, mask: mask, scale: 0.5, fill: -.infinity, eps: 1e-10)
+    let cv = try b.matmul(att, x5)
+    let cat = try b.concat([pq, cv], axis: -1)
+    let sl = try b.slice(cat, axis: 1, start: 1, length: Tq - 1)
+    let tr = try b.transpose(b.reshape(sl, [B * Tq - B, 8]))
+    let bc = try b.broadcast(bias, to: [B, Tq, 4])
+    let mh = try b.attention(q: pq, k: x5, v: x5, keyPadding: mask, heads: 3, scale: 0.5, causal: true)
+    let gamma = try b.param("norm.gamma", [4]), beta = try b.param("norm.beta", [4])
+    let ln = try b.layerNorm(b.add(mh, bc), gamma: gamma, beta: beta, eps: 1e-6)
+    let h0 = try b.zeros([B, 4]), c0 = try b.zeros([B, 4])
+    let wl = try b.param("rnn.weight_ih_l0", [16, 8]), bl = try b.param("rnn.bias_ih_l0", [16])
+    let (carries, ys) = try b.scan(name: "lstm_bwd", seqs: [x5], carries: [h0, c0], consts: [wl, bl],
+                                   lengths: clen, reverse: true) { (body, s) throws(GraphError) in
+      let xh = try body.concat([s.seqs[0], s.carries[0]], axis: 1)
+      let gates = try body.linear(xh, s.consts[0], s.consts[1])
+      let (h, c) = try body.lstmCell(gates: gates, c: s.carries[1])
+      // A nested scan over a [B, 2, 4] view of h, to print a body inside a body.
+      let hs = try body.reshape(body.concat([h, h], axis: 1), [B, 2, 4])
+      let (_, inner) = try body.scan(name: "inner", seqs: [hs], carries: []) { (ib, t) throws(GraphError) in
+        ([], [try ib.tanh(t.seqs[0])])
+      }
+      let y = try body.add(h, body.reshape(body.slice(inner[0], axis: 1, start: 0, length: 1), [B, 4]))
+      return ([h, c], [y])
+    }
+    // Output layer: vocabulary distribution, switches, pointer mixture and loss.
+    let V: Dim = 10
+    let wv = try b.param("out.weight", [V, 4])
+    let yt = try b.linear(b.embedding(table, ans), w)
+    let pv = try b.softmax(b.linear(yt, wv))
+    let wg = try b.param("switch.weight", [1, 4])
+    let gsw = try b.sigmoid(b.linear(yt, wg))
+    let lsw = try b.affine(gsw, alpha: -1, beta: 1)
+    let ac = try b.softmax(b.matmul(yt, x5, transB: true))
+    let aq = try b.softmax(b.matmul(yt, pq, transB: true))
+    let mix = try b.node(.mixture, [pv, gsw, lsw, ac, ctx, aq, q], ["extended": .dim(V + N)])[0]
+    let loss = try b.node(.nllLoss, [mix, ans], ["ignore": .int(1)])[0]
+    try b.output("loss", loss)
+    try b.output("final.h", carries[0])
+    try b.output("final c", carries[1])
+    try b.output("transposed", tr)
+    try b.output("norm", ln)
+    try b.output("context_attention", att)
+    try b.output("states", ys[0])
+    return b.finish()
+  }
+
+  /// `%0 = input x f32[B, 4]`, `%1 = param w [3, 4]`, `%2 = linear`, `%3 = tanh`, output y.
+  static func tiny() throws -> Graph {
+    let b = GraphBuilder(name: "tiny")
+    let x = try b.input("x", .f32, [B, 4])
+    let w = try b.param("w", [3, 4])
+    try b.output("y", b.tanh(b.linear(x, w)))
+    return b.finish()
+  }
+
+  /// Every op used in a graph, through scan bodies.
+  static func ops(_ g: Graph) -> Set<OpKind> {
+    var out = Set<OpKind>()
+    for n in g.nodes {
+      out.insert(n.op)
+      for case .graph(let body) in n.attrs.values { out.formUnion(ops(body)) }
+    }
+    return out
+  }
+}
