@@ -24,6 +24,8 @@ extern "C" {
 // ---------------------------------------------------------------------------------------------
 // Thread pool: n threads in all (the caller is thread 0). mq_pool_run runs fn(ctx, i, n) on
 // every thread and returns when all have returned. Idle workers spin briefly, then sleep.
+// nthreads < 1 counts as 1; NULL only when memory runs out; if a worker thread cannot be started
+// the pool is smaller (mq_pool_size says how big). One mq_pool_run at a time per pool.
 typedef struct mq_pool mq_pool;
 typedef void (*mq_task_fn)(void *ctx, int ith, int nth);
 mq_pool *mq_pool_create(int nthreads);
@@ -31,11 +33,18 @@ void mq_pool_destroy(mq_pool *pool);
 int mq_pool_size(const mq_pool *pool);
 void mq_pool_run(mq_pool *pool, mq_task_fn fn, void *ctx);
 
-// A reusable barrier for a team of n threads inside one mq_pool_run task.
+// A reusable barrier for a team of n threads inside one mq_pool_run task (sense-reversing: the
+// last arrival bumps `generation`; the others spin on it, then yield). count and generation are
+// touched only through atomic builtins. Explicit padding keeps them on separate cache lines:
+// Swift cannot import a struct with over-aligned (_Alignas) fields, so none are used here; the
+// size is 192 (three lines), so an array of them from a 64-aligned base keeps every line apart.
 typedef struct {
-  _Alignas(64) volatile int count;
-  _Alignas(64) volatile int generation;
+  int count;
+  char pad0_[60];
+  int generation;
+  char pad1_[60];
   int n;
+  char pad2_[60];
 } mq_barrier;
 void mq_barrier_init(mq_barrier *b, int n);
 void mq_barrier_wait(mq_barrier *b);
@@ -46,7 +55,8 @@ void mq_blas_single_thread(void);
 int mq_cpu_level(void);
 
 // ---------------------------------------------------------------------------------------------
-// Elementwise, on a flat range [r0, r1) of n elements.
+// Elementwise, on a flat range [r0, r1) of n elements. out may be an input (in place), never a
+// partial overlap of one; the same holds for the softmax, layer norm and LSTM c_in/c_out below.
 // out[i] = a[i] op b[i % bn]   (bn divides n: b is equal-shaped or a broadcast suffix)
 void mq_add(float *out, const float *a, const float *b, int64_t bn, int64_t r0, int64_t r1);
 void mq_add_ref(float *out, const float *a, const float *b, int64_t bn, int64_t r0, int64_t r1);
@@ -136,6 +146,7 @@ void mq_pointer_mixture_ref(float *out, const float *pvocab, const float *gamma,
 
 // Negative log-likelihood over rows [r0, r1) of P [rows, X] with targets [rows]: adds
 // -log(P[r, t_r]) for every row whose target != ignore into *sum (double) and counts it.
+// The log is taken in float (torch's probs.log()), the sum in double.
 void mq_nll(double *sum, int64_t *count, const float *P, const int32_t *targets, int64_t X,
             int32_t ignore, int64_t r0, int64_t r1);
 void mq_nll_ref(double *sum, int64_t *count, const float *P, const int32_t *targets, int64_t X,

@@ -1,0 +1,125 @@
+// Private scalar math for the kernel files (no tensors here).
+//
+// Legend: x = one float lane. Every helper is branch-free (selects, not jumps) and uses only
+// + - * /, compares and bit casts, so a loop that calls it vectorizes at whatever width the
+// target_clones variant allows (16 lanes AVX-512, 8 AVX2, 4 SSE2) and gives the same bits at
+// every width. The kernel files turn FP contraction off, so no variant fuses a*b+c into an FMA:
+// a result does not depend on which CPU ran it.
+#ifndef MQAN_CKERNELS_MATH_H
+#define MQAN_CKERNELS_MATH_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+// Hot kernels: one clone per ISA level, picked at load time by an ifunc resolver (ELF only).
+// ThreadSanitizer instruments the resolver, which then runs before the TSan runtime exists and
+// crashes at load, so TSan builds get the baseline code only.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) && !defined(MQ_NO_CLONES)
+#define MQ_NO_CLONES 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(MQ_NO_CLONES)
+#define MQ_NO_CLONES 1
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(MQ_NO_CLONES)
+#define MQ_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MQ_HOT
+#endif
+
+#define MQ_INLINE static inline __attribute__((always_inline))
+
+MQ_INLINE float mq_bits_f32(int32_t i) {
+  float f;
+  memcpy(&f, &i, sizeof f);
+  return f;
+}
+
+MQ_INLINE int32_t mq_f32_bits(float f) {
+  int32_t i;
+  memcpy(&i, &f, sizeof i);
+  return i;
+}
+
+// exp(x), Cephes expf: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-7 polynomial, times
+// 2^n built from the exponent bits. Max error ~1-2 ulp against glibc expf. exp(x < ln(FLT_MIN))
+// is 0 (no denormals), exp(x > ln(FLT_MAX)) is +inf, NaN stays NaN.
+MQ_INLINE float mq_expf(float x) {
+  const float hi = 88.72283905f;  // ln(FLT_MAX)
+  const float lo = -87.33654475f; // ln(FLT_MIN)
+  float xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  // round(x / ln2) with the 1.5 * 2^23 trick: the sum's low mantissa bits hold the integer.
+  const float magic = 12582912.0f;
+  float t = xc * 1.44269504088896341f + magic;
+  int32_t n = mq_f32_bits(t) - mq_f32_bits(magic);
+  float nf = t - magic;
+  float r = xc - nf * 0.693359375f; // ln2 split in two: the first product is exact
+  r = r - nf * -2.12194440e-4f;
+  float z = r * r;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * z + r + 1.0f;
+  // 2^n as two factors so that n = 128 (x near ln(FLT_MAX)) still has valid exponent fields.
+  int32_t n1 = n >> 1;
+  int32_t n2 = n - n1;
+  // (Shifted as unsigned: a NaN input gives a garbage n, and the result is NaN either way.)
+  p = p * mq_bits_f32((int32_t)((uint32_t)(n1 + 127) << 23)) *
+      mq_bits_f32((int32_t)((uint32_t)(n2 + 127) << 23));
+  p = x < lo ? 0.0f : p;
+  return x > hi ? INFINITY : p;
+}
+
+// tanh(x), Cephes tanhf: odd polynomial for |x| < 0.625, else 1 - 2 / (exp(2|x|) + 1).
+MQ_INLINE float mq_tanhf(float x) {
+  float ax = x < 0.0f ? -x : x;
+  float z = x * x;
+  float s = -5.70498872745e-3f;
+  s = s * z + 2.06390887954e-2f;
+  s = s * z - 5.37397155531e-2f;
+  s = s * z + 1.33314422036e-1f;
+  s = s * z - 3.33332819422e-1f;
+  s = s * z * x + x;
+  float e = mq_expf(ax + ax);
+  float big = 1.0f - 2.0f / (e + 1.0f);
+  big = x < 0.0f ? -big : big;
+  s = z == 0.0f ? x : s; // keeps the sign of -0 (and tiny x exactly)
+  return ax < 0.625f ? s : big;
+}
+
+// sigmoid(x) = 1 / (1 + exp(-x)), as torch computes it.
+MQ_INLINE float mq_sigmoidf(float x) { return 1.0f / (1.0f + mq_expf(-x)); }
+
+// Sum of n floats with 16 fixed partial sums (lane k takes elements j = k mod 16), added up in a
+// fixed tree: the same bits for every vector width.
+MQ_INLINE float mq_sum16(const float *x, int64_t n) {
+  float acc[16] = {0};
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int k = 0; k < 16; k++) acc[k] += x[j + k];
+  for (int k = 0; j + k < n; k++) acc[k] += x[j + k];
+  for (int w = 8; w >= 1; w /= 2)
+    for (int k = 0; k < w; k++) acc[k] += acc[k + w];
+  return acc[0];
+}
+
+// Max of n floats (NaNs are skipped, as `s > m` is false for them); -inf for n = 0.
+MQ_INLINE float mq_max16(const float *x, int64_t n) {
+  float acc[16];
+  for (int k = 0; k < 16; k++) acc[k] = -INFINITY;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int k = 0; k < 16; k++) acc[k] = x[j + k] > acc[k] ? x[j + k] : acc[k];
+  for (int k = 0; j + k < n; k++) acc[k] = x[j + k] > acc[k] ? x[j + k] : acc[k];
+  float m = acc[0];
+  for (int k = 1; k < 16; k++) m = acc[k] > m ? acc[k] : m;
+  return m;
+}
+
+#endif
