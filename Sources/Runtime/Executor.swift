@@ -1,0 +1,237 @@
+import CKernels
+import GraphIR
+
+/// How an `Executor` runs, beyond the plan.
+public struct ExecutorOptions: Sendable, Hashable {
+  /// After each stage, fill every arena buffer whose liveness ends there (outputs and a scan
+  /// body's inputs excepted) with NaN, so a memory plan that overlaps live buffers shows up as
+  /// NaN in the results. For tests.
+  public var poisonFreed: Bool
+  /// Run the naive `_ref` twin of every C kernel (and a naive GEMM), as ggml's `use_ref`.
+  public var useReference: Bool
+  /// Record per-step wall time and call counts (`Executor.profile`).
+  public var profile: Bool
+
+  public init(poisonFreed: Bool = false, useReference: Bool = false, profile: Bool = false) {
+    self.poisonFreed = poisonFreed
+    self.useReference = useReference
+    self.profile = profile
+  }
+}
+
+/// Runs a `Plan` on a pool of exactly `threads` threads.
+///
+/// The weights are checked against the plan and copied into one aligned block at init. Each
+/// `run` binds the dim symbols from the fed tensors' shapes, and for each new binding (a shape
+/// bucket) lays out and allocates the arena once; later runs of the same bucket allocate no
+/// arena, scratch or schedule. A run is one `mq_pool_run`: every thread walks the same stages,
+/// with a barrier between stages (see `BoundPlan.execute`).
+///
+/// ```swift
+/// let ex = try Executor(plan: plan, params: weights, threads: 4)
+/// let out = try ex.run(["x": HostTensor(shape: [2, 5], floats: xs)])
+/// let y = try out["y"]!.floats
+/// ```
+///
+/// One run at a time per executor: `run` is not reentrant.
+public final class Executor {
+  public let plan: Plan
+  public let threads: Int
+  public let options: ExecutorOptions
+  private let pool: ThreadPool
+  private let weights: AlignedBuffer
+  private let params: [String: UnsafeMutableRawPointer]
+  private let slots: [InputSlot]
+  private let checks: [ValueCheck]
+  private let profileTable: ProfileTable?
+  private var buckets: [[String: Int]: Bucket] = [:]
+
+  /// - Parameters:
+  ///   - params: the weights by state_dict key; every `.param` buffer of the plan (and of its scan
+  ///     bodies) must be here as F32 with exactly the plan's shape. Extra tensors are ignored.
+  ///   - threads: the size of the thread pool (the caller's thread counts as one).
+  /// - Throws: `RuntimeError` naming a missing or mismatched weight, or a malformed plan.
+  public init(plan: Plan, params: [String: HostTensor], threads: Int,
+              options: ExecutorOptions = .init()) throws(RuntimeError) {
+    guard threads >= 1 else { throw .invalidPlan("threads must be >= 1, got \(threads)") }
+    self.plan = plan
+    self.threads = threads
+    self.options = options
+    var declared: [(name: String, shape: [Int])] = []
+    var seen: [String: TensorType] = [:]
+    try Executor.collectParams(plan, &declared, &seen)
+    var offsets: [Int] = []
+    var total = 0
+    for d in declared {
+      guard let t = params[d.name] else { throw .missingParam(name: d.name, expected: "\(d.shape)") }
+      guard t.dtype == .f32, t.shape == d.shape else {
+        throw .paramMismatch(name: d.name, expected: "F32 \(d.shape)", actual: "\(t.dtype) \(t.shape)")
+      }
+      offsets.append(total)
+      total += (t.count * 4 + 63) / 64 * 64
+    }
+    weights = try AlignedBuffer(bytes: total, what: "weights (\(declared.count) tensors)")
+    var pointers: [String: UnsafeMutableRawPointer] = [:]
+    for (d, off) in zip(declared, offsets) {
+      let dst = weights.base + off
+      if case .f32(let a) = params[d.name]!.storage {
+        a.withUnsafeBytes { src in if let s = src.baseAddress { dst.copyMemory(from: s, byteCount: src.count) } }
+      }
+      pointers[d.name] = dst
+    }
+    self.params = pointers
+    slots = try Bindings.slots(of: plan)
+    checks = ValueChecks.collect(plan)
+    profileTable = options.profile ? ProfileTable(plan: plan) : nil
+    pool = try ThreadPool(threads: threads)
+  }
+
+  /// Runs the plan once.
+  /// - Parameters:
+  ///   - inputs: one tensor per plan input, by name (i32 inputs take I32 or I64 tensors).
+  ///   - dims: symbols no input shape binds (rarely needed); checked against the inputs.
+  /// - Returns: every plan output, by name.
+  /// - Throws: `RuntimeError` naming the input (missing, unknown, wrong dtype or shape,
+  ///   inconsistent dims, out-of-range ids) before any kernel runs.
+  public func run(_ inputs: [String: HostTensor],
+                  dims: [String: Int] = [:]) throws(RuntimeError) -> [String: HostTensor] {
+    let env = try Bindings.bind(inputs, slots: slots, extra: dims)
+    let bucket = try self.bucket(env)
+    try ValueChecks.run(bucket.checks, inputs)
+    for (k, slot) in slots.enumerated() where bucket.staging[k] != nil {
+      if case .i64(let a) = inputs[slot.name]!.storage {
+        try Bindings.narrow(slot.name, a, shape: inputs[slot.name]!.shape,
+                            into: bucket.staging[k]!.assumingMemoryBound(to: Int32.self))
+      }
+    }
+    var result: [String: HostTensor] = [:]
+    withInputs(0, inputs, bucket) {
+      bucket.root.refresh()
+      pool.run({ ctx, ith, nth in
+        let b = Unmanaged<Bucket>.fromOpaque(ctx!).takeUnretainedValue()
+        b.root.execute(Team(ith: Int(ith), nth: Int(nth), tid: Int(ith), barrier: b.barrier[0]))
+      }, Unmanaged.passUnretained(bucket).toOpaque())
+      result = collectOutputs(bucket.root)
+    }
+    return result
+  }
+
+  /// Per-step wall time and call counts since init (or `resetProfile`); empty unless
+  /// `options.profile`.
+  public var profile: [StepProfile] { profileTable?.records(path: plan.name) ?? [] }
+
+  public func resetProfile() { profileTable?.reset() }
+
+  /// Shape buckets bound so far (each with its own arena).
+  public var bucketCount: Int { buckets.count }
+
+  /// Arena bytes of the bucket for these dims, if it was bound.
+  public func arenaBytes(dims: [String: Int]) -> Int? { buckets[dims]?.arena.bytes }
+
+  // MARK: - Internals
+
+  private func bucket(_ env: [String: Int]) throws(RuntimeError) -> Bucket {
+    if let b = buckets[env] { return b }
+    let b = try Bucket(plan: plan, env: env, threads: threads, params: params, options: options,
+                       slots: slots, checks: checks, profile: profileTable)
+    buckets[env] = b
+    return b
+  }
+
+  /// Points the plan's input buffers at the fed tensors' storage (or at their narrowed copies) for
+  /// the duration of `body`, one nested `withUnsafeBufferPointer` per input.
+  private func withInputs(_ k: Int, _ inputs: [String: HostTensor], _ bucket: Bucket, _ body: () -> Void) {
+    guard k < slots.count else { return body() }
+    let slot = slots[k]
+    func bind(_ p: UnsafeRawPointer?) {
+      let ptr = UnsafeMutableRawPointer(mutating: p) ?? bucket.arena.base
+      for b in slot.buffers { bucket.root.ptrs[b] = ptr }
+      withInputs(k + 1, inputs, bucket, body)
+    }
+    switch inputs[slot.name]!.storage {
+    case .f32(let a): a.withUnsafeBufferPointer { bind(UnsafeRawPointer($0.baseAddress)) }
+    case .i32(let a): a.withUnsafeBufferPointer { bind(UnsafeRawPointer($0.baseAddress)) }
+    case .i64: bind(UnsafeRawPointer(bucket.staging[k]))
+    }
+  }
+
+  private func collectOutputs(_ root: BoundPlan) -> [String: HostTensor] {
+    var out: [String: HostTensor] = [:]
+    for o in plan.outputs {
+      let shape = root.shapes[o.buffer], n = elements(shape)
+      let p = root.ptrs[o.buffer] ?? weights.base
+      switch plan.buffers[o.buffer].type.dtype {
+      case .f32:
+        let values = UnsafeBufferPointer(start: p.assumingMemoryBound(to: Float.self), count: n)
+        out[o.name] = HostTensor(shape: shape, floats: Array(values))
+      case .i32:
+        let values = UnsafeBufferPointer(start: p.assumingMemoryBound(to: Int32.self), count: n)
+        out[o.name] = HostTensor(shape: shape, int32s: Array(values))
+      }
+    }
+    return out
+  }
+
+  /// Every weight the plan and its scan bodies read, with its constant shape, in first-use order.
+  private static func collectParams(_ plan: Plan, _ out: inout [(name: String, shape: [Int])],
+                                    _ seen: inout [String: TensorType]) throws(RuntimeError) {
+    for b in plan.buffers {
+      guard case .param(let name) = b.storage else { continue }
+      if let t = seen[name] {
+        if t != b.type { throw .invalidPlan("weight \"\(name)\" is declared as both \(t) and \(b.type)") }
+        continue
+      }
+      let dims = b.type.shape.compactMap(\.constant)
+      guard b.type.dtype == .f32, dims.count == b.type.rank else {
+        throw .invalidPlan("weight \"\(name)\" must be f32 with a constant shape, the plan says \(b.type)")
+      }
+      seen[name] = b.type
+      out.append((name, dims))
+    }
+    for st in plan.steps {
+      for body in st.body { try collectParams(body, &out, &seen) }
+    }
+  }
+}
+
+/// Everything bound for one set of dims: the arena, per-thread scratch, narrowed-input staging,
+/// the bound plan tree and the value checks with their bounds evaluated.
+final class Bucket {
+  let arena: AlignedBuffer
+  let scratch: AlignedBuffer
+  let stagingMemory: AlignedBuffer
+  /// Per input slot: where its I64 -> I32 copy goes (nil for f32 inputs).
+  let staging: [UnsafeMutableRawPointer?]
+  let barrier: BarrierArray
+  let root: BoundPlan
+  let checks: [BoundCheck]
+
+  init(plan: Plan, env: [String: Int], threads: Int, params: [String: UnsafeMutableRawPointer],
+       options: ExecutorOptions, slots: [InputSlot], checks: [ValueCheck],
+       profile: ProfileTable?) throws(RuntimeError) {
+    let layout: ArenaLayout
+    do { layout = try plan.layout(env) } catch { throw .dim(error, "layout of plan \(plan.name)") }
+    arena = try AlignedBuffer(bytes: layout.arenaBytes, what: "arena of \(layout.arenaBytes) bytes for \(env)")
+    let stride = (BoundPlan.scratchFloats(plan, env: env) + 15) / 16 * 16
+    scratch = try AlignedBuffer(bytes: stride * 4 * threads, what: "attention scratch")
+    var offsets: [Int?] = []
+    var total = 0
+    for slot in slots {
+      guard slot.type.dtype == .i32 else { offsets.append(nil); continue }
+      var n = 1
+      for d in slot.type.shape {
+        do { n *= try d.evaluate(env) } catch { throw .dim(error, "input \"\(slot.name)\"") }
+      }
+      offsets.append(total)
+      total += (n * 4 + 63) / 64 * 64
+    }
+    stagingMemory = try AlignedBuffer(bytes: total, what: "input staging")
+    staging = offsets.map { [base = stagingMemory.base] in $0.map { base + $0 } }
+    barrier = BarrierArray(sizes: [threads])
+    let context = BindContext(env: env, params: params, options: options,
+                              scratch: scratch.base.assumingMemoryBound(to: Float.self), scratchStride: stride)
+    root = try BoundPlan(plan: plan, context: context, teamSize: threads, arena: arena.base, parent: nil,
+                         profile: profile, layout: layout)
+    self.checks = try ValueChecks.bind(checks, env: env)
+  }
+}

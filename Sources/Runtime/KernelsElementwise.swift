@@ -1,0 +1,94 @@
+import CKernels
+import GraphIR
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Elementwise ops and sources: every thread takes its share of the flat element range.
+enum ElementwiseKernels {
+  typealias Binary = @convention(c) (
+    UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int64, Int64, Int64
+  ) -> Void
+  typealias Unary = @convention(c) (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, Int64, Int64) -> Void
+
+  /// `add/sub/mul(a, b)`: `b` equal-shaped or a suffix of `a`, so `bn` = b's element count.
+  static func binary(_ s: KernelSite, _ f: Binary) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 2...2, outputs: 1)
+    let n = elements(s.outShape(0)), bn = elements(s.inShape(1))
+    try s.require(elements(s.inShape(0)) == n, "lhs \(s.inShape(0)) against output \(s.outShape(0))")
+    try s.require(bn > 0 ? n % bn == 0 : n == 0, "rhs \(s.inShape(1)) does not tile lhs \(s.inShape(0))")
+    let p = s.ptrs, o = s.step.outputs[0], a = s.step.inputs[0], b = s.step.inputs[1]
+    return { team in
+      let (r0, r1) = team.share(n)
+      if r0 < r1 { f(f32(p, o), f32(p, a), f32(p, b), Int64(bn), Int64(r0), Int64(r1)) }
+    }
+  }
+
+  static func unary(_ s: KernelSite, _ f: Unary) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 1...1, outputs: 1)
+    let n = elements(s.outShape(0))
+    try s.require(elements(s.inShape(0)) == n, "input \(s.inShape(0)) against output \(s.outShape(0))")
+    let p = s.ptrs, o = s.step.outputs[0], x = s.step.inputs[0]
+    return { team in
+      let (r0, r1) = team.share(n)
+      if r0 < r1 { f(f32(p, o), f32(p, x), Int64(r0), Int64(r1)) }
+    }
+  }
+
+  /// `affine {alpha, beta}`: alpha * x + beta.
+  static func affine(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 1...1, outputs: 1)
+    let alpha = try s.float("alpha"), beta = try s.float("beta", default: 0)
+    let n = elements(s.outShape(0))
+    try s.require(elements(s.inShape(0)) == n, "input \(s.inShape(0)) against output \(s.outShape(0))")
+    let f = s.reference ? mq_affine_ref : mq_affine
+    let p = s.ptrs, o = s.step.outputs[0], x = s.step.inputs[0]
+    return { team in
+      let (r0, r1) = team.share(n)
+      if r0 < r1 { f(f32(p, o), f32(p, x), alpha, beta, Int64(r0), Int64(r1)) }
+    }
+  }
+
+  /// `zeros {shape}`: memset of the thread's share.
+  static func zeros(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 0...0, outputs: 1)
+    let n = elements(s.outShape(0))
+    let p = s.ptrs, o = s.step.outputs[0]
+    return { team in
+      let (r0, r1) = team.share(n)
+      if r0 < r1 { memset(f32(p, o) + r0, 0, (r1 - r0) * 4) }
+    }
+  }
+
+  /// `positional_encoding {shape: [T, D]}`: rows are positions.
+  static func positionalEncoding(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 0...0, outputs: 1)
+    let shape = s.outShape(0)
+    try s.require(shape.count == 2, "output \(shape) is not [T, D]")
+    let rows = shape[0], d = Int64(shape[1])
+    let f = s.reference ? mq_positional_encoding_ref : mq_positional_encoding
+    let p = s.ptrs, o = s.step.outputs[0]
+    return { team in
+      let (r0, r1) = team.share(rows)
+      if r0 < r1 { f(f32(p, o), d, Int64(r0), Int64(r1)) }
+    }
+  }
+
+  /// `pad_mask {pad}(ids)`: 1 where ids == pad.
+  static func padMask(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 1...1, outputs: 1)
+    let pad = try s.int("pad")
+    try s.require(Int32(exactly: pad) != nil, "pad \(pad) does not fit in i32")
+    let n = elements(s.outShape(0))
+    try s.require(elements(s.inShape(0)) == n, "ids \(s.inShape(0)) against output \(s.outShape(0))")
+    let f = s.reference ? mq_pad_mask_ref : mq_pad_mask
+    let p = s.ptrs, o = s.step.outputs[0], ids = s.step.inputs[0], pad32 = Int32(pad)
+    return { team in
+      let (r0, r1) = team.share(n)
+      if r0 < r1 { f(f32(p, o), i32(p, ids), pad32, Int64(r0), Int64(r1)) }
+    }
+  }
+}

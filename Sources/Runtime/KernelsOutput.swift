@@ -1,0 +1,62 @@
+import CKernels
+import GraphIR
+
+/// MQAN's output layer: the pointer-generator mixture and the NLL loss.
+enum OutputKernels {
+  /// `mixture {extended}(pvocab [B, T, V], gamma, lambda [B, T, 1], ac [B, T, Lc], cids [B, Lc],
+  /// aq [B, T, Lq], qids [B, Lq])` -> `[B, T, X]`: rows are the B * T positions.
+  static func mixture(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 7...7, outputs: 1)
+    let pv = s.inShape(0), ac = s.inShape(3), aq = s.inShape(5), out = s.outShape(0)
+    try s.require(pv.count == 3 && ac.count == 3 && aq.count == 3, "pvocab \(pv), ac \(ac), aq \(aq) are not rank 3")
+    let b = pv[0], t = pv[1], v = pv[2], lc = ac[2], lq = aq[2]
+    let x = try s.dim("extended", default: out.last ?? 0)
+    try s.require(out == [b, t, x] && x >= v, "output \(out) is not [\(b), \(t), \(x)] with \(x) >= V = \(v)")
+    try s.require(s.inShape(1) == [b, t, 1] && s.inShape(2) == [b, t, 1], "gamma and lambda are not [\(b), \(t), 1]")
+    try s.require(Array(ac.prefix(2)) == [b, t] && s.inShape(4) == [b, lc], "ac \(ac) and cids \(s.inShape(4))")
+    try s.require(Array(aq.prefix(2)) == [b, t] && s.inShape(6) == [b, lq], "aq \(aq) and qids \(s.inShape(6))")
+    let f = s.reference ? mq_pointer_mixture_ref : mq_pointer_mixture
+    let p = s.ptrs, o = s.step.outputs[0], ins = s.step.inputs
+    return { team in
+      let (r0, r1) = team.share(b * t)
+      guard r0 < r1 else { return }
+      f(f32(p, o), f32(p, ins[0]), f32(p, ins[1]), f32(p, ins[2]), f32(p, ins[3]), i32(p, ins[4]),
+        f32(p, ins[5]), i32(p, ins[6]), Int64(t), Int64(v), Int64(x), Int64(lc), Int64(lq),
+        Int64(r0), Int64(r1))
+    }
+  }
+
+  /// `nll_loss {ignore}(P [B, T, X], targets [B, T])` -> `f32[]`: each thread sums its rows into its
+  /// own slot; after the team's barrier thread 0 adds the slots in order: loss = sum / count
+  /// (0 when every target is `ignore`).
+  static func nllLoss(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 2...2, outputs: 1)
+    let pr = s.inShape(0), tg = s.inShape(1)
+    try s.require(pr.count == 3 && tg == Array(pr.prefix(2)), "targets \(tg) against P \(pr)")
+    try s.require(elements(s.outShape(0)) == 1, "output \(s.outShape(0)) is not a scalar")
+    let ignore = try s.int("ignore")
+    try s.require(Int32(exactly: ignore) != nil, "ignore \(ignore) does not fit in i32")
+    let rows = pr[0] * pr[1], x = pr[2], ignore32 = Int32(ignore)
+    // One cache line per slot: a double sum, then an Int64 count.
+    let slots = try AlignedBuffer(bytes: 64 * s.teamSize, what: "\(s.name) loss slots")
+    let f = s.reference ? mq_nll_ref : mq_nll
+    let p = s.ptrs, o = s.step.outputs[0], pb = s.step.inputs[0], tb = s.step.inputs[1]
+    return { team in
+      let (r0, r1) = team.share(rows)
+      let slot = slots.base + 64 * team.ith
+      let sum = slot.assumingMemoryBound(to: Double.self)
+      let count = (slot + 8).assumingMemoryBound(to: Int64.self)
+      sum.pointee = 0
+      count.pointee = 0
+      if r0 < r1 { f(sum, count, f32(p, pb), i32(p, tb), Int64(x), ignore32, Int64(r0), Int64(r1)) }
+      team.sync()
+      guard team.ith == 0 else { return }
+      var total = 0.0, n: Int64 = 0
+      for i in 0..<team.nth {
+        total += (slots.base + 64 * i).load(as: Double.self)
+        n += (slots.base + 64 * i + 8).load(as: Int64.self)
+      }
+      f32(p, o).pointee = n == 0 ? 0 : Float(total / Double(n))
+    }
+  }
+}
