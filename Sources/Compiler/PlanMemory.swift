@@ -20,7 +20,7 @@ public struct PlanMemory: PlanPass {
       for b in p.steps[i].body { bodies.append(try run(b)) }
       p.steps[i].body = bodies
     }
-    _ = try p.producingSteps()  // checks every step's buffer ids before they index arrays below
+    _ = try p.producers()  // checks every step's buffer ids before they index arrays below
     let lastStage = max(p.stageCount - 1, 0)
     var first = [Int?](repeating: nil, count: p.buffers.count)
     var last = [Int](repeating: 0, count: p.buffers.count)

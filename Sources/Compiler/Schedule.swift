@@ -20,7 +20,7 @@ public struct ScheduleSteps: PlanPass {
       for b in p.steps[i].body { bodies.append(try run(b)) }
       p.steps[i].body = bodies
     }
-    let producers = try p.producingSteps()
+    let producers = try p.producers()
     var stages = [Int](repeating: 0, count: p.steps.count)
     for (i, step) in p.steps.enumerated() {
       for b in step.inputs {
@@ -87,35 +87,5 @@ public struct ScheduleSteps: PlanPass {
       taken[free] = true
       lanes[i] = free
     }
-  }
-}
-
-extension Plan {
-  /// The buffer whose memory `b` uses: the base of a view, else `b` itself.
-  func rootBuffer(_ b: Int) -> Int {
-    var root = b
-    // Lowering makes views of roots only; the bound guards a hand-made cycle.
-    for _ in 0..<buffers.count {
-      guard case .view(let base) = buffers[root].storage, base >= 0, base < buffers.count else { break }
-      root = base
-    }
-    return root
-  }
-
-  /// The step that writes each buffer (nil for inputs, params, views, consts, pinned inputs).
-  func producingSteps() throws(CompileError) -> [Int?] {
-    var producers = [Int?](repeating: nil, count: buffers.count)
-    for (i, s) in steps.enumerated() {
-      for b in s.inputs + s.outputs where b < 0 || b >= buffers.count {
-        throw .invalidPlan(plan: name, problem: "step \(s.label) refers to missing buffer #\(b)")
-      }
-      for b in s.outputs {
-        if let other = producers[b] {
-          throw .invalidPlan(plan: name, problem: "buffer #\(b) written by steps \(other) and \(i)")
-        }
-        producers[b] = i
-      }
-    }
-    return producers
   }
 }

@@ -3,6 +3,7 @@ import Compiler
 import Foundation
 import GraphIR
 import MQAN
+import Runtime
 
 /// `mqan compile`: show MQAN's graphs and plans, and write a plan file.
 struct CompileCommand: ParsableCommand {
@@ -54,12 +55,7 @@ struct CompileCommand: ParsableCommand {
         case .memory: print(try c.plan.memoryReport(env))
         }
       }
-      if let path = output {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = try encoder.encode(plans.count == 1 ? PlanFile(plans: plans) : PlanFile(plans: plans))
-        try AtomicWrite.write(data, to: path)
-      }
+      if let path = output { try PlanFile(plans: plans).write(to: path) }
     }
   }
 
@@ -74,10 +70,4 @@ struct CompileCommand: ParsableCommand {
     }
     return env
   }
-}
-
-/// What `mqan compile -o` writes and the runtime loads.
-struct PlanFile: Codable {
-  var format = "mqan-plan-1"
-  var plans: [Plan]
 }

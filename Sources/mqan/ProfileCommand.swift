@@ -27,6 +27,7 @@ struct ProfileCommand: ParsableCommand {
   @Option(help: "Timed steps (after one warm-up step).") var steps = 3
   @Option(help: "Threads.") var threads = 2
   @Option(help: "Seed for weights and ids.") var seed: UInt64 = 1
+  @Option(help: "Run this plan file (from mqan compile -o) instead of compiling the model.") var plan: String?
   @Flag(help: "End with one JSON object.") var json = false
 
   func run() throws {
@@ -40,8 +41,12 @@ struct ProfileCommand: ParsableCommand {
     try reportingErrors {
       let (_, config) = try model.load()
       guard vocab >= 4 else { throw ValidationError("--vocab must be >= 4, got \(vocab)") }
-      let graph = try MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true))
-      let plan = try compile(graph).plan
+      let plan: Plan
+      if let path = self.plan {
+        plan = try PlanFile.read(path: path).plan(named: "train", path: path)
+      } else {
+        plan = try compile(MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true))).plan
+      }
       let params = ParameterInit.initialize(config, seed: seed)
       let exec = try Executor(plan: plan, params: params, threads: threads)
       let table = EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1)

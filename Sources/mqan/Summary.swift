@@ -59,9 +59,3 @@ enum Summary {
 
   static func mb(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
 }
-
-enum AtomicWrite {
-  static func write(_ data: Data, to path: String) throws {
-    try AtomicFile.write([UInt8](data), to: path)
-  }
-}
