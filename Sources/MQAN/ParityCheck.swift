@@ -18,14 +18,31 @@ public enum ParityCheck {
   static let lossTolerance: Float = 1e-5
   static let activationTolerance: Float = 1e-4
 
-  public static func run(_ fx: ParityFixture, threads: Int = 1) throws -> [ParityLine] {
+  /// Runs MQAN's graphs on the fixture and compares every `expected.*` tensor.
+  ///
+  /// - Parameters:
+  ///   - options: executor options; tests run with `poisonFreed` (freed arena regions filled with
+  ///     NaN, so a memory plan that overlaps live buffers fails parity) and with `useReference`.
+  ///   - planTransform: applied to each compiled plan before it runs (tests round-trip plans
+  ///     through a plan file here).
+  public static func run(_ fx: ParityFixture, threads: Int = 1, options: ExecutorOptions = .init(),
+                         planTransform: (Plan) throws -> Plan = { $0 }) throws -> [ParityLine] {
+    let computed = try outputs(fx, threads: threads, options: options, planTransform: planTransform)
+    return try compareAll(fx, computed.tensors, greedyIDs: computed.greedyIDs)
+  }
+
+  /// What mqan computes for each `expected.*` name of the fixture, and the greedy ids.
+  public static func outputs(_ fx: ParityFixture, threads: Int = 1, options: ExecutorOptions = .init(),
+                             planTransform: (Plan) throws -> Plan = { $0 })
+    throws -> (tensors: [String: HostTensor], greedyIDs: [[Int64]]?)
+  {
     let params = fx.params
     var results: [String: HostTensor] = [:]
 
     // 1. decaNLP's training computation, teacher forced, dropout off.
-    let train = try compile(MQANGraph.forward(fx.config, options: ForwardOptions(
-      decoder: .consistent, loss: true, probs: true, activations: true))).plan
-    let trainOut = try Executor(plan: train, params: params, threads: threads).run(try fx.inputs())
+    let train = try planTransform(compile(MQANGraph.forward(fx.config, options: ForwardOptions(
+      decoder: .consistent, loss: true, probs: true, activations: true))).plan)
+    let trainOut = try Executor(plan: train, params: params, threads: threads, options: options).run(try fx.inputs())
     results["expected.loss"] = trainOut["loss"]
     results["expected.probs"] = trainOut["probs"]
     for (k, v) in trainOut where k.hasPrefix("act.") { results["expected.\(k)"] = v }
@@ -39,16 +56,19 @@ public enum ParityCheck {
       var feed = try fx.inputs()
       feed["answer"] = try greedyInput(expectedIDs, steps: steps, initToken: fx.config.initToken)
       feed["answer_limited"] = nil
-      let greedy = try compile(MQANGraph.forward(fx.config, options: ForwardOptions(
-        decoder: .decanlp, loss: false, probs: true, activations: true), name: "greedy")).plan
-      let out = try Executor(plan: greedy, params: params, threads: threads).run(feed)
+      let greedy = try planTransform(compile(MQANGraph.forward(fx.config, options: ForwardOptions(
+        decoder: .decanlp, loss: false, probs: true, activations: true), name: "greedy")).plan)
+      let out = try Executor(plan: greedy, params: params, threads: threads, options: options).run(feed)
       for (k, v) in out where k.hasPrefix("act.greedy") { results["expected.\(k)"] = v }
       if let probs = out["probs"] {
         results["expected.act.greedy_probs"] = probs
         greedyIDs = try argmaxFull(probs, limitedToFull: fx.file.tensor("input.limited_to_full"))
       }
     }
+    return (results, greedyIDs)
+  }
 
+  static func compareAll(_ fx: ParityFixture, _ results: [String: HostTensor], greedyIDs: [[Int64]]?) throws -> [ParityLine] {
     var lines: [ParityLine] = []
     for name in fx.expectedNames {
       let expected = try fx.file.tensor(name)

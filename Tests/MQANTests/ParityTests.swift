@@ -1,4 +1,6 @@
 import Foundation
+import GraphIR
+import Runtime
 import Testing
 @testable import MQAN
 
@@ -9,9 +11,7 @@ import Testing
     return try ParityFixture(path: url.path)
   }
 
-  @Test(arguments: ["tiny", "small"], [1, 2])
-  func forwardMatchesDecaNLP(name: String, threads: Int) throws {
-    let lines = try ParityCheck.run(Self.fixture(name), threads: threads)
+  static func expectAllOK(_ lines: [ParityLine]) {
     let failures = lines.filter { $0.status == .fail }
     #expect(failures.isEmpty, "\(failures.map(\.description).joined(separator: "\n"))")
     let ok = Set(lines.filter { $0.status == .ok }.map(\.name))
@@ -24,5 +24,50 @@ import Testing
     for l in lines where l.name.hasPrefix("expected.grad.") || l.name.hasPrefix("expected.after_step.") {
       #expect(l.status == .skipped)
     }
+  }
+
+  @Test(arguments: ["tiny", "small"], [1, 2])
+  func forwardMatchesDecaNLP(name: String, threads: Int) throws {
+    Self.expectAllOK(try ParityCheck.run(Self.fixture(name), threads: threads))
+  }
+
+  /// The memory plan: every arena region is filled with NaN once its buffer is dead, so a plan
+  /// that lets two live buffers share memory would corrupt a result and fail parity.
+  @Test(arguments: ["tiny", "small"])
+  func parityHoldsWithFreedMemoryPoisoned(name: String) throws {
+    Self.expectAllOK(try ParityCheck.run(Self.fixture(name), threads: 2, options: ExecutorOptions(poisonFreed: true)))
+  }
+
+  /// The reference kernels reproduce decaNLP too (the oracle the fast kernels are tested against).
+  @Test func parityWithReferenceKernels() throws {
+    Self.expectAllOK(try ParityCheck.run(Self.fixture("tiny"), options: ExecutorOptions(useReference: true)))
+  }
+
+  /// The runtime needs nothing but a plan and weights: plans that went through a plan file give
+  /// the same numbers.
+  @Test func parityThroughPlanFiles() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mqan-plan-\(getpid())")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    var n = 0
+    let lines = try ParityCheck.run(Self.fixture("small")) { plan in
+      n += 1
+      let path = dir.appendingPathComponent("\(n).json").path
+      try PlanFile(plans: [plan]).write(to: path)
+      let loaded = try PlanFile.read(path: path).plan(named: plan.name, path: path)
+      #expect(loaded == plan)
+      return loaded
+    }
+    Self.expectAllOK(lines)
+  }
+
+  /// Same seed, same thread count: bit-identical results.
+  @Test func runsAreBitIdentical() throws {
+    let fx = try Self.fixture("small")
+    let a = try ParityCheck.outputs(fx, threads: 2)
+    let b = try ParityCheck.outputs(fx, threads: 2)
+    #expect(a.tensors.count >= 30)
+    #expect(a.tensors == b.tensors)
+    #expect(a.greedyIDs == b.greedyIDs)
   }
 }
