@@ -35,6 +35,8 @@ let package = Package(
     .testTarget(name: "GraphIRTests", dependencies: ["GraphIR"]),
     .testTarget(name: "CompilerTests", dependencies: ["Compiler", "GraphIR", "Runtime"]),
     .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "GraphIR"]),
+    // Runs the built `mqan` binary: bad input gives one line on stderr and a non-zero exit.
+    .testTarget(name: "CLITests", dependencies: ["mqan"]),
     .testTarget(name: "MQANTests", dependencies: ["MQAN", "Compiler", "Runtime", "GraphIR"],
                 resources: [.copy("Fixtures")]),
   ]

@@ -25,7 +25,9 @@ struct BindContext {
 final class BoundPlan {
   let plan: Plan
   let shapes: [[Int]]
+  /// Buffer addresses (owned by `table`, which frees them even when init throws).
   let ptrs: PointerTable
+  private let table: OwnedPointerTable
   let teamSize: Int
   let stages: [BoundStage]
   let poisonFreed: Bool
@@ -65,8 +67,10 @@ final class BoundPlan {
     if let known { layout = known } else {
       do { layout = try plan.layout(c.env) } catch { throw .dim(error, "layout of plan \(plan.name)") }
     }
-    ptrs = PointerTable.allocate(capacity: max(n, 1))
-    ptrs.initialize(repeating: nil, count: max(n, 1))
+    let table = OwnedPointerTable(count: n)
+    self.table = table
+    let ptrs = table.ptrs
+    self.ptrs = ptrs
     var outers: [(Int, Int)] = []
     for (i, b) in plan.buffers.enumerated() {
       switch b.storage {
@@ -144,7 +148,6 @@ final class BoundPlan {
     }
   }
 
-  deinit { ptrs.deallocate() }
 
   /// Re-reads the addresses that can change between runs: outer buffers (from the parent) and
   /// views, then the same in every scan body. Inputs are set by the caller before this.
@@ -203,4 +206,14 @@ final class BoundPlan {
     }
     return m
   }
+}
+
+/// One pointer per buffer, freed with its owner.
+final class OwnedPointerTable {
+  let ptrs: PointerTable
+  init(count: Int) {
+    ptrs = PointerTable.allocate(capacity: max(count, 1))
+    ptrs.initialize(repeating: nil, count: max(count, 1))
+  }
+  deinit { ptrs.deallocate() }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
+import Foundation
 
-/// `mqan`: compile, verify, train, predict and profile decaNLP's MQAN on CPU.
+/// `mqan`: compile, verify and profile decaNLP's MQAN on CPU.
 struct MQANCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "mqan",
@@ -8,4 +9,19 @@ struct MQANCommand: ParsableCommand {
     subcommands: [CompileCommand.self, VerifyCommand.self, ProfileCommand.self])
 }
 
-MQANCommand.main()
+// Bad input is one line on stderr and a non-zero exit (argument-parser would add the usage text).
+do {
+  var command = try MQANCommand.parseAsRoot()
+  try command.run()
+} catch {
+  let code = MQANCommand.exitCode(for: error)
+  if code == .success {
+    print(MQANCommand.fullMessage(for: error))
+  } else {
+    let message = MQANCommand.message(for: error)
+      .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+      .joined(separator: "; ")
+    if !message.isEmpty { FileHandle.standardError.write(Data("error: \(message)\n".utf8)) }
+  }
+  exit(code.rawValue)
+}

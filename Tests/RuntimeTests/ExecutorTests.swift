@@ -266,6 +266,47 @@ func packedLSTM(x: [Float], lengths: [Int], h0: [Float], c0: [Float], wih: [Floa
     #expect(ex.profile.allSatisfy { $0.calls == 0 })
   }
 
+  /// An unmasked scan over an i32 id sequence: acc += table[ids[:, t]], with the table a const
+  /// (`.outer`), and two step outputs: the embedded row and the carry as the body saw it (an
+  /// output that is the carry's own input buffer).
+  func runningSumPlan() -> Plan {
+    let body = PlanSketch("sum.body")
+    let id = body.bodyInput(.i32([B])), acc = body.bodyInput(.f32([B, 3])), table = body.outer(2, .f32([6, 3]))
+    let e = body.one(.embedding, [table, id], .f32([B, 3]))
+    let next = body.one(.add, [acc, e], .f32([B, 3]))
+    let p = PlanSketch("sum")
+    let ids = p.input("ids", .i32([B, T])), tab = p.input("table", .f32([6, 3]))
+    let acc0 = p.one(.zeros, [], .f32([B, 3]), ["shape": .dims([B, 3])])
+    let r = p.step(.scan, [ids, acc0, tab], [.f32([B, 3]), .f32([B, T, 3]), .f32([B, T, 3])],
+                   ["nseq": .int(1), "ncarry": .int(1)],
+                   body: body.finish([("acc", next), ("prev", acc), ("e", e)]))
+    return p.finish([("acc", r[0]), ("prev", r[1]), ("e", r[2])])
+  }
+
+  @Test(arguments: [1, 2, 3])
+  func unmaskedScanOverIdsWithConstsAndAliasedOutputs(threads: Int) throws {
+    let ex = try Executor(plan: runningSumPlan(), params: [:], threads: threads, options: .init(poisonFreed: true))
+    let ids: [Int32] = [0, 5, 2, 3, 3, 1, 4, 0], table = f32T([6, 3], seed: 3)
+    let out = try ex.run(["ids": HostTensor(shape: [2, 4], int32s: ids), "table": table])
+    var acc = [Float](repeating: 0, count: 6), prev: [Float] = [], emb: [Float] = []
+    var prevRows = [[Float]](repeating: [], count: 2), embRows = [[Float]](repeating: [], count: 2)
+    for b in 0..<2 {
+      for t in 0..<4 {
+        let row = Array(floats(table)[(Int(ids[b * 4 + t]) * 3)..<(Int(ids[b * 4 + t]) * 3 + 3)])
+        prevRows[b] += acc[(b * 3)..<(b * 3 + 3)]
+        embRows[b] += row
+        for k in 0..<3 { acc[b * 3 + k] += row[k] }
+      }
+      prev += prevRows[b]
+      emb += embRows[b]
+    }
+    expectClose(floats(out["acc"]), acc, tol: 1e-6, "final carry")
+    expectClose(floats(out["prev"]), prev, tol: 1e-6, "carry as the body saw it")
+    expectClose(floats(out["e"]), emb, tol: 0, "embedded rows")
+    let msg = error { _ = try ex.run(["ids": HostTensor(shape: [2, 4], int32s: [0, 5, 2, 3, 3, 6, 4, 0]), "table": table]) }
+    #expect(msg.contains("input \"ids\"") && msg.contains("holds 6 at [1, 1]") && msg.contains("[0, 6)"), "\(msg)")
+  }
+
   // MARK: Memory plan poisoning
 
   /// y = tanh(x) + zeros[7]: with `bad`, tanh's output is declared dead after its own stage

@@ -306,6 +306,19 @@ import Darwin
     #expect(out["flat"] == HostTensor(shape: [5, 2, 3], floats: floats(xs)))
   }
 
+  /// The op kinds the tests above (and ExecutorTests' scans) run: a new op fails here until it
+  /// has a kernel test.
+  static let covered: Set<OpKind> = [
+    .input, .param, .reshape, .zeros, .positionalEncoding, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
+    .linear, .matmul, .concat, .slice, .transpose, .broadcast, .embedding, .padMask, .softmax, .attention,
+    .layerNorm, .lstmCell, .scan, .mixture, .nllLoss,
+  ]
+
+  @Test func everyOpKindHasAKernelTest() {
+    #expect(Set(OpKind.allCases).subtracting(Self.covered).isEmpty,
+            "untested: \(Set(OpKind.allCases).subtracting(Self.covered))")
+  }
+
   /// Sources and views are buffers, never steps: a plan that makes one a step is refused.
   @Test func nonStepOpsAreRefused() {
     for op in OpKind.allCases where [.input, .param, .reshape].contains(op) {
