@@ -11,6 +11,8 @@ let package = Package(
   products: [
     .executable(name: "mqan", targets: ["mqan"]),
     .library(name: "MQAN", targets: ["MQAN"]),
+    // Every layer, for Benchmarks/ (a separate package, so tests never build benchmark dependencies).
+    .library(name: "MQANKit", targets: ["MQAN", "Compiler", "Runtime", "GraphIR", "CKernels"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

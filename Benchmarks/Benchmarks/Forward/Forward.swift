@@ -1,0 +1,113 @@
+// MQAN's teacher-forced forward pass and loss, as `mqan profile forward` runs it: the `train` graph
+// (`MQANGraph.forward`, decaNLP's consistent decoder, loss on) compiled into a plan, weights from
+// PyTorch's default initialisation, a synthetic batch of full-length sequences of random words over
+// a 60,000-word vocabulary, run by `Runtime.Executor` on 1 and 2 threads.
+//
+// Setup (not timed): build and compile the graph, initialise the weights, build the executor, the
+// embedding table and the feed, and run one step so the shape bucket (arena, schedule) is bound.
+// Each iteration is one `Executor.run(feed)`.
+//
+// Custom metrics: `tokens/s` (B x (Tc + Tq + Ta) tokens a step) and `FLOP/s` (the plan's FLOP
+// formula at the batch's dims, as `mqan profile forward` reports it).
+
+import Benchmark
+import Compiler
+import Dispatch
+import GraphIR
+import MQAN
+import MQANRuntime
+
+let tokensMetric = BenchmarkMetric.custom("tokens/s", polarity: .prefersLarger, useScalingFactor: false)
+let flopsMetric = BenchmarkMetric.custom("FLOP/s", polarity: .prefersLarger, useScalingFactor: false)
+
+/// Words in the vocabulary the synthetic ids come from (`mqan profile forward --vocab`'s default).
+let vocabulary = 60_000
+let seed: UInt64 = 1
+
+struct Preset {
+  var name: String
+  var config: ModelConfig
+  var batch: Int, context: Int, question: Int, answer: Int
+  var maxIterations: Int
+  var seconds: Int
+  var tokens: Int { batch * (context + question + answer) }
+}
+
+let presets: [Preset] = [
+  Preset(name: "small", config: .small, batch: 16, context: 64, question: 16, answer: 16,
+         maxIterations: 200, seconds: 2),
+  Preset(name: "default", config: .default, batch: 32, context: 256, question: 16, answer: 32,
+         maxIterations: 5, seconds: 10),
+]
+
+final class ForwardState: @unchecked Sendable {
+  let executor: Executor
+  let feed: [String: HostTensor]
+  let flops: Double
+
+  init(_ p: Preset, threads: Int, options: ExecutorOptions) throws {
+    let graph = try MQANGraph.forward(p.config, options: ForwardOptions(decoder: .consistent, loss: true))
+    let plan = try compile(graph).plan
+    let params = ParameterInit.initialize(p.config, seed: seed)
+    executor = try Executor(plan: plan, params: params, threads: threads, options: options)
+    let table = EncodedBatch.randomEmbeddings(vocab: vocabulary, config: p.config, seed: seed &+ 1)
+    let batch = EncodedBatch.synthetic(batch: p.batch, context: p.context, question: p.question, answer: p.answer,
+                                       vocab: vocabulary, config: p.config, seed: seed &+ 2)
+    feed = batch.feed(config: p.config, embeddings: table)
+    let env = ["B": p.batch, "Tc": p.context, "Tq": p.question, "Ta": p.answer, "Nv": vocabulary,
+               "X": feed["limited_to_full"]?.count ?? p.config.generativeVocab]
+    flops = Double(try plan.stats.flops.evaluate(env))
+    // Bind the shape bucket (arena, schedule, scratch) outside the measurement.
+    let out = try executor.run(feed)
+    guard let loss = try out["loss"]?.floats.first, loss.isFinite else {
+      throw BenchmarkSetupError.badLoss(p.name)
+    }
+  }
+}
+
+enum BenchmarkSetupError: Error, CustomStringConvertible {
+  case badLoss(String)
+  var description: String {
+    switch self {
+    case .badLoss(let name): "forward pass of preset \(name) gave no finite loss"
+    }
+  }
+}
+
+final class Slot<S>: @unchecked Sendable {
+  var value: S?
+}
+
+func forward(_ name: String, _ p: Preset, threads: Int, options: ExecutorOptions = .init(),
+             maxIterations: Int? = nil) {
+  let slot = Slot<ForwardState>()
+  let config = Benchmark.Configuration(
+    metrics: [.wallClock, .cpuTotal, .throughput, .peakMemoryResident, .mallocCountTotal, tokensMetric, flopsMetric],
+    warmupIterations: 1, maxDuration: .seconds(p.seconds), maxIterations: maxIterations ?? p.maxIterations)
+  Benchmark(name, configuration: config,
+            closure: { benchmark throws in
+              let state = slot.value!
+              let t0 = DispatchTime.now().uptimeNanoseconds
+              let out = try state.executor.run(state.feed)
+              let ns = Double(max(DispatchTime.now().uptimeNanoseconds - t0, 1))
+              blackHole(out)
+              benchmark.measurement(tokensMetric, Int(Double(p.tokens) / ns * 1e9))
+              benchmark.measurement(flopsMetric, Int(state.flops / ns * 1e9))
+            },
+            setup: { slot.value = try ForwardState(p, threads: threads, options: options) },
+            teardown: { slot.value = nil })
+}
+
+let benchmarks: @Sendable () -> Void = {
+  for p in presets {
+    for threads in [1, 2] {
+      forward("forward+loss \(p.name) B\(p.batch) Tc\(p.context) Tq\(p.question) Ta\(p.answer) t\(threads)",
+              p, threads: threads)
+    }
+  }
+  // The small preset again with every C kernel's `_ref` twin and the naive GEMM (the runtime's
+  // `useReference`), for the end-to-end gain of the optimized kernels.
+  let small = presets[0]
+  forward("forward+loss_ref small B\(small.batch) Tc\(small.context) Tq\(small.question) Ta\(small.answer) t1",
+          small, threads: 1, options: ExecutorOptions(useReference: true), maxIterations: 50)
+}
