@@ -156,6 +156,13 @@ void mq_copy_blocks(float *dst, int64_t dst_stride, int64_t dst_off, const float
             (size_t)width * sizeof(float));
 }
 
+void mq_copy_blocks_ref(float *dst, int64_t dst_stride, int64_t dst_off, const float *src,
+                        int64_t src_stride, int64_t src_off, int64_t width, int64_t r0, int64_t r1) {
+  for (int64_t o = r0; o < r1; o++)
+    for (int64_t j = 0; j < width; j++)
+      dst[o * dst_stride + dst_off + j] = src[o * src_stride + src_off + j];
+}
+
 // Cache-blocked: 32 x 32 tiles, reading rows of x and writing rows of out within a tile.
 void mq_transpose(float *out, const float *x, int64_t m, int64_t n, int64_t r0, int64_t r1) {
   enum { TILE = 32 };

@@ -71,7 +71,9 @@ public enum Pipeline {
       // Merges shared weights (params by name) and duplicate pure nodes, so each becomes one
       // buffer and one step; it only redirects uses and leaves the duplicates unread.
       .graph(EliminateCommonSubexpressions()),
-      // Removes the duplicates CSE left unread, and renumbers.
+      // After CSE, so a linear that CSE gave a second reader is not folded away from it.
+      .graph(FuseEpilogues()),
+      // Removes what CSE and fusion left unread, and renumbers.
       .graph(EliminateDeadNodes()),
       // The graph is final: one buffer per value, one step per kernel node.
       .lower,

@@ -78,15 +78,18 @@ public struct OpSpec: Sendable {
   public var nonDifferentiable: Set<Int>
   /// Pure data movement that can alias its input (the memory planner may make it a view).
   public var isView: Bool
+  /// The gradient rule autodiff uses (the training issue fills these in; nil: not differentiable yet).
+  public var gradient: GradientRule?
 
   public init(arity: ClosedRange<Int>, kernel: String, nonDifferentiable: Set<Int> = [],
-              isView: Bool = false,
+              isView: Bool = false, gradient: GradientRule? = nil,
               flops: @escaping @Sendable (InferContext, [TensorType]) -> Dim = { _, _ in 0 },
               infer: @escaping @Sendable (InferContext) throws(GraphError) -> [TensorType]) {
     self.arity = arity
     self.kernel = kernel
     self.nonDifferentiable = nonDifferentiable
     self.isView = isView
+    self.gradient = gradient
     self.flops = flops
     self.infer = infer
   }

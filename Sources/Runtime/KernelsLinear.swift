@@ -21,6 +21,7 @@ enum LinearKernels {
     let bb = hasBias ? s.step.inputs[2] : -1
     let ref = s.reference
     let bias = ref ? mq_add_bias_ref : mq_add_bias
+    let activation = try epilogue(s)
     return { team in
       let (r0, r1) = team.share(m)
       guard r0 < r1 else { return }
@@ -28,6 +29,24 @@ enum LinearKernels {
       gemm(ref, transB: true, m: r1 - r0, n: n, k: k, a: f32(p, xb) + r0 * k, lda: k,
            b: f32(p, wb), ldb: k, c: out + r0 * n, ldc: n)
       if bb >= 0 { bias(out, f32(p, bb), Int64(n), Int64(r0), Int64(r1)) }
+      // The fused epilogue runs on the rows this thread just wrote, while they are in cache.
+      activation?(out, out, Int64(r0 * n), Int64(r1 * n))
+    }
+  }
+
+  /// The kernel of a linear's `activation` attribute (nil when it has none).
+  static func epilogue(_ s: KernelSite) throws(RuntimeError)
+    -> ((UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, Int64, Int64) -> Void)?
+  {
+    guard let name = s.step.attrs.values["activation"] else { return nil }
+    let ref = s.reference
+    switch name {
+    case .string("relu"): return ref ? mq_relu_ref : mq_relu
+    case .string("tanh"): return ref ? mq_tanh_ref : mq_tanh
+    case .string("sigmoid"): return ref ? mq_sigmoid_ref : mq_sigmoid
+    default:
+      try s.require(false, "unknown linear activation \(name)")
+      return nil
     }
   }
 

@@ -18,6 +18,7 @@ enum ShapeKernels {
 
   /// `concat {axis}(x0, x1, ...)`: input i lands at column offset (sum of earlier extents) * inner.
   static func concat(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    let copy = s.reference ? mq_copy_blocks_ref : mq_copy_blocks
     try s.arity(inputs: 1...64, outputs: 1)
     let out = s.outShape(0)
     let ax = try axis(s, rank: out.count)
@@ -40,7 +41,7 @@ enum ShapeKernels {
       let (r0, r1) = team.share(outer)
       guard r0 < r1 else { return }
       for part in parts where part.width > 0 {
-        mq_copy_blocks(f32(p, o), Int64(total), Int64(part.offset), f32(p, part.buffer),
+        copy(f32(p, o), Int64(total), Int64(part.offset), f32(p, part.buffer),
                        Int64(part.width), 0, Int64(part.width), Int64(r0), Int64(r1))
       }
     }
@@ -48,6 +49,7 @@ enum ShapeKernels {
 
   /// `slice {axis, start, length}(x)`: `length` (a dim; the output's extent) entries from `start`.
   static func slice(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    let copy = s.reference ? mq_copy_blocks_ref : mq_copy_blocks
     try s.arity(inputs: 1...1, outputs: 1)
     let x = s.inShape(0), out = s.outShape(0)
     let ax = try axis(s, rank: x.count)
@@ -64,7 +66,7 @@ enum ShapeKernels {
     return { team in
       let (r0, r1) = team.share(outer)
       if r0 < r1, width > 0 {
-        mq_copy_blocks(f32(p, o), Int64(width), 0, f32(p, src), Int64(stride), Int64(off), Int64(width),
+        copy(f32(p, o), Int64(width), 0, f32(p, src), Int64(stride), Int64(off), Int64(width),
                        Int64(r0), Int64(r1))
       }
     }
@@ -92,6 +94,7 @@ enum ShapeKernels {
   /// rows: the last of them with its own source stride (0 where x has 1), the others as groups
   /// whose source offset is computed per group.
   static func broadcast(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    let copy = s.reference ? mq_copy_blocks_ref : mq_copy_blocks
     try s.arity(inputs: 1...1, outputs: 1)
     let out = s.outShape(0), xr = s.inShape(0)
     try s.require(xr.count <= out.count, "x \(xr) has a higher rank than \(out)")
@@ -126,7 +129,7 @@ enum ShapeKernels {
           off += rest % groupDims[d] * groupStrides[d]
           rest /= groupDims[d]
         }
-        mq_copy_blocks(f32(p, o) + g * pd * inner, Int64(inner), 0, f32(p, src) + off, Int64(lastStride), 0,
+        copy(f32(p, o) + g * pd * inner, Int64(inner), 0, f32(p, src) + off, Int64(lastStride), 0,
                        Int64(inner), Int64(first), Int64(first + end - r))
         r = end
       }

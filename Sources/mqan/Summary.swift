@@ -31,11 +31,16 @@ enum Summary {
     return lines.joined(separator: "\n")
   }
 
-  /// Every step's kernel, as the op table binds it.
+  /// Every step's kernel, as the op table binds it, with what fusion folded into it.
   static func kernels(_ plan: Plan, indent: String = "") -> String {
     var lines: [String] = []
     for s in plan.steps {
-      lines.append("\(indent)\(s.label.padding(toLength: 8, withPad: " ", startingAt: 0)) \(s.op.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0)) \(s.op.spec.kernel)")
+      var kernel = s.op.spec.kernel
+      if case .string(let a)? = s.attrs.values["activation"], let op = LinearOps.epilogues[a] {
+        kernel += "+\(op.spec.kernel)  (fused: \(a) epilogue)"
+      }
+      let label = s.label.padding(toLength: 8, withPad: " ", startingAt: 0)
+      lines.append("\(indent)\(label) \(s.op.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0)) \(kernel)")
       if let body = s.body.first { lines.append(kernels(body, indent: indent + "    ")) }
     }
     return lines.joined(separator: "\n")

@@ -159,6 +159,9 @@ struct MixtureCase: CustomStringConvertible, Sendable {
     let flatExpected = [sentinel, sentinel] + (5..<17).map { Float($0) }
     #expect(flat.full == flatExpected)
     #expect(flat.split == flatExpected)
+    // The reference twin agrees on both paths.
+    let refStrided = runFull(count: 20, rows: 4) { mq_copy_blocks_ref($0, 5, 1, src, 6, 2, 3, $1, $2) }
+    #expect(refStrided == expected)
   }
 
   @Test(arguments: [(1, 1), (7, 3), (33, 40), (70, 65)])

@@ -127,6 +127,8 @@ void mq_pad_mask_ref(float *out, const int32_t *ids, int32_t pad, int64_t r0, in
 // dst + o*dst_stride + dst_off. Concat, slice and time-step gather/scatter are all this.
 void mq_copy_blocks(float *dst, int64_t dst_stride, int64_t dst_off, const float *src,
                     int64_t src_stride, int64_t src_off, int64_t width, int64_t r0, int64_t r1);
+void mq_copy_blocks_ref(float *dst, int64_t dst_stride, int64_t dst_off, const float *src,
+                        int64_t src_stride, int64_t src_off, int64_t width, int64_t r0, int64_t r1);
 // Transpose of the last two axes: x [batch, m, n] -> out [batch, n, m]; rows = batch items.
 void mq_transpose(float *out, const float *x, int64_t m, int64_t n, int64_t r0, int64_t r1);
 void mq_transpose_ref(float *out, const float *x, int64_t m, int64_t n, int64_t r0, int64_t r1);

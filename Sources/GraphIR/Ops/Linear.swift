@@ -1,10 +1,25 @@
 /// GEMM-backed ops (cblas_sgemm).
-enum LinearOps {
-  /// `linear(x [..., K], w [N, K], b [N]?)` -> `[..., N]`: x wᵀ + b, as torch's nn.Linear.
+public enum LinearOps {
+  /// Activations a `linear` can apply in its epilogue (the `fuse-epilogues` pass puts them there).
+  public static let epilogues: [String: OpKind] = ["relu": .relu, "tanh": .tanh, "sigmoid": .sigmoid]
+
+  /// `linear {activation?}(x [..., K], w [N, K], b [N]?)` -> `[..., N]`: x wᵀ + b, as torch's
+  /// nn.Linear, then the optional activation (relu, tanh or sigmoid) applied in the same kernel.
   static let linear = OpSpec(
     arity: 2...3, kernel: "cblas_sgemm+mq_add_bias",
-    flops: { c, out in out[0].elementCount * c.inputs[0].shape.last! * Dim(2) }
+    flops: { c, out in
+      var f = out[0].elementCount * c.inputs[0].shape.last! * Dim(2)
+      if let a = c.attrs.string("activation"), let op = epilogues[a] {
+        f += op.spec.flops(c, out)
+      }
+      return f
+    }
   ) { c throws(GraphError) in
+    if let a = c.attrs["activation"] {
+      guard case .string(let name) = a, epilogues[name] != nil else {
+        throw .attribute(node: c.node, op: c.op, name: "activation", problem: "must be \"relu\", \"tanh\" or \"sigmoid\"")
+      }
+    }
     let x = try c.require(0, .f32, name: "x")
     let w = try c.require(1, .f32, rank: 2, name: "weight")
     guard x.rank >= 1 else { throw c.mismatch("x rank", expected: "rank >= 1", actual: x.description) }

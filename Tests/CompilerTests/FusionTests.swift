@@ -1,0 +1,68 @@
+import Compiler
+import GraphIR
+import Runtime
+import Testing
+
+/// `fuse-epilogues`: activations folded into the GEMM that feeds them, and only where safe.
+@Suite struct FusionTests {
+  let B = Dim.sym("B")
+
+  @Test func foldsSingleUseLinearsOnly() throws {
+    let b = GraphBuilder(name: "fuse")
+    let x = try b.input("x", .f32, [B, 5])
+    let w = try b.param("w", [4, 5]), bias = try b.param("b", [4])
+    let single = try b.relu(b.linear(x, w, bias))           // folded
+    let shared = try b.linear(x, try b.param("w2", [4, 5]))  // read twice: stays
+    let t = try b.tanh(shared)
+    let u = try b.add(shared, t)
+    let exposed = try b.linear(x, try b.param("w3", [4, 5])) // a graph output: stays
+    try b.output("a", single)
+    try b.output("b", u)
+    try b.output("c", exposed)
+    try b.output("d", b.sigmoid(exposed))
+    let c = try compile(b.finish())
+    let linears = c.graph.nodes.filter { $0.op == .linear }
+    #expect(linears.count == 3)
+    #expect(linears.filter { $0.attrs.string("activation") == "relu" }.count == 1)
+    #expect(!c.graph.nodes.contains { $0.op == .relu })
+    #expect(c.graph.nodes.contains { $0.op == .tanh })
+    #expect(c.graph.nodes.contains { $0.op == .sigmoid })
+  }
+
+  @Test func fusedInsideScanBodies() throws {
+    let b = GraphBuilder(name: "scan")
+    let xs = try b.input("xs", .f32, [B, .sym("T"), 3])
+    let h0 = try b.zeros([B, 3])
+    let r = try b.scan(name: "body", seqs: [xs], carries: [h0]) { s, v throws(GraphError) in
+      let h = try s.tanh(s.linear(s.add(v.seqs[0], v.carries[0]), s.param("w", [3, 3])))
+      return ([h], [h])
+    }
+    try b.output("h", r.outputs[0])
+    let c = try compile(b.finish())
+    let body = try #require(c.graph.nodes.first { $0.op == .scan }?.attrs.graph("body"))
+    #expect(body.nodes.contains { $0.op == .linear && $0.attrs.string("activation") == "tanh" })
+    #expect(!body.nodes.contains { $0.op == .tanh })
+  }
+
+  /// The fused kernel computes what the two unfused steps computed, for each activation.
+  @Test(arguments: ["relu", "tanh", "sigmoid"])
+  func fusedEqualsUnfused(activation: String) throws {
+    let b = GraphBuilder(name: "act")
+    let x = try b.input("x", .f32, [B, 7])
+    let y = try b.linear(x, b.param("w", [5, 7]), b.param("b", [5]))
+    let act = try b.node(try #require(LinearOps.epilogues[activation]), [y])[0]
+    try b.output("y", act)
+    let g = b.finish()
+    let fused = try compile(g).plan
+    let unfused = try lower(g)
+    #expect(fused.steps.count == 1)
+    #expect(unfused.steps.count == 2)
+    var rng = SystemRandomNumberGenerator()
+    let params = ["w": HostTensor(shape: [5, 7], floats: (0..<35).map { _ in Float.random(in: -1...1, using: &rng) }),
+                  "b": HostTensor(shape: [5], floats: (0..<5).map { _ in Float.random(in: -1...1, using: &rng) })]
+    let feed = ["x": HostTensor(shape: [3, 7], floats: (0..<21).map { _ in Float.random(in: -2...2, using: &rng) })]
+    let a = try Executor(plan: fused, params: params, threads: 2).run(feed)["y"]?.floats
+    let u = try Executor(plan: unfused, params: params, threads: 2).run(feed)["y"]?.floats
+    #expect(a == u)
+  }
+}
