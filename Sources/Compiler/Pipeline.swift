@@ -9,10 +9,13 @@ public struct CompileOptions: Sendable {
   /// Skip the graph passes after this one (its first occurrence); the lowering still runs, so the
   /// plan shows the graph as it stands.
   public var stopAfter: String?
+  /// Differentiate this scalar output (`loss`): the plan then also outputs `grad.<weight>`.
+  public var differentiate: String?
 
   public init(verifyEach: Bool = CompileOptions.verifyByDefault, dumpAfter: String? = nil,
-              stopAfter: String? = nil) {
+              stopAfter: String? = nil, differentiate: String? = nil) {
     self.verifyEach = verifyEach
+    self.differentiate = differentiate
     self.dumpAfter = dumpAfter
     self.stopAfter = stopAfter
   }
@@ -61,13 +64,23 @@ public enum PipelineEntry {
 /// The compiler's pipeline, in order.
 public enum Pipeline {
   /// Every pass `compile` runs, in order; each entry says why it sits where it does.
-  public static var entries: [PipelineEntry] {
-    [
+  public static var entries: [PipelineEntry] { entries(differentiate: nil) }
+
+  /// The pipeline, with autodiff when a loss is to be differentiated.
+  public static func entries(differentiate loss: String?) -> [PipelineEntry] {
+    var list: [PipelineEntry] = [
       // First: every later pass and the lowering trust stored types, so re-derive them from the
       // op table (a drift means a builder or parser disagrees with the table).
       .graph(InferShapes()),
       // Before CSE, so CSE neither hashes nor merges nodes nobody reads.
       .graph(EliminateDeadNodes()),
+    ]
+    if let loss {
+      // Before CSE and fusion, as glow differentiates before lowering: gradient rules see the
+      // plain ops, and CSE then also merges what the forward and backward passes share.
+      list.append(.graph(Autodiff(loss: loss)))
+    }
+    list += [
       // Merges shared weights (params by name) and duplicate pure nodes, so each becomes one
       // buffer and one step; it only redirects uses and leaves the duplicates unread.
       .graph(EliminateCommonSubexpressions()),
@@ -82,9 +95,10 @@ public enum Pipeline {
       // Last: live intervals for the arena, which `Plan.layout` places per dim binding.
       .plan(PlanMemory()),
     ]
+    return list
   }
 
-  /// Pipeline entry names in order (`dce` appears twice).
+  /// Pipeline entry names in order without autodiff (`dce` appears twice).
   public static var passNames: [String] { entries.map(\.name) }
 }
 
@@ -97,7 +111,8 @@ public enum Pipeline {
 /// ```
 /// - Throws: `CompileError`, naming the pass and the node (`after pass cse: node %12 (linear): ...`).
 public func compile(_ g: Graph, options: CompileOptions = .init()) throws(CompileError) -> Compilation {
-  let names = Pipeline.passNames
+  let entries = Pipeline.entries(differentiate: options.differentiate)
+  let names = entries.map(\.name)
   for name in [options.dumpAfter, options.stopAfter].compactMap({ $0 }) where !names.contains(name) {
     throw .unknownPass(name, known: names)
   }
@@ -107,7 +122,7 @@ public func compile(_ g: Graph, options: CompileOptions = .init()) throws(Compil
   var dumps: [(pass: String, text: String)] = []
   var timings: [(pass: String, duration: Duration)] = []
   var stopped = false
-  for entry in Pipeline.entries {
+  for entry in entries {
     let start = clock.now
     switch entry {
     case .graph(let pass):

@@ -20,6 +20,11 @@ public final class GraphBuilder {
   private var inputCounter = 0
 
   public init(name: String) { graph = Graph(name: name) }
+  /// Continues building on an existing graph (autodiff appends the backward pass this way).
+  public init(graph: Graph) { self.graph = graph }
+
+  /// The value of an existing node output, typed.
+  public func value(_ ref: ValueRef) -> Value { Value(ref: ref, type: graph.type(of: ref)) }
 
   public func finish() -> Graph { graph }
 
@@ -34,6 +39,14 @@ public final class GraphBuilder {
   }
   func one(_ op: OpKind, _ inputs: [Value], _ attrs: Attrs = [:]) throws(GraphError) -> Value {
     try node(op, inputs, attrs)[0]
+  }
+
+  /// Replaces node `index` (same op family, possibly more outputs), re-inferring its types.
+  /// Existing references to its outputs stay valid when outputs are only appended.
+  public func replace(_ index: Int, with node: Node) throws(GraphError) {
+    var n = node
+    n.types = try graph.inferTypes(of: n, at: index)
+    graph.nodes[index] = n
   }
 
   public func output(_ name: String, _ v: Value) throws(GraphError) {
@@ -70,8 +83,11 @@ public final class GraphBuilder {
   public func linear(_ x: Value, _ w: Value, _ b: Value? = nil) throws(GraphError) -> Value {
     try one(.linear, b.map { [x, w, $0] } ?? [x, w])
   }
-  public func matmul(_ a: Value, _ b: Value, transB: Bool = false) throws(GraphError) -> Value {
-    try one(.matmul, [a, b], transB ? ["transB": .bool(true)] : [:])
+  public func matmul(_ a: Value, _ b: Value, transA: Bool = false, transB: Bool = false) throws(GraphError) -> Value {
+    var attrs: Attrs = [:]
+    if transA { attrs["transA"] = .bool(true) }
+    if transB { attrs["transB"] = .bool(true) }
+    return try one(.matmul, [a, b], attrs)
   }
 
   // Data movement
@@ -125,7 +141,7 @@ public final class GraphBuilder {
   /// Adds a `scan` whose body `step` builds: it gets the step's slices, carries and consts and
   /// returns the new carries and the step outputs. Returns the final carries and stacked outputs.
   public func scan(name: String, seqs: [Value], carries: [Value], consts: [Value] = [], lengths: Value? = nil,
-                   reverse: Bool = false,
+                   reverse: Bool = false, accumulators: Int = 0,
                    _ step: (GraphBuilder, ScanStep) throws(GraphError) -> (carries: [Value], outputs: [Value]))
     throws(GraphError) -> (carries: [Value], outputs: [Value])
   {
@@ -144,6 +160,7 @@ public final class GraphBuilder {
     var attrs: Attrs = ["nseq": .int(seqs.count), "ncarry": .int(carries.count), "body": .graph(body.finish())]
     if reverse { attrs["reverse"] = .bool(true) }
     if lengths != nil { attrs["masked"] = .bool(true) }
+    if accumulators > 0 { attrs["nacc"] = .int(accumulators) }
     let all = seqs + carries + consts + (lengths.map { [$0] } ?? [])
     let out = try node(.scan, all, attrs)
     return (Array(out.prefix(carries.count)), Array(out.dropFirst(carries.count)))

@@ -17,8 +17,20 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
   case lstmCell = "lstm_cell", scan
   // Output layer (Ops/Output.swift)
   case mixture, nllLoss = "nll_loss"
+  // Backward-only ops that gradient rules emit (Ops/Backward.swift)
+  case sumTo = "sum_to", tanhGrad = "tanh_grad", sigmoidGrad = "sigmoid_grad", reluGrad = "relu_grad"
+  case linearGradInput = "linear_grad_input", linearGradWeight = "linear_grad_weight"
+  case sliceGrad = "slice_grad", softmaxGrad = "softmax_grad", attentionGrad = "attention_grad"
+  case layerNormGrad = "layer_norm_grad", lstmCellGrad = "lstm_cell_grad", mixtureGrad = "mixture_grad"
+  case nllLossGrad = "nll_loss_grad", lengthMask = "length_mask", embeddingGrad = "embedding_grad"
 
   public var spec: OpSpec {
+    var s = baseSpec
+    s.gradient = GradientRules.rule(for: self)
+    return s
+  }
+
+  var baseSpec: OpSpec {
     switch self {
     case .input: return Sources.input
     case .param: return Sources.param
@@ -47,6 +59,21 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     case .scan: return Recurrence.scan
     case .mixture: return OutputOps.mixture
     case .nllLoss: return OutputOps.nllLoss
+    case .sumTo: return BackwardOps.sumTo
+    case .tanhGrad: return BackwardOps.activationGrad("mq_tanh_backward")
+    case .sigmoidGrad: return BackwardOps.activationGrad("mq_sigmoid_backward")
+    case .reluGrad: return BackwardOps.activationGrad("mq_relu_backward")
+    case .linearGradInput: return BackwardOps.linearGradInput
+    case .linearGradWeight: return BackwardOps.linearGradWeight
+    case .sliceGrad: return BackwardOps.sliceGrad
+    case .softmaxGrad: return BackwardOps.softmaxGrad
+    case .attentionGrad: return BackwardOps.attentionGrad
+    case .layerNormGrad: return BackwardOps.layerNormGrad
+    case .lstmCellGrad: return BackwardOps.lstmCellGrad
+    case .mixtureGrad: return BackwardOps.mixtureGrad
+    case .nllLossGrad: return BackwardOps.nllLossGrad
+    case .lengthMask: return BackwardOps.lengthMask
+    case .embeddingGrad: return BackwardOps.embeddingGrad
     }
   }
 }

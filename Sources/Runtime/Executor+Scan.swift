@@ -58,8 +58,19 @@ enum ScanKernel {
       try s.require(body.shapes[bp.inputs[k]] == slice, "body slice \(k) \(body.shapes[bp.inputs[k]]) is not \(slice)")
       seqs.append((st.inputs[k], bp.inputs[k], try rowWidth(slice, "sequence \(k)")))
     }
+    // The last `nacc` carries are accumulators (autodiff's sums of weight gradients over time):
+    // any shape, never masked, copied whole each step.
+    let nacc = st.attrs.int("nacc") ?? 0
+    try s.require(nacc >= 0 && nacc <= ncarry, "nacc \(nacc) is not within the \(ncarry) carries")
+    var accs: [(initial: Int, state: Int, next: Int, final: Int, count: Int)] = []
+    for k in (ncarry - nacc)..<ncarry {
+      let shape = s.inShape(nseq + k), state = bp.inputs[nseq + k], next = bp.outputs[k].buffer
+      try s.require(body.shapes[state] == shape && body.shapes[next] == shape && s.outShape(k) == shape,
+                    "accumulator \(k) \(shape) against the body's \(body.shapes[state]) -> \(body.shapes[next])")
+      accs.append((st.inputs[nseq + k], state, next, st.outputs[k], elements(shape)))
+    }
     var carries: [(initial: Int, state: Int, next: Int, final: Int, width: Int)] = []
-    for k in 0..<ncarry {
+    for k in 0..<(ncarry - nacc) {
       let shape = s.inShape(nseq + k), state = bp.inputs[nseq + k], next = bp.outputs[k].buffer
       try s.require(body.shapes[state] == shape && body.shapes[next] == shape && s.outShape(k) == shape,
                     "carry \(k) \(shape) against the body's \(body.shapes[state]) -> \(body.shapes[next])")
@@ -85,9 +96,17 @@ enum ScanKernel {
     if masked { try s.require(s.shapes[lengths] == [batch], "lengths \(s.shapes[lengths]) are not [\(batch)]") }
     let p = s.ptrs, q = body.ptrs
 
+    /// Whole-tensor copies of the accumulators, split over the team by elements.
+    func copyAccumulators(_ team: Team, _ pairs: [(dst: UnsafeMutableRawPointer, src: UnsafeMutableRawPointer, count: Int)]) {
+      for a in pairs {
+        let (e0, e1) = team.share(a.count)
+        copyRows(a.dst, 0, 0, a.src, 0, 0, e1 - e0, 0, 1, offset: e0)
+      }
+    }
     return { team in
       let (b0, b1) = team.share(batch)
       for c in carries { copyRows(q[c.state]!, 0, c.width, p[c.initial]!, 0, c.width, c.width, b0, b1) }
+      copyAccumulators(team, accs.map { (q[$0.state]!, p[$0.initial]!, $0.count) })
       if time > 0 {
         let t0 = reverse ? time - 1 : 0
         for sq in seqs {
@@ -118,6 +137,7 @@ enum ScanKernel {
             }
           }
         }
+        copyAccumulators(team, accs.map { (q[$0.state]!, q[$0.next]!, $0.count) })
         if i + 1 < time {
           let tn = reverse ? t - 1 : t + 1
           for sq in seqs {
@@ -127,18 +147,20 @@ enum ScanKernel {
         team.sync()
       }
       for c in carries { copyRows(p[c.final]!, 0, c.width, q[c.state]!, 0, c.width, c.width, b0, b1) }
+      copyAccumulators(team, accs.map { (p[$0.final]!, q[$0.state]!, $0.count) })
     }
   }
 
   /// Copies rows [b0, b1): `width` 4-byte elements from src + b * srcStride + srcOff to
   /// dst + b * dstStride + dstOff (element units).
+  /// `offset` (elements) shifts both pointers first.
   @inline(__always)
   static func copyRows(_ dst: UnsafeMutableRawPointer, _ dstOff: Int, _ dstStride: Int,
                        _ src: UnsafeMutableRawPointer, _ srcOff: Int, _ srcStride: Int, _ width: Int,
-                       _ b0: Int, _ b1: Int) {
+                       _ b0: Int, _ b1: Int, offset: Int = 0) {
     guard b0 < b1, width > 0, dst != src || dstOff != srcOff || dstStride != srcStride else { return }
-    mq_copy_blocks(dst.assumingMemoryBound(to: Float.self), Int64(dstStride), Int64(dstOff),
-                   src.assumingMemoryBound(to: Float.self), Int64(srcStride), Int64(srcOff), Int64(width),
+    mq_copy_blocks(dst.assumingMemoryBound(to: Float.self) + offset, Int64(dstStride), Int64(dstOff),
+                   src.assumingMemoryBound(to: Float.self) + offset, Int64(srcStride), Int64(srcOff), Int64(width),
                    Int64(b0), Int64(b1))
   }
 }

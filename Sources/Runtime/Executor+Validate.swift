@@ -58,6 +58,15 @@ enum ValueChecks {
       case .nllLoss:
         add(1, i, upper: st.inputs.first.flatMap { dim($0, -1) }, ignore: st.attrs.int("ignore"),
             "targets (columns of P)")
+      case .nllLossGrad:
+        add(2, i, upper: st.inputs.dropFirst().first.flatMap { dim($0, -1) }, ignore: st.attrs.int("ignore"),
+            "targets (columns of P)")
+      case .mixtureGrad:
+        let ext = st.inputs.first.flatMap { dim($0, -1) }
+        add(5, i, upper: ext, "context ids (extended vocabulary)")
+        add(7, i, upper: ext, "question ids (extended vocabulary)")
+      case .embeddingGrad:
+        add(1, i, upper: st.attrs.dim("rows"), "ids (rows of the table)")
       case .scan:
         if st.attrs.bool("masked"), let lengths = st.inputs.indices.last {
           add(lengths, i, upper: st.inputs.first.flatMap { dim($0, 1) }, inclusive: true, "lengths (time steps)")
@@ -65,7 +74,8 @@ enum ValueChecks {
         if st.body.count == 1 { collect(st.body[0], chain: chain + [(plan, st)], into: &out) }
       case .input, .param, .zeros, .positionalEncoding, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
            .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .padMask, .softmax,
-           .attention, .layerNorm, .lstmCell:
+           .attention, .layerNorm, .lstmCell, .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput,
+           .linearGradWeight, .sliceGrad, .softmaxGrad, .attentionGrad, .layerNormGrad, .lstmCellGrad, .lengthMask:
         continue
       }
     }

@@ -96,6 +96,11 @@ func makeKernel(_ s: KernelSite, body: BoundPlan?) throws(RuntimeError) -> Kerne
   case .lstmCell: return try AttentionKernels.lstmCell(s)
   case .mixture: return try OutputKernels.mixture(s)
   case .nllLoss: return try OutputKernels.nllLoss(s)
+  case .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad,
+       .softmaxGrad, .attentionGrad, .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask,
+       .embeddingGrad:
+    // Backward kernels land with the training issue (in progress in this tree).
+    throw .invalidPlan("\(s.name): no kernel for \(s.step.op.rawValue) yet")
   case .scan:
     guard let body else { throw .invalidPlan("\(s.name): a scan needs exactly one body plan") }
     return try ScanKernel.make(s, body: body)

@@ -41,6 +41,8 @@ struct CompileCommand: ParsableCommand {
         let start = DispatchTime.now().uptimeNanoseconds
         var options = CompileOptions()
         options.verifyEach = verifyEach
+        // The train plan is forward + loss + backward (the Adam update runs on its outputs).
+        if kind == .train { options.differentiate = "loss" }
         options.dumpAfter = dumpAfter
         let c = try compile(graph, options: options)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

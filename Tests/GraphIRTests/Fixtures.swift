@@ -64,6 +64,28 @@ enum Fixtures {
     let aq = try b.softmax(b.matmul(yt, pq, transB: true))
     let mix = try b.node(.mixture, [pv, gsw, lsw, ac, ctx, aq, q], ["extended": .dim(V + N)])[0]
     let loss = try b.node(.nllLoss, [mix, ans], ["ignore": .int(1)])[0]
+    // Backward ops, as autodiff's gradient rules emit them.
+    let one = try b.affine(b.zeros([]), alpha: 0, beta: 1)
+    let dmix = try b.node(.nllLossGrad, [one, mix, ans], ["ignore": .int(1)])[0]
+    let mg = try b.node(.mixtureGrad, [dmix, pv, gsw, lsw, ac, ctx, aq, q])
+    let dpv = try b.node(.softmaxGrad, [mg[0], pv], ["scale": .float(1), "eps": .float(0)])[0]
+    let dyt = try b.node(.linearGradInput, [dpv, wv])[0]
+    let dwv = try b.node(.linearGradWeight, [dpv, yt])[0]
+    let dsw = try b.node(.sigmoidGrad, [mg[1], gsw])[0]
+    let dx4 = try b.node(.reluGrad, [b.node(.tanhGrad, [x4, x4])[0], x4])[0]
+    let dbias = try b.node(.sumTo, [dx4], ["shape": .dims([4])])[0]
+    let dcat = try b.node(.sliceGrad, [sl], ["axis": .int(1), "start": .int(1), "full": .dim(Tq)])[0]
+    let datt = try b.node(.attentionGrad, [mh, pq, x5, x5, mask], ["heads": .int(3), "scale": .float(0.5),
+                                                                    "fill": .float(-1e10), "causal": .bool(true)])
+    let dln = try b.node(.layerNormGrad, [ln, mh, gamma], ["eps": .float(1e-6)])
+    let dcell = try b.node(.lstmCellGrad, [h0, c0, b.zeros([B, 16]), h0, c0])
+    let live = try b.node(.lengthMask, [clen], ["length": .dim(Tc)])[0]
+    let dtable = try b.node(.embeddingGrad, [ec, ctx], ["rows": .dim(Nv)])[0]
+    for (name, v) in [("d.yt", dyt), ("d.wv", dwv), ("d.switch", dsw), ("d.bias", dbias), ("d.cat", dcat),
+                      ("d.q", datt[0]), ("d.gamma", dln[1]), ("d.gates", dcell[0]), ("live", live),
+                      ("d.table", dtable), ("d.ac", mg[3])] {
+      try b.output(name, v)
+    }
     try b.output("loss", loss)
     try b.output("final.h", carries[0])
     try b.output("final c", carries[1])

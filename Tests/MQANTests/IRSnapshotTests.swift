@@ -20,7 +20,11 @@ import Testing
     let cfg = try #require(ModelConfig.presets[preset])
     let graph = plan == "encode" ? try MQANGraph.encoder(cfg)
       : try MQANGraph.forward(cfg, options: ForwardOptions(decoder: .consistent, loss: true))
-    let text = try compile(graph).graph.text() + "\n"
+    // As `mqan compile --emit ir` compiles them: the train plan with its backward pass.
+    var options = CompileOptions()
+    if plan == "train" { options.differentiate = "loss" }
+    let compiled = try compile(graph, options: options).graph
+    let text = compiled.text() + "\n"
     let url = Self.repoRoot.appendingPathComponent("IR/\(preset).\(plan).mqir")
     if ProcessInfo.processInfo.environment["MQAN_RECORD_IR"] != nil {
       try text.write(to: url, atomically: true, encoding: .utf8)
@@ -29,6 +33,6 @@ import Testing
     let stored = try String(contentsOf: url, encoding: .utf8)
     #expect(stored == text, "IR/\(preset).\(plan).mqir drifted from the compiler's output; re-record with MQAN_RECORD_IR=1 swift test if the change is intended")
     // The checked-in text parses back to the same graph.
-    #expect(try Graph(parsing: stored, file: url.path) == compile(graph).graph)
+    #expect(try Graph(parsing: stored, file: url.path) == compiled)
   }
 }

@@ -31,14 +31,19 @@ public enum LinearOps {
     return [.f32(Array(x.shape.dropLast()) + [w.shape[0]])]
   }
 
-  /// `matmul {transB}(a [..., M, K], b [..., K, N] or [..., N, K])` -> `[..., M, N]`, batched
-  /// over equal leading dims.
+  /// `matmul {transA, transB}(a [..., M, K] or [..., K, M], b [..., K, N] or [..., N, K])` ->
+  /// `[..., M, N]`, batched over equal leading dims.
   static let matmul = OpSpec(
     arity: 2...2, kernel: "cblas_sgemm",
-    flops: { c, out in out[0].elementCount * c.inputs[0].shape.last! * Dim(2) }
+    flops: { c, out in
+      let a = c.inputs[0].shape
+      let k = (c.attrs.bool("transA") ?? false) ? a[a.count - 2] : a[a.count - 1]
+      return out[0].elementCount * k * Dim(2)
+    }
   ) { c throws(GraphError) in
     let a = try c.require(0, .f32, name: "a")
     let b = try c.require(1, .f32, name: "b")
+    let transA = c.attrs.bool("transA") ?? false
     let transB = c.attrs.bool("transB") ?? false
     guard a.rank >= 2, b.rank == a.rank else {
       throw c.mismatch("operand ranks", expected: "equal ranks >= 2", actual: "\(a) and \(b)")
@@ -47,10 +52,11 @@ public enum LinearOps {
     if Array(batchA) != Array(batchB) {
       throw c.mismatch("batch dims", expected: a.description, actual: b.description)
     }
-    let k = a.shape[a.rank - 1]
+    let m = transA ? a.shape[a.rank - 1] : a.shape[a.rank - 2]
+    let k = transA ? a.shape[a.rank - 2] : a.shape[a.rank - 1]
     let kb = transB ? b.shape[b.rank - 1] : b.shape[b.rank - 2]
     let n = transB ? b.shape[b.rank - 2] : b.shape[b.rank - 1]
     try c.requireEqual(kb, k, "inner dim of b \(b) against a \(a)")
-    return [.f32(Array(batchA) + [a.shape[a.rank - 2], n])]
+    return [.f32(Array(batchA) + [m, n])]
   }
 }

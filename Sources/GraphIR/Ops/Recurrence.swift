@@ -31,13 +31,14 @@ enum Recurrence {
     return Layout(nseq: nseq, ncarry: ncarry, nconst: nconst, masked: masked)
   }
 
-  /// `scan {nseq, ncarry, reverse, masked, body}(seqs..., carries..., consts..., lengths?)`.
+  /// `scan {nseq, ncarry, nacc?, reverse, masked, body}(seqs..., carries..., consts..., lengths?)`.
   ///
   /// Sequences are `[B, T, ...]`; step t's body gets `seq[:, t]`, the carries and the consts, and
   /// returns the new carries then the step outputs. The scan returns the final carries then each
   /// step output stacked to `[B, T, ...]`. With `masked`, lengths `[B]` (i32) freeze a row's
   /// carries and zero its outputs at steps t >= length (PyTorch packed-sequence semantics; a
-  /// `reverse` scan then starts each row at its own last token).
+  /// `reverse` scan then starts each row at its own last token). The last `nacc` carries are
+  /// accumulators (autodiff's gradient sums over time): any shape, never masked.
   static let scan = OpSpec(
     arity: 1...64, kernel: "scan", nonDifferentiable: [],
     flops: { c, _ in
