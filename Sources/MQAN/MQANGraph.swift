@@ -90,6 +90,44 @@ public struct MQANGraph {
     return m.b.finish()
   }
 
+  /// The decoder alone, over the encoder's outputs (fed as inputs, as `encoder(_:)` returns them):
+  /// the teacher-forced decoder on an answer prefix, returning the mixture P `[B, Ta-1, X]`.
+  /// Greedy decoding runs it on a growing prefix (the decode-step plan with key/value caches
+  /// comes with the inference issue).
+  public static func decoder(_ config: ModelConfig, mode: DecoderMode, name: String = "decode") throws(ModelError) -> Graph {
+    try config.validate()
+    var m = MQANGraph(config: config, name: name, recordActivations: false)
+    do {
+      typealias D = MQANDims
+      let b = m.b, d = m.d
+      let emb = try b.input("embeddings", .f32, [D.Nv, Dim(config.embeddingDim)])
+      let cli = try b.input("context_limited", .i32, [D.B, D.Tc])
+      let qli = try b.input("question_limited", .i32, [D.B, D.Tq])
+      let answer = try b.input("answer", .i32, [D.B, D.Ta])
+      let l2f = try b.input("limited_to_full", .i32, [D.X])
+      var attended: [Value] = []
+      for l in 0...config.transformerLayers {
+        attended.append(try b.input("self_attended_context.\(l)", .f32, [D.B, D.Tc, d]))
+      }
+      let enc = Encoded(selfAttendedContext: attended,
+                        finalContext: try b.input("final_context", .f32, [D.B, D.Tc, d]),
+                        finalQuestion: try b.input("final_question", .f32, [D.B, D.Tq, d]),
+                        initH: try b.input("decoder_init_h", .f32, [D.B, d]),
+                        initC: try b.input("decoder_init_c", .f32, [D.B, d]))
+      // Full ids of context and question are not needed past the encoder; the limited ids mask
+      // the pointers (their pad positions are the same).
+      var io = Inputs(embeddings: emb, context: cli, contextLengths: cli, contextLimited: cli,
+                      question: qli, questionLengths: qli, questionLimited: qli)
+      io.answer = answer
+      io.limitedToFull = l2f
+      let dec = try m.decode(io, enc, mode: mode)
+      try b.output("probs", dec.probs)
+    } catch {
+      throw ModelError.graph(error.description)
+    }
+    return m.b.finish()
+  }
+
   mutating func record(_ name: String, _ v: Value) {
     if recordActivations { activations.append((name, v)) }
   }
