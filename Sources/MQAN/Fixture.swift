@@ -8,6 +8,12 @@ public struct ParityFixture {
   public var file: SafetensorsFile
   public var config: ModelConfig
   public var decodeSteps: Int?
+  /// The optimizer settings of `expected.after_step.*`.
+  public var adam: AdamSettings?
+
+  public struct AdamSettings: Codable, Sendable {
+    public var lr: Double, beta1: Double, beta2: Double, eps: Double, clip: Double
+  }
 
   public init(path: String) throws {
     self.path = path
@@ -28,6 +34,13 @@ public struct ParityFixture {
     }
     try config.validate()
     decodeSteps = file.metadata["decode_steps"].flatMap { Int($0) }
+    if let text = file.metadata["adam"] {
+      do {
+        adam = try JSONDecoder().decode(AdamSettings.self, from: Data(text.utf8))
+      } catch {
+        throw ModelError.fixture(path: path, problem: "metadata adam: \(ModelError.describe(decoding: error))")
+      }
+    }
   }
 
   /// Every `param.<key>` tensor, by decaNLP key.

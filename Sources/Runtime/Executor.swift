@@ -40,11 +40,16 @@ public final class Executor {
   public let options: ExecutorOptions
   private let pool: ThreadPool
   private let weights: AlignedBuffer
-  private let params: [String: UnsafeMutableRawPointer]
+  let params: [String: UnsafeMutableRawPointer]
   private let slots: [InputSlot]
   private let checks: [ValueCheck]
   private let profileTable: ProfileTable?
   private var buckets: [[String: Int]: Bucket] = [:]
+  /// One arena for every bucket, grown to the largest layout seen: batches of new shapes (every
+  /// training batch may have its own) reuse it instead of holding an arena each.
+  private var sharedArena: AlignedBuffer?
+  /// Bound buckets kept at most (their bound plans are cheap; the arena is shared).
+  public static let maxBuckets = 256
 
   /// - Parameters:
   ///   - params: the weights by state_dict key; every `.param` buffer of the plan (and of its scan
@@ -122,18 +127,32 @@ public final class Executor {
 
   public func resetProfile() { profileTable?.reset() }
 
-  /// Shape buckets bound so far (each with its own arena).
+  /// Shape buckets bound and cached.
   public var bucketCount: Int { buckets.count }
 
-  /// Arena bytes of the bucket for these dims, if it was bound.
-  public func arenaBytes(dims: [String: Int]) -> Int? { buckets[dims]?.arena.bytes }
+  /// Arena bytes the layout of the bucket for these dims needs, if it was bound.
+  public func arenaBytes(dims: [String: Int]) -> Int? { buckets[dims]?.arenaBytes }
+
+  /// Bytes of the shared arena (the largest layout bound so far).
+  public var sharedArenaBytes: Int { sharedArena?.bytes ?? 0 }
 
   // MARK: - Internals
 
   private func bucket(_ env: [String: Int]) throws(RuntimeError) -> Bucket {
     if let b = buckets[env] { return b }
-    let b = try Bucket(plan: plan, env: env, threads: threads, params: params, options: options,
-                       slots: slots, checks: checks, profile: profileTable)
+    let layout: ArenaLayout
+    do { layout = try plan.layout(env) } catch { throw .dim(error, "layout of plan \(plan.name)") }
+    if sharedArena == nil || sharedArena!.bytes < layout.arenaBytes {
+      // Bound buckets point into the old arena: drop them before it goes.
+      // Grow with headroom, so a run of slightly larger batches does not reallocate each time.
+      let bytes = max(layout.arenaBytes, (sharedArena?.bytes ?? 0) * 5 / 4)
+      buckets.removeAll()
+      sharedArena = nil
+      sharedArena = try AlignedBuffer(bytes: bytes, what: "arena of \(bytes) bytes for \(env)")
+    }
+    if buckets.count >= Executor.maxBuckets { buckets.removeAll() }
+    let b = try Bucket(plan: plan, env: env, layout: layout, arena: sharedArena!, threads: threads, params: params,
+                       options: options, slots: slots, checks: checks, profile: profileTable)
     buckets[env] = b
     return b
   }
@@ -198,6 +217,7 @@ public final class Executor {
 /// the bound plan tree and the value checks with their bounds evaluated.
 final class Bucket {
   let arena: AlignedBuffer
+  let arenaBytes: Int
   let scratch: AlignedBuffer
   let stagingMemory: AlignedBuffer
   /// Per input slot: where its I64 -> I32 copy goes (nil for f32 inputs).
@@ -206,12 +226,11 @@ final class Bucket {
   let root: BoundPlan
   let checks: [BoundCheck]
 
-  init(plan: Plan, env: [String: Int], threads: Int, params: [String: UnsafeMutableRawPointer],
-       options: ExecutorOptions, slots: [InputSlot], checks: [ValueCheck],
+  init(plan: Plan, env: [String: Int], layout: ArenaLayout, arena: AlignedBuffer, threads: Int,
+       params: [String: UnsafeMutableRawPointer], options: ExecutorOptions, slots: [InputSlot], checks: [ValueCheck],
        profile: ProfileTable?) throws(RuntimeError) {
-    let layout: ArenaLayout
-    do { layout = try plan.layout(env) } catch { throw .dim(error, "layout of plan \(plan.name)") }
-    arena = try AlignedBuffer(bytes: layout.arenaBytes, what: "arena of \(layout.arenaBytes) bytes for \(env)")
+    self.arena = arena
+    arenaBytes = layout.arenaBytes
     let stride = (BoundPlan.scratchFloats(plan, env: env) + 15) / 16 * 16
     scratch = try AlignedBuffer(bytes: stride * 4 * threads, what: "attention scratch")
     var offsets: [Int?] = []

@@ -96,21 +96,39 @@ func makeKernel(_ s: KernelSite, body: BoundPlan?) throws(RuntimeError) -> Kerne
   case .lstmCell: return try AttentionKernels.lstmCell(s)
   case .mixture: return try OutputKernels.mixture(s)
   case .nllLoss: return try OutputKernels.nllLoss(s)
-  case .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad,
-       .softmaxGrad, .attentionGrad, .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask,
-       .embeddingGrad:
-    // Backward kernels land with the training issue (in progress in this tree).
-    throw .invalidPlan("\(s.name): no kernel for \(s.step.op.rawValue) yet")
+  case .sumTo: return try BackwardKernels.sumTo(s)
+  case .tanhGrad: return try BackwardKernels.activationGrad(s, s.reference ? mq_tanh_backward_ref : mq_tanh_backward)
+  case .sigmoidGrad:
+    return try BackwardKernels.activationGrad(s, s.reference ? mq_sigmoid_backward_ref : mq_sigmoid_backward)
+  case .reluGrad: return try BackwardKernels.activationGrad(s, s.reference ? mq_relu_backward_ref : mq_relu_backward)
+  case .linearGradInput: return try LinearKernels.linearGradInput(s)
+  case .linearGradWeight: return try LinearKernels.linearGradWeight(s)
+  case .sliceGrad: return try BackwardKernels.sliceGrad(s)
+  case .softmaxGrad: return try BackwardKernels.softmaxGrad(s)
+  case .attentionGrad: return try BackwardLayerKernels.attentionGrad(s)
+  case .layerNormGrad: return try BackwardLayerKernels.layerNormGrad(s)
+  case .lstmCellGrad: return try BackwardLayerKernels.lstmCellGrad(s)
+  case .mixtureGrad: return try BackwardLayerKernels.mixtureGrad(s)
+  case .nllLossGrad: return try BackwardKernels.nllLossGrad(s)
+  case .lengthMask: return try BackwardKernels.lengthMask(s)
+  case .embeddingGrad: return try BackwardKernels.embeddingGrad(s)
   case .scan:
     guard let body else { throw .invalidPlan("\(s.name): a scan needs exactly one body plan") }
     return try ScanKernel.make(s, body: body)
   }
 }
 
-/// Floats of per-thread scratch a step needs at this binding (attention: Tq * Tk).
+/// Floats of per-thread scratch a step needs at this binding (attention: Tq * Tk for P;
+/// attention_grad: 2 * Tq * Tk for P and dP).
 func scratchFloats(_ step: Step, shapes: [[Int]]) -> Int {
-  guard step.op == .attention, step.inputs.count >= 2 else { return 0 }
-  let q = shapes[step.inputs[0]], k = shapes[step.inputs[1]]
+  let first: Int
+  switch step.op {
+  case .attention: first = 0
+  case .attentionGrad: first = 1
+  default: return 0
+  }
+  guard step.inputs.count >= first + 2 else { return 0 }
+  let q = shapes[step.inputs[first]], k = shapes[step.inputs[first + 1]]
   guard q.count == 3, k.count == 3 else { return 0 }
-  return q[1] * k[1]
+  return (step.op == .attentionGrad ? 2 : 1) * q[1] * k[1]
 }

@@ -50,31 +50,32 @@ enum LinearKernels {
     }
   }
 
-  /// `matmul {transB}(a [..., M, K], b [..., K, N] or [..., N, K])` -> `[..., M, N]`. Rows are the
-  /// (batch item, output row) pairs, so threads split the batch, and split rows inside a batch
-  /// item when the batch is smaller than the team.
+  /// `matmul {transA, transB}(a [..., M, K] or [..., K, M], b [..., K, N] or [..., N, K])` ->
+  /// `[..., M, N]`. Rows are the (batch item, output row) pairs, so threads split the batch, and
+  /// split rows inside a batch item when the batch is smaller than the team. With transA a
+  /// thread's output rows are columns of A: its block starts at that column, with lda = M.
   static func matmul(_ s: KernelSite) throws(RuntimeError) -> Kernel {
     try s.arity(inputs: 2...2, outputs: 1)
     let a = s.inShape(0), b = s.inShape(1), c = s.outShape(0)
     try s.require(a.count >= 2 && b.count == a.count && c.count == a.count,
                   "operands \(a) and \(b) are not [..., M, K] and [..., K, N]")
-    let transB = s.step.attrs.bool("transB")
-    let m = a[a.count - 2], k = a[a.count - 1]
+    let transA = s.step.attrs.bool("transA"), transB = s.step.attrs.bool("transB")
+    let m = transA ? a[a.count - 1] : a[a.count - 2], k = transA ? a[a.count - 2] : a[a.count - 1]
     let kb = transB ? b[b.count - 1] : b[b.count - 2], n = transB ? b[b.count - 2] : b[b.count - 1]
     let batch = elements(Array(a.dropLast(2)))
     try s.require(kb == k && Array(a.dropLast(2)) == Array(b.dropLast(2)), "operands \(a) and \(b)")
     try s.require(Array(c.suffix(2)) == [m, n], "output \(c) against \(a) x \(b)")
     let p = s.ptrs, ab = s.step.inputs[0], bb = s.step.inputs[1], cb = s.step.outputs[0]
     let ref = s.reference
-    let ldb = transB ? k : n
+    let lda = transA ? m : k, ldb = transB ? k : n
     return { team in
       let (r0, r1) = team.share(batch * m)
       var r = r0
       while r < r1 {
         let item = r / m, row = r % m
         let rows = min(m - row, r1 - r)
-        gemm(ref, transB: transB, m: rows, n: n, k: k,
-             a: f32(p, ab) + (item * m + row) * k, lda: k,
+        gemm(ref, transA: transA, transB: transB, m: rows, n: n, k: k,
+             a: f32(p, ab) + item * m * k + (transA ? row : row * k), lda: lda,
              b: f32(p, bb) + item * k * n, ldb: ldb,
              c: f32(p, cb) + (item * m + row) * n, ldc: n)
         r += rows
@@ -82,33 +83,72 @@ enum LinearKernels {
     }
   }
 
-  /// C[m, n] = A[m, k] B (B is [k, n], or [n, k] when transB), row-major, beta = 0. The reference
-  /// mode uses a naive triple loop instead of OpenBLAS.
+  /// `linear_grad_input(g [..., N], w [N, K])` -> `[..., K]` = g w: rows are the M = product of
+  /// g's leading dims, each thread's block one sgemm (NoTrans, NoTrans).
+  static func linearGradInput(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 2...2, outputs: 1)
+    let g = s.inShape(0), w = s.inShape(1), y = s.outShape(0)
+    try s.require(g.count >= 1 && w.count == 2 && g[g.count - 1] == w[0],
+                  "g \(g) and weight \(w) are not [..., N] and [N, K]")
+    let n = w[0], k = w[1], m = elements(Array(g.dropLast()))
+    try s.require(y == Array(g.dropLast()) + [k], "output \(y) is not \(Array(g.dropLast()) + [k])")
+    let p = s.ptrs, gb = s.step.inputs[0], wb = s.step.inputs[1], yb = s.step.outputs[0]
+    let ref = s.reference
+    return { team in
+      let (r0, r1) = team.share(m)
+      guard r0 < r1 else { return }
+      gemm(ref, transA: false, transB: false, m: r1 - r0, n: k, k: n, a: f32(p, gb) + r0 * n, lda: n,
+           b: f32(p, wb), ldb: k, c: f32(p, yb) + r0 * k, ldc: k)
+    }
+  }
+
+  /// `linear_grad_weight(g [..., N], x [..., K])` -> `[N, K]` = gᵀ x summed over the M rows:
+  /// threads split the N output rows (columns of g: A = g + n0, TransA, lda = N), so each output
+  /// element is one thread's dot product over all M rows.
+  static func linearGradWeight(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 2...2, outputs: 1)
+    let g = s.inShape(0), x = s.inShape(1), y = s.outShape(0)
+    try s.require(g.count >= 1 && x.count == g.count && Array(g.dropLast()) == Array(x.dropLast()),
+                  "g \(g) and x \(x) are not [..., N] and [..., K] with equal rows")
+    let n = g[g.count - 1], k = x[x.count - 1], m = elements(Array(g.dropLast()))
+    try s.require(y == [n, k], "output \(y) is not [\(n), \(k)]")
+    let p = s.ptrs, gb = s.step.inputs[0], xb = s.step.inputs[1], yb = s.step.outputs[0]
+    let ref = s.reference
+    return { team in
+      let (r0, r1) = team.share(n)
+      guard r0 < r1 else { return }
+      gemm(ref, transA: true, transB: false, m: r1 - r0, n: k, k: m, a: f32(p, gb) + r0, lda: n,
+           b: f32(p, xb), ldb: k, c: f32(p, yb) + r0 * k, ldc: k)
+    }
+  }
+
+  /// C[m, n] = A B, row-major, beta = 0: A is [m, k] (or [k, m] when transA), B is [k, n] (or
+  /// [n, k] when transB). The reference mode uses a naive triple loop instead of OpenBLAS.
   @inline(__always)
-  static func gemm(_ reference: Bool, transB: Bool, m: Int, n: Int, k: Int,
+  static func gemm(_ reference: Bool, transA: Bool = false, transB: Bool, m: Int, n: Int, k: Int,
                    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                    c: UnsafeMutablePointer<Float>, ldc: Int) {
     guard m > 0, n > 0 else { return }
     if reference {
-      naiveGemm(transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
+      naiveGemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
       return
     }
     if k == 0 {
       for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
       return
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 blasint(m), blasint(n), blasint(k), 1, a, blasint(lda), b, blasint(ldb), 0, c, blasint(ldc))
   }
 
   /// The GEMM oracle: one dot product per output, summed in k order.
-  static func naiveGemm(transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-                        b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+  static func naiveGemm(transA: Bool = false, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>,
+                        lda: Int, b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
     for i in 0..<m {
       for j in 0..<n {
         var acc: Float = 0
         for e in 0..<k {
-          acc += a[i * lda + e] * (transB ? b[j * ldb + e] : b[e * ldb + j])
+          acc += (transA ? a[e * lda + i] : a[i * lda + e]) * (transB ? b[j * ldb + e] : b[e * ldb + j])
         }
         c[i * ldc + j] = acc
       }

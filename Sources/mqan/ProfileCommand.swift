@@ -14,9 +14,9 @@ struct ProfileCommand: ParsableCommand {
     commandName: "profile",
     abstract: "Time MQAN's forward pass and loss on a synthetic batch.")
 
-  enum Mode: String, ExpressibleByArgument, CaseIterable { case forward }
+  enum Mode: String, ExpressibleByArgument, CaseIterable { case forward, train }
 
-  @Argument(help: "What to time: forward (teacher-forced forward pass + loss).")
+  @Argument(help: "What to time: forward (teacher-forced forward pass + loss) or train (forward + backward).")
   var mode: Mode
   @OptionGroup var model: ModelOptions
   @Option(help: "Batch size.") var batch = 32
@@ -45,10 +45,13 @@ struct ProfileCommand: ParsableCommand {
       if let path = self.plan {
         plan = try PlanFile.read(path: path).plan(named: "train", path: path)
       } else {
-        plan = try compile(MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true))).plan
+        var options = CompileOptions()
+        if mode == .train { options.differentiate = "loss" }
+        plan = try compile(MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true)),
+                           options: options).plan
       }
       let params = ParameterInit.initialize(config, seed: seed)
-      let exec = try Executor(plan: plan, params: params, threads: threads)
+      let exec = try Executor(plan: plan, params: params, threads: threads, options: ExecutorOptions(profile: true))
       let table = EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1)
       let b = EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: answer,
                                      vocab: vocab, config: config, seed: seed &+ 2)
@@ -63,13 +66,14 @@ struct ProfileCommand: ParsableCommand {
         if i > 0 { times.append(ms) }
         print(String(format: "%@ %d: %.1f ms, loss %.4f", i == 0 ? "warm-up" : "step", i, ms, loss))
       }
+      printKernelTable(exec.profile, steps: steps + 1, total: times.reduce(0, +) * Double(steps + 1) / Double(steps))
       times.sort()
       let median = times[times.count / 2]
       let tokens = batch * (context + question + answer)
       let env = ["B": batch, "Tc": context, "Tq": question, "Ta": answer, "Nv": vocab,
                  "X": feed["limited_to_full"]?.count ?? config.generativeVocab]
       let flops = Double(try plan.stats.flops.evaluate(env))
-      print(String(format: "forward+loss: median %.1f ms (min %.1f, max %.1f) over %d steps, %.0f tokens/s, %.1f GFLOP/s, %d threads",
+      print(String(format: "\(mode == .train ? "forward+loss+backward" : "forward+loss"): median %.1f ms (min %.1f, max %.1f) over %d steps, %.0f tokens/s, %.1f GFLOP/s, %d threads",
                    median, times.first ?? 0, times.last ?? 0, times.count, Double(tokens) / (median / 1e3),
                    flops / (median / 1e3) / 1e9, threads))
       if json {
@@ -82,6 +86,32 @@ struct ProfileCommand: ParsableCommand {
         print(String(decoding: data, as: UTF8.self))
       }
     }
+  }
+}
+
+/// The kernels by time: op, where (IR label through scan bodies), calls, ms per run, % of the run.
+func printKernelTable(_ records: [StepProfile], steps: Int, total: Double) {
+  var byOp: [String: (calls: Int, ns: UInt64)] = [:]
+  for r in records where r.op != .scan {
+    byOp[r.op.rawValue, default: (0, 0)].calls += r.calls
+    byOp[r.op.rawValue, default: (0, 0)].ns += r.nanoseconds
+  }
+  let perRun = Double(max(steps, 1))
+  print(String(format: "%-22@ %10@ %10@ %6@", "op" as NSString, "calls/run" as NSString, "ms/run" as NSString,
+               "%" as NSString))
+  for (op, v) in byOp.sorted(by: { $0.value.ns > $1.value.ns }).prefix(15) {
+    let ms = Double(v.ns) / 1e6 / perRun
+    print(String(format: "%-22@ %10.0f %10.1f %6.1f", op as NSString, Double(v.calls) / perRun, ms, 100 * ms / max(total, 1e-9)))
+  }
+  print("slowest steps:")
+  for r in records.filter({ $0.op != .scan }).sorted(by: { $0.nanoseconds > $1.nanoseconds }).prefix(12) {
+    print(String(format: "  %-20@ %-14@ %-8@ calls %6.0f %8.1f ms/run", r.op.rawValue as NSString, r.path as NSString,
+                 r.label as NSString, Double(r.calls) / perRun, Double(r.nanoseconds) / 1e6 / perRun))
+  }
+  let scans = records.filter { $0.op == .scan }.sorted { $0.nanoseconds > $1.nanoseconds }.prefix(8)
+  for r in scans {
+    print(String(format: "scan %-16@ %@ %10.1f ms/run", r.label as NSString, r.path as NSString,
+                 Double(r.nanoseconds) / 1e6 / perRun))
   }
 }
 

@@ -171,6 +171,123 @@ void mq_attention_ref(float *out, const float *q, const float *k, const float *v
                       const float *keypad, int64_t Tq, int64_t Tk, int64_t D, int64_t heads,
                       float scale, float fill, int causal, float *scratch, int64_t r0, int64_t r1);
 
+// ---------------------------------------------------------------------------------------------
+// Optimizer
+// Sum of squares of g[r0, r1) in double, in 16 fixed lanes folded in a fixed order: the same bits
+// for every ISA variant and the reference (the global gradient norm for clipping).
+double mq_sumsq(const float *g, int64_t r0, int64_t r1);
+double mq_sumsq_ref(const float *g, int64_t r0, int64_t r1);
+// Adam (PyTorch's order, float32) on [r0, r1), the clip coefficient applied to g on the fly:
+//   g' = g * grad_scale;  m = beta1 * m + one_minus_beta1 * g';  v = v * beta2 + one_minus_beta2 * g' * g'
+//   p = p + (-step_size) * m / (sqrt(v) / bc2_sqrt + eps)
+// with step_size = lr / (1 - beta1^t) and bc2_sqrt = sqrt(1 - beta2^t), computed by the caller.
+void mq_adam_update(float *p, const float *g, float *m, float *v, float grad_scale,
+                    float step_size, float beta1, float one_minus_beta1, float beta2,
+                    float one_minus_beta2, float eps, float bc2_sqrt, int64_t r0, int64_t r1);
+void mq_adam_update_ref(float *p, const float *g, float *m, float *v, float grad_scale,
+                        float step_size, float beta1, float one_minus_beta1, float beta2,
+                        float one_minus_beta2, float eps, float bc2_sqrt, int64_t r0, int64_t r1);
+
+// ---------------------------------------------------------------------------------------------
+// Backward kernels (backward_*.c). g = upstream gradient, y = forward output; each quotes the
+// forward line it inverts. They write (=) their outputs; autodiff sums gradients with `add`.
+
+// Activations on a flat range [r0, r1): dx = g (1 - y²) / g y (1 - y) / (y <= 0 ? 0 : g).
+// dx may be g or y.
+void mq_tanh_backward(float *dx, const float *g, const float *y, int64_t r0, int64_t r1);
+void mq_tanh_backward_ref(float *dx, const float *g, const float *y, int64_t r0, int64_t r1);
+void mq_sigmoid_backward(float *dx, const float *g, const float *y, int64_t r0, int64_t r1);
+void mq_sigmoid_backward_ref(float *dx, const float *g, const float *y, int64_t r0, int64_t r1);
+void mq_relu_backward(float *dx, const float *g, const float *y, int64_t r0, int64_t r1);
+void mq_relu_backward_ref(float *dx, const float *g, const float *y, int64_t r0, int64_t r1);
+
+// sum_to: g viewed as [rows, width] -> out[j] = sum_r g[r, j] for columns [c0, c1) (rows in
+// order, in double: the column split does not change the bits).
+void mq_sum_rows(float *out, const float *g, int64_t rows, int64_t width, int64_t c0, int64_t c1);
+void mq_sum_rows_ref(float *out, const float *g, int64_t rows, int64_t width, int64_t c0,
+                     int64_t c1);
+
+// out [B, T]: 1 where t < lengths[b], else 0, for batch rows [r0, r1).
+void mq_length_mask(float *out, const int32_t *lengths, int64_t T, int64_t r0, int64_t r1);
+void mq_length_mask_ref(float *out, const int32_t *lengths, int64_t T, int64_t r0, int64_t r1);
+
+// Gradient of an embedding table: zeroes table rows [r0, r1) of out [vocab, E], then adds g[i, :]
+// (g [n, E]) into row ids[i] for every i in order whose id falls in [r0, r1).
+void mq_embedding_backward(float *out, const float *g, const int32_t *ids, int64_t n, int64_t E,
+                           int64_t r0, int64_t r1);
+void mq_embedding_backward_ref(float *out, const float *g, const int32_t *ids, int64_t n,
+                               int64_t E, int64_t r0, int64_t r1);
+
+// Masked softmax (mq_masked_softmax with scale, eps) over rows [r0, r1) of [rows, n]:
+// p = y - eps, dx = scale * p * (g - sum_j g_j p_j). dx may be g or y.
+void mq_softmax_backward(float *dx, const float *g, const float *y, int64_t n, float scale,
+                         float eps, int64_t r0, int64_t r1);
+void mq_softmax_backward_ref(float *dx, const float *g, const float *y, int64_t n, float scale,
+                             float eps, int64_t r0, int64_t r1);
+
+// decaNLP's LayerNorm, in two phases. Rows [r0, r1) of [rows, d]: dx, and (unless stats is NULL)
+// stats [rows, 2] = (mean, std + eps) of each row as the forward computed them. Then, after every
+// row's stats exist, columns [c0, c1) of dgamma = sum_r g (x - mean) / (std + eps) and
+// dbeta = sum_r g (rows in order, in double). dx may be g.
+void mq_layernorm_backward(float *dx, float *stats, const float *g, const float *x,
+                           const float *gamma, int64_t d, float eps, int64_t r0, int64_t r1);
+void mq_layernorm_backward_ref(float *dx, float *stats, const float *g, const float *x,
+                               const float *gamma, int64_t d, float eps, int64_t r0, int64_t r1);
+void mq_layernorm_backward_params(float *dgamma, float *dbeta, const float *g, const float *x,
+                                  const float *stats, int64_t rows, int64_t d, int64_t c0,
+                                  int64_t c1);
+void mq_layernorm_backward_params_ref(float *dgamma, float *dbeta, const float *g, const float *x,
+                                      const float *stats, int64_t rows, int64_t d, int64_t c0,
+                                      int64_t c1);
+
+// LSTM gate update for rows [r0, r1) of B: dh, dc [B, H] (gradients of h', c'), gates [B, 4H],
+// c_prev, c_new [B, H] -> dgates [B, 4H] (pre-activation gradients, order i, f, g, o) and
+// dc_prev [B, H]. dc_prev may be dc.
+void mq_lstm_cell_backward(float *dgates, float *dc_prev, const float *dh, const float *dc,
+                           const float *gates, const float *c_prev, const float *c_new, int64_t H,
+                           int64_t r0, int64_t r1);
+void mq_lstm_cell_backward_ref(float *dgates, float *dc_prev, const float *dh, const float *dc,
+                               const float *gates, const float *c_prev, const float *c_new,
+                               int64_t H, int64_t r0, int64_t r1);
+
+// Pointer-generator mixture for rows [r0, r1) of B*T (shapes as mq_pointer_mixture; dP [B*T, X]):
+//   dpvocab = gamma dP[:V]; dac_i = lambda (1 - gamma) dP[cid_i]; daq_j = (1 - lambda)(1 - gamma) dP[qid_j]
+//   dgamma = sum dP[:V] pv - lambda sum dP[cid_i] ac_i - (1 - lambda) sum dP[qid_j] aq_j
+//   dlambda = (1 - gamma) (sum dP[cid_i] ac_i - sum dP[qid_j] aq_j)
+void mq_pointer_mixture_backward(float *dpvocab, float *dgamma, float *dlambda, float *dac,
+                                 float *daq, const float *dP, const float *pvocab,
+                                 const float *gamma, const float *lambda, const float *ac,
+                                 const int32_t *cids, const float *aq, const int32_t *qids,
+                                 int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq,
+                                 int64_t r0, int64_t r1);
+void mq_pointer_mixture_backward_ref(float *dpvocab, float *dgamma, float *dlambda, float *dac,
+                                     float *daq, const float *dP, const float *pvocab,
+                                     const float *gamma, const float *lambda, const float *ac,
+                                     const int32_t *cids, const float *aq, const int32_t *qids,
+                                     int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq,
+                                     int64_t r0, int64_t r1);
+
+// NLL for rows [r0, r1) of P, dP [rows, X]: zeroes the rows, then dP[r, t_r] = c / P[r, t_r] with
+// c = -g / count (in double, rounded once) for every row whose target != ignore. count is the
+// number of kept rows in the whole tensor; count <= 0 leaves all zeros.
+void mq_nll_backward(float *dP, const float *P, const int32_t *targets, int64_t X, int32_t ignore,
+                     float g, int64_t count, int64_t r0, int64_t r1);
+void mq_nll_backward_ref(float *dP, const float *P, const int32_t *targets, int64_t X,
+                         int32_t ignore, float g, int64_t count, int64_t r0, int64_t r1);
+
+// Attention (mq_attention's arguments and rows) -> dq [B, Tq, D], dk, dv [B, Tk, D] from the
+// upstream g [B, Tq, D]; each (batch, chunk) row writes only its column window. P is recomputed:
+// dv = Pᵀ g; dP = g vᵀ; dS = P ⊙ (dP - rowsum(dP ⊙ P)); dq = scale dS k; dk = scale dSᵀ q.
+// scratch: at least 2 * Tq * Tk floats per call (the caller gives each thread its own).
+void mq_attention_backward(float *dq, float *dk, float *dv, const float *g, const float *q,
+                           const float *k, const float *v, const float *keypad, int64_t Tq,
+                           int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
+                           int causal, float *scratch, int64_t r0, int64_t r1);
+void mq_attention_backward_ref(float *dq, float *dk, float *dv, const float *g, const float *q,
+                               const float *k, const float *v, const float *keypad, int64_t Tq,
+                               int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
+                               int causal, float *scratch, int64_t r0, int64_t r1);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,147 @@
+// Backward of multi-head scaled dot-product attention (mq_attention).
+//
+// Legend: B = batch, Tq = query length, Tk = key length, D = model width, heads = torch.chunk
+// count, w = ceil(D / heads), hw = this chunk's width, C = mq_attention_chunks(D, heads).
+// g, q, dq [B, Tq, D]; k, v, dk, dv [B, Tk, D]; keypad [B, Tk] (nonzero = padded key, may be
+// NULL); scratch [2, Tq, Tk] per call (P, then dP / dS). Rows are (batch, chunk) pairs:
+// r = b * C + c, and [r0, r1) is a row range; a row writes only its own column window of
+// dq, dk, dv, so calls on different rows never write the same memory.
+//
+// In the forward pass this was, per chunk: S = q_c k_cᵀ; masked S = fill; P = softmax(S * scale);
+// out_c = P v_c. So, with P recomputed:
+//   dv_c = Pᵀ g_c;  dP = g_c v_cᵀ;  dS = P ⊙ (dP - rowsum(dP ⊙ P));
+//   dq_c = scale dS k_c;  dk_c = scale dSᵀ q_c.
+#pragma STDC FP_CONTRACT OFF
+#include "ckernels.h"
+#include "mq_math.h"
+
+#include <cblas.h>
+
+// Column window [c0, c0 + hw) of chunk c (as attention.c).
+static void mq_bw_chunk_window(int64_t D, int64_t heads, int64_t c, int64_t *c0, int64_t *hw) {
+  if (heads < 1) heads = 1;
+  int64_t w = (D + heads - 1) / heads;
+  *c0 = c * w;
+  *hw = D - *c0 < w ? D - *c0 : w;
+}
+
+static void mq_zero_window(float *x, int64_t rows, int64_t D, int64_t hw) {
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < hw; j++) x[i * D + j] = 0.0f;
+}
+
+// dS = P ⊙ (dP - rowsum(dP ⊙ P)) in place over dP, rows of n; the row sums in double.
+static void mq_softmax_jvp_rows(float *dp, const float *p, int64_t rows, int64_t n) {
+  for (int64_t i = 0; i < rows; i++) {
+    float *d = dp + i * n;
+    const float *pr = p + i * n;
+    double acc[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      for (int k = 0; k < 8; k++) acc[k] += (double)d[j + k] * (double)pr[j + k];
+    for (int k = 0; j + k < n; k++) acc[k] += (double)d[j + k] * (double)pr[j + k];
+    const float dot =
+        (float)(((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])));
+#pragma omp simd
+    for (int64_t jj = 0; jj < n; jj++) d[jj] = pr[jj] * (d[jj] - dot);
+  }
+}
+
+void mq_attention_backward(float *dq, float *dk, float *dv, const float *g, const float *q,
+                           const float *k, const float *v, const float *keypad, int64_t Tq,
+                           int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
+                           int causal, float *scratch, int64_t r0, int64_t r1) {
+  const int64_t C = mq_attention_chunks(D, heads);
+  if (C == 0) return;
+  float *P = scratch, *dP = scratch + Tq * Tk;
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t b = r / C, c = r % C;
+    int64_t c0, hw;
+    mq_bw_chunk_window(D, heads, c, &c0, &hw);
+    const float *gb = g + b * Tq * D + c0, *qb = q + b * Tq * D + c0;
+    const float *kb = k + b * Tk * D + c0, *vb = v + b * Tk * D + c0;
+    float *dqb = dq + b * Tq * D + c0, *dkb = dk + b * Tk * D + c0, *dvb = dv + b * Tk * D + c0;
+    if (Tq <= 0 || Tk <= 0) { // the forward output is empty or zero: no gradient flows
+      mq_zero_window(dqb, Tq, D, hw);
+      mq_zero_window(dkb, Tk, D, hw);
+      mq_zero_window(dvb, Tk, D, hw);
+      continue;
+    }
+    // P = softmax(q_c k_cᵀ * scale) with the forward's masks.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Tq, (int)Tk, (int)hw, 1.0f, qb,
+                (int)D, kb, (int)D, 0.0f, P, (int)Tk);
+    mq_masked_softmax(P, P, keypad ? keypad + b * Tk : NULL, Tq, Tk, scale, fill, 0.0f, causal, 0,
+                      0, Tq);
+    // dv_c = Pᵀ g_c: [Tk, Tq] x [Tq, hw].
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Tk, (int)hw, (int)Tq, 1.0f, P,
+                (int)Tk, gb, (int)D, 0.0f, dvb, (int)D);
+    // dP = g_c v_cᵀ: [Tq, hw] x [hw, Tk]; then dS over it.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Tq, (int)Tk, (int)hw, 1.0f, gb,
+                (int)D, vb, (int)D, 0.0f, dP, (int)Tk);
+    mq_softmax_jvp_rows(dP, P, Tq, Tk);
+    // dq_c = scale dS k_c: [Tq, Tk] x [Tk, hw]; dk_c = scale dSᵀ q_c: [Tk, Tq] x [Tq, hw].
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Tq, (int)hw, (int)Tk, scale, dP,
+                (int)Tk, kb, (int)D, 0.0f, dqb, (int)D);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Tk, (int)hw, (int)Tq, scale, dP,
+                (int)Tk, qb, (int)D, 0.0f, dkb, (int)D);
+  }
+}
+
+void mq_attention_backward_ref(float *dq, float *dk, float *dv, const float *g, const float *q,
+                               const float *k, const float *v, const float *keypad, int64_t Tq,
+                               int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
+                               int causal, float *scratch, int64_t r0, int64_t r1) {
+  const int64_t C = mq_attention_chunks(D, heads);
+  if (C == 0) return;
+  float *P = scratch, *dS = scratch + Tq * Tk;
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t b = r / C, c = r % C, c0, hw;
+    mq_bw_chunk_window(D, heads, c, &c0, &hw);
+#define Q(i, e) q[(b * Tq + (i)) * D + c0 + (e)]
+#define G(i, e) g[(b * Tq + (i)) * D + c0 + (e)]
+#define K(j, e) k[(b * Tk + (j)) * D + c0 + (e)]
+#define V(j, e) v[(b * Tk + (j)) * D + c0 + (e)]
+    for (int64_t i = 0; i < Tq; i++) {
+      for (int64_t j = 0; j < Tk; j++) {
+        float s = 0.0f;
+        for (int64_t e = 0; e < hw; e++) s += Q(i, e) * K(j, e);
+        if (causal && j > i) s = fill;
+        if (keypad != NULL && keypad[b * Tk + j] != 0.0f) s = fill;
+        P[i * Tk + j] = s;
+      }
+    }
+    if (Tk > 0) mq_masked_softmax_ref(P, P, NULL, Tq, Tk, scale, fill, 0.0f, 0, 0, 0, Tq);
+    for (int64_t i = 0; i < Tq; i++) {
+      double dot = 0.0;
+      for (int64_t j = 0; j < Tk; j++) {
+        float dp = 0.0f;
+        for (int64_t e = 0; e < hw; e++) dp += G(i, e) * V(j, e);
+        dS[i * Tk + j] = dp;
+        dot += (double)dp * (double)P[i * Tk + j];
+      }
+      for (int64_t j = 0; j < Tk; j++) dS[i * Tk + j] = P[i * Tk + j] * (dS[i * Tk + j] - (float)dot);
+    }
+    for (int64_t j = 0; j < Tk; j++) {
+      for (int64_t e = 0; e < hw; e++) {
+        float sv = 0.0f, sk = 0.0f;
+        for (int64_t i = 0; i < Tq; i++) {
+          sv += P[i * Tk + j] * G(i, e);
+          sk += dS[i * Tk + j] * Q(i, e);
+        }
+        dv[(b * Tk + j) * D + c0 + e] = sv;
+        dk[(b * Tk + j) * D + c0 + e] = scale * sk;
+      }
+    }
+    for (int64_t i = 0; i < Tq; i++) {
+      for (int64_t e = 0; e < hw; e++) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < Tk; j++) s += dS[i * Tk + j] * K(j, e);
+        dq[(b * Tq + i) * D + c0 + e] = scale * s;
+      }
+    }
+#undef Q
+#undef G
+#undef K
+#undef V
+  }
+}

@@ -1,0 +1,38 @@
+/// What `mqan train` was asked to do.
+public struct TrainOptions: Sendable {
+  public var dataDir: String
+  public var tasks: [String]
+  public var config: ModelConfig
+  public var embeddings: String?
+  public var save: String
+  public var resume = false
+  public var steps = 1000
+  public var saveEvery = 500
+  public var valEvery = 200
+  public var batchTokens = 9000
+  public var jumpStart = 0
+  public var seed: UInt64 = 123
+  public var threads = 2
+  public var dropout: Float?
+  /// Validation examples per task (nil: all), and the longest greedy answer.
+  public var valExamples: Int?
+  public var maxOutput = 50
+  /// Learning-rate warmup (decaNLP: 800).
+  public var warmup = 800
+
+  public init(dataDir: String, tasks: [String], config: ModelConfig, save: String) {
+    self.dataDir = dataDir
+    self.tasks = tasks
+    self.config = config
+    self.save = save
+  }
+}
+
+/// What the trainer reports as it goes (the CLI prints these; log.jsonl records them).
+public enum TrainEvent: Sendable {
+  case prepared(String)
+  case step(step: Int, task: String, loss: Double, lr: Double, tokensPerSecond: Double, elapsed: Double)
+  case validation(step: Int, task: String, metric: String, score: Double)
+  case decaScore(step: Int, score: Double)
+  case checkpoint(step: Int, path: String)
+}

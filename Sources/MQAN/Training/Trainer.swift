@@ -1,0 +1,223 @@
+import Compiler
+import Foundation
+import GraphIR
+import Runtime
+
+/// `mqan train`: decaNLP's training loop on mqan's compiled train plan.
+///
+/// Each step takes the next batch of the current task (round-robin over tasks, decaNLP's fully
+/// joint strategy, after `jumpStart` steps on the first task alone), runs the train plan (forward,
+/// loss, backward: outputs `loss` and `grad.<weight>`), then decaNLP's optimizer (global-norm clip
+/// 1.0, Adam 0.9/0.98/1e-9, the transformer warmup schedule) updates the executor's weights in
+/// place. Every `valEvery` steps each task is greedy-decoded and scored with decaNLP's metric; the
+/// decaScore is their sum. Checkpoints are atomic and resume exactly.
+public final class Trainer {
+  public let options: TrainOptions
+  public private(set) var config: ModelConfig
+  public let vocabulary: Vocabulary
+  let table: HostTensor
+  var tasks: [TaskState]
+  let executor: Executor
+  let optimizer: AdamOptimizer
+  public private(set) var step = 0
+  var best: Double?
+  let tokenizer = Tokenizer()
+
+  struct TaskState {
+    var name: String
+    var train: [EncodedExample]
+    var validation: [Example]
+    var iterator: BucketBatchIterator
+  }
+
+  public init(_ options: TrainOptions, report: (TrainEvent) -> Void) throws {
+    self.options = options
+    guard !options.tasks.isEmpty else { throw ModelError.config(field: "tasks", problem: "no task given") }
+    var config = options.config
+    // Data: every task's training and validation examples, one vocabulary over the training data.
+    var counter = TokenCounter()
+    var loaded: [(String, TaskData, TaskData)] = []
+    for task in options.tasks {
+      let train = try TaskData.load(root: options.dataDir, task: task, split: "train").prepared(policy: .truncate).data
+      let val = try TaskData.load(root: options.dataDir, task: task, split: "validation")
+      for ex in train.examples { counter.add(ex.context); counter.add(ex.question); counter.add(ex.answer) }
+      loaded.append((task, train, val))
+    }
+    let resumeFrom = options.resume ? Self.latestCheckpoint(in: options.save) : nil
+    var checkpoint: Checkpoint?
+    if let path = resumeFrom { checkpoint = try Checkpoint.read(path: path) }
+    if let ck = checkpoint {
+      vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: resumeFrom ?? "checkpoint")
+      config = try JSONDecoder().decode(ModelConfig.self, from: Data(ck.modelConfig.utf8))
+    } else {
+      vocabulary = Vocabulary(counter: counter, maxSize: 1_000_000)
+      config.generativeVocab = min(vocabulary.count, options.config.generativeVocab)
+    }
+    // Embeddings: GloVe-format vectors for the vocabulary, zeros for missing words.
+    guard let vectorsPath = options.embeddings else {
+      throw ModelError.config(field: "embeddings", problem: "--embeddings FILE is required (GloVe text format)")
+    }
+    let vectors = try WordVectors.load(path: vectorsPath)
+    table = vectors.table(for: vocabulary)
+    if checkpoint == nil { config.embeddingDim = table.shape[1] }
+    guard table.shape[1] == config.embeddingDim else {
+      throw ModelError.config(field: "embedding_dim", problem: "\(vectorsPath) has \(table.shape[1])-d vectors, the checkpoint \(config.embeddingDim)")
+    }
+    self.config = config
+    report(.prepared("vocabulary \(vocabulary.count) words (generative \(config.generativeVocab)); "
+                     + "\(vectors.coverage(of: vocabulary))"))
+
+    // The train plan, the executor and the optimizer.
+    var compileOptions = CompileOptions()
+    compileOptions.differentiate = "loss"
+    let graph = try MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true))
+    let plan = try Compiler.compile(graph, options: compileOptions).plan
+    var params = checkpoint?.parameters ?? ParameterInit.initialize(config, seed: options.seed)
+    for name in plan.paramNames where params[name] == nil {
+      throw ModelError.config(field: "checkpoint", problem: "weight \(name) is missing")
+    }
+    // decaNLP's two linear_in weights are never read; checkpoints hold what the model uses.
+    let used = Set(plan.paramNames)
+    params = params.filter { used.contains($0.key) }
+    executor = try Executor(plan: plan, params: params, threads: options.threads)
+    optimizer = try AdamOptimizer(config: .decaNLP(dimension: config.dimension, warmup: options.warmup),
+                                  parameters: executor.parameterBuffers(), threads: options.threads)
+    if let state = checkpoint?.optimizer { try optimizer.importState(state) }
+
+    var positions: [String: BatchIteratorState] = [:]
+    if let ck = checkpoint {
+      let pos = try JSONDecoder().decode(DataPosition.self, from: Data(ck.dataPosition.utf8))
+      positions = pos.iterators
+      step = ck.step
+      best = ck.bestScore
+    }
+    tasks = []
+    for (i, (name, train, val)) in loaded.enumerated() {
+      let encoded = train.encoded(with: vocabulary)
+      var it = try BucketBatchIterator(examples: encoded, batchTokens: options.batchTokens,
+                                       seed: options.seed &+ UInt64(i) &* 7919)
+      if let s = positions[name] { try it.restore(s) }
+      var valExamples = val.examples
+      if let n = options.valExamples { valExamples = Array(valExamples.prefix(n)) }
+      tasks.append(TaskState(name: name, train: encoded, validation: valExamples, iterator: it))
+    }
+  }
+
+  /// Where a run left its newest checkpoint.
+  static func latestCheckpoint(in dir: String) -> String? {
+    let path = (dir as NSString).appendingPathComponent("latest.safetensors")
+    return FileManager.default.fileExists(atPath: path) ? path : nil
+  }
+
+  struct DataPosition: Codable {
+    var iterators: [String: BatchIteratorState]
+  }
+
+  /// The task of a step: the first task during jump-start, then round-robin.
+  func taskIndex(for step: Int) -> Int {
+    step <= options.jumpStart ? 0 : (step - options.jumpStart - 1) % tasks.count
+  }
+
+  public func run(report: (TrainEvent) -> Void) throws {
+    try FileManager.default.createDirectory(atPath: options.save, withIntermediateDirectories: true)
+    let log = try TrainLog(directory: options.save, truncatingAfter: step)
+    let start = Date()
+    while step < options.steps {
+      step += 1
+      let t = taskIndex(for: step)
+      guard let batch = tasks[t].iterator.next() else { continue }
+      let feed = batch.batch.feed(config: config, embeddings: table)
+      let t0 = Date()
+      let out = try executor.run(feed)
+      guard let loss = try out["loss"]?.floats.first else { throw ModelError.graph("the train plan gave no loss") }
+      guard loss.isFinite else {
+        throw ModelError.graph("loss became \(loss) at step \(step) (task \(tasks[t].name))")
+      }
+      let update = try optimizer.step(grads: out, prefix: "grad.")
+      let seconds = Date().timeIntervalSince(t0)
+      let tokens = (feed["context"]?.count ?? 0) + (feed["question"]?.count ?? 0) + (feed["answer"]?.count ?? 0)
+      let tps = Double(tokens) / max(seconds, 1e-9)
+      log.write(["step": step, "loss": Double(loss), "lr": update.learningRate, "tokens_per_s": tps,
+                 "task": tasks[t].name, "grad_norm": update.gradientNorm])
+      report(.step(step: step, task: tasks[t].name, loss: Double(loss), lr: update.learningRate,
+                   tokensPerSecond: tps, elapsed: Date().timeIntervalSince(start)))
+      if step % options.valEvery == 0 || step == options.steps {
+        try validate(log: log, report: report)
+      }
+      if step % options.saveEvery == 0 || step == options.steps {
+        try save(report: report, bestCandidate: nil)
+        log.plot(to: options.save)
+      }
+    }
+  }
+
+  /// Greedy-decodes each task's validation examples, scores them with decaNLP's metric, logs the
+  /// decaScore, and keeps the best checkpoint.
+  func validate(log: TrainLog, report: (TrainEvent) -> Void) throws {
+    let decoder = try GreedyDecoder(config: config, params: executor.parameters(), mode: .consistent,
+                                    threads: options.threads)
+    var perTask: [String: Double] = [:]
+    for task in tasks {
+      let predictions = try predict(task.validation, decoder: decoder)
+      let metric = Metric.primaryMetric(forTask: task.name)
+      let score = Metric.score(metric, predictions: predictions, references: task.validation.map { [$0.raw.answer] })
+      perTask[task.name] = score
+      log.write(["step": step, "task": task.name, "metric": metric.rawValue, "score": score])
+      report(.validation(step: step, task: task.name, metric: metric.rawValue, score: score))
+    }
+    let deca = Metric.decaScore(perTask)
+    log.write(["step": step, "decascore": deca])
+    report(.decaScore(step: step, score: deca))
+    if best == nil || deca > best! {
+      best = deca
+      try save(report: report, bestCandidate: deca)
+    }
+  }
+
+  /// Answers for examples, in order, as detokenized text.
+  public func predict(_ examples: [Example], decoder: GreedyDecoder) throws -> [String] {
+    let encoded = examples.map { EncodedExample($0, vocabulary: vocabulary) }
+    var answers = [String](repeating: "", count: examples.count)
+    let order = encoded.indices.sorted { encoded[$0].context.count < encoded[$1].context.count }
+    var i = 0
+    while i < order.count {
+      let idx = Array(order[i..<min(i + 64, order.count)])
+      i += idx.count
+      let batch = EncodedBatch(context: idx.map { encoded[$0].context }, question: idx.map { encoded[$0].question },
+                               answer: idx.map { _ in [config.initToken, config.eos] })
+      let limitedToFull = batch.limited(generativeVocab: config.generativeVocab).limitedToFull
+      let out = try decoder.decode(batch.feed(config: config, embeddings: table), maxLength: options.maxOutput)
+      for (k, row) in out.enumerated() {
+        let full = row.map { $0 < limitedToFull.count ? limitedToFull[$0] : config.unk }
+        answers[idx[k]] = tokenizer.detokenize(vocabulary.answerTokens(full))
+      }
+    }
+    return answers
+  }
+
+  /// Writes `latest.safetensors` (and `best.safetensors` when `bestCandidate` is the new best).
+  func save(report: (TrainEvent) -> Void, bestCandidate: Double?) throws {
+    let params = executor.parameters()
+    var positions: [String: BatchIteratorState] = [:]
+    for t in tasks { positions[t.name] = t.iterator.state }
+    let position = String(decoding: try JSONEncoder().encode(DataPosition(iterators: positions)), as: UTF8.self)
+    let ck = Checkpoint(parameters: params, optimizer: optimizer.exportState(), optimizerConfig: optimizer.config,
+                        modelConfig: config.json(), vocabulary: String(decoding: vocabulary.jsonData(), as: UTF8.self),
+                        decoderMode: DecoderMode.consistent.rawValue, step: step, dataPosition: position,
+                        seed: options.seed, bestScore: best)
+    let name = bestCandidate == nil ? "latest.safetensors" : "best.safetensors"
+    let path = (options.save as NSString).appendingPathComponent(name)
+    try ck.write(to: path)
+    report(.checkpoint(step: step, path: path))
+  }
+}
+
+extension Plan {
+  /// Every weight name the plan reads, through scan bodies.
+  var paramNames: [String] {
+    var names: [String] = []
+    for b in buffers { if case .param(let n) = b.storage, !names.contains(n) { names.append(n) } }
+    for s in steps { for body in s.body { for n in body.paramNames where !names.contains(n) { names.append(n) } } }
+    return names
+  }
+}

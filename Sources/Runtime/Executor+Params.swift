@@ -1,0 +1,63 @@
+import GraphIR
+
+/// The executor's weights as the optimizer and checkpoints see them: in place, by decaNLP name.
+///
+/// The weights live in one aligned block that the executor fills at init and that every run reads
+/// through fixed pointers, so an optimizer may update them in place between runs (never during one).
+extension Executor {
+  /// Every weight of the plan (and of its scan bodies), sorted by name, with a pointer into the
+  /// executor's weight block. The pointers stay valid as long as the executor lives.
+  public func parameterBuffers() -> [ParameterBuffer] {
+    let pointers = weightPointers
+    return parameterShapes().map { name, shape in
+      ParameterBuffer(name: name, shape: shape, pointer: pointers[name]!.assumingMemoryBound(to: Float.self))
+    }
+  }
+
+  /// A copy of every weight, by name.
+  public func parameters() -> [String: HostTensor] {
+    var out: [String: HostTensor] = [:]
+    for p in parameterBuffers() {
+      out[p.name] = HostTensor(shape: p.shape, floats: Array(UnsafeBufferPointer(start: p.pointer, count: p.count)))
+    }
+    return out
+  }
+
+  /// Overwrites the weights named in `values` (each F32 with the plan's shape); names the plan does
+  /// not use are ignored, weights not in `values` keep their values. Checks everything first.
+  public func setParameters(_ values: [String: HostTensor]) throws(RuntimeError) {
+    let buffers = parameterBuffers()
+    for p in buffers {
+      guard let t = values[p.name] else { continue }
+      guard t.dtype == .f32, t.shape == p.shape else {
+        throw .paramMismatch(name: p.name, expected: "F32 \(p.shape)", actual: "\(t.dtype) \(t.shape)")
+      }
+    }
+    for p in buffers {
+      guard case .f32(let a)? = values[p.name]?.storage else { continue }
+      a.withUnsafeBufferPointer { src in
+        if let s = src.baseAddress { p.pointer.update(from: s, count: src.count) }
+      }
+    }
+  }
+
+  /// Name and constant shape of every `.param` buffer of the plan and its scan bodies, by name.
+  func parameterShapes() -> [(name: String, shape: [Int])] {
+    var seen: [String: [Int]] = [:]
+    func walk(_ plan: Plan) {
+      for b in plan.buffers {
+        if case .param(let name) = b.storage, seen[name] == nil {
+          seen[name] = b.type.shape.compactMap(\.constant)
+        }
+      }
+      for st in plan.steps {
+        for body in st.body { walk(body) }
+      }
+    }
+    walk(plan)
+    return seen.keys.sorted().map { ($0, seen[$0]!) }
+  }
+
+  /// The executor's table of weight pointers.
+  private var weightPointers: [String: UnsafeMutableRawPointer] { params }
+}

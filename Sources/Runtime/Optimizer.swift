@@ -1,0 +1,477 @@
+import CKernels
+import Foundation
+
+/// The learning rate as a function of the update index i (1 for the first update).
+public enum LearningRateSchedule: Sendable, Equatable, Codable {
+  /// decaNLP's transformer schedule (train.py `get_learning_rate`, Adam branch, unscaled):
+  /// `lr_i = d^-0.5 * min(i^-0.5, i * warmup^-1.5)`, rising linearly to its peak at i = warmup.
+  case transformer(dimension: Int, warmup: Int)
+  /// The same rate at every update (decaNLP with `--warmup 0` or `--no_transformer_lr` keeps
+  /// Adam's own rate).
+  case constant(Double)
+}
+
+/// decaNLP's optimizer settings: global-norm clipping, then Adam with the transformer schedule.
+///
+/// ```swift
+/// let cfg = AdamConfig.decaNLP(dimension: 200)        // betas 0.9/0.98, eps 1e-9, clip 1, warmup 800
+/// cfg.learningRate(step: 800)                          // 200^-0.5 * 800^-0.5 = 0.0025
+/// ```
+public struct AdamConfig: Sendable, Equatable, Codable {
+  public var schedule: LearningRateSchedule
+  public var beta1: Double
+  public var beta2: Double
+  public var eps: Double
+  /// The largest global gradient norm; a larger norm scales every gradient down to it. Zero or
+  /// less turns clipping off (decaNLP clips only when `grad_clip > 0`).
+  public var clip: Double
+
+  public init(schedule: LearningRateSchedule = .transformer(dimension: 200, warmup: 800),
+              beta1: Double = 0.9, beta2: Double = 0.98, eps: Double = 1e-9, clip: Double = 1.0) {
+    self.schedule = schedule
+    self.beta1 = beta1
+    self.beta2 = beta2
+    self.eps = eps
+    self.clip = clip
+  }
+
+  /// decaNLP's defaults (train.py `init_opt` with `transformer_lr`, arguments.py): Adam with betas
+  /// (0.9, 0.98), eps 1e-9, clip 1.0, the transformer schedule over the model's `dimension`.
+  public static func decaNLP(dimension: Int, warmup: Int = 800) -> AdamConfig {
+    AdamConfig(schedule: .transformer(dimension: dimension, warmup: warmup))
+  }
+
+  /// The learning rate of update `step` (1-based, as decaNLP's `iteration`), in double exactly as
+  /// train.py computes it: `1 / sqrt(d) * min(1 / sqrt(i), i / (warmup * sqrt(warmup)))`.
+  public func learningRate(step: Int) -> Double {
+    switch schedule {
+    case .constant(let lr):
+      return lr
+    case .transformer(let d, let warmup):
+      let i = Double(step), w = Double(warmup)
+      return 1.0 / Double(d).squareRoot() * min(1.0 / i.squareRoot(), i / (w * w.squareRoot()))
+    }
+  }
+
+  /// Checks that every setting is usable (finite, betas in [0, 1), positive dims).
+  public func validate() throws(OptimizerError) {
+    func check(_ ok: Bool, _ what: String) throws(OptimizerError) {
+      if !ok { throw .invalidConfig(what) }
+    }
+    switch schedule {
+    case .constant(let lr):
+      try check(lr.isFinite && lr >= 0, "learning rate must be finite and >= 0, got \(lr)")
+    case .transformer(let d, let w):
+      try check(d > 0, "schedule dimension must be > 0, got \(d)")
+      try check(w > 0, "schedule warmup must be > 0, got \(w)")
+    }
+    try check(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1), got \(beta1)")
+    try check(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1), got \(beta2)")
+    try check(eps.isFinite && eps >= 0, "eps must be finite and >= 0, got \(eps)")
+    try check(clip.isFinite, "clip must be finite, got \(clip)")
+  }
+}
+
+/// One parameter tensor that an optimizer updates in place: its name, shape and float32 memory
+/// (which must outlive the optimizer and keep its address, as the executor's weight block does).
+public struct ParameterBuffer {
+  public var name: String
+  public var shape: [Int]
+  public var pointer: UnsafeMutablePointer<Float>
+
+  public init(name: String, shape: [Int], pointer: UnsafeMutablePointer<Float>) {
+    self.name = name
+    self.shape = shape
+    self.pointer = pointer
+  }
+
+  /// Number of elements.
+  public var count: Int { shape.reduce(1, *) }
+}
+
+/// Adam's state for a checkpoint: the update count t and both moments of every parameter.
+public struct AdamState: Sendable, Equatable {
+  /// Updates done so far; the next update is t + 1.
+  public var step: Int
+  /// First moments by parameter name (each shaped as its parameter).
+  public var m: [String: HostTensor]
+  /// Second moments by parameter name.
+  public var v: [String: HostTensor]
+
+  public init(step: Int, m: [String: HostTensor], v: [String: HostTensor]) {
+    self.step = step
+    self.m = m
+    self.v = v
+  }
+}
+
+/// What one update did.
+public struct AdamStepReport: Sendable, Equatable {
+  /// The update's index t (1 for the first).
+  public var step: Int
+  /// The learning rate the schedule gave for t.
+  public var learningRate: Double
+  /// The global L2 norm of the gradients before clipping.
+  public var gradientNorm: Double
+  /// The factor every gradient was multiplied by (1 when the norm was within the clip).
+  public var clipScale: Float
+  /// How many parameters had a gradient (the others were left as they were).
+  public var updatedParameters: Int
+}
+
+/// Why the optimizer refused a configuration, a step or a state.
+public enum OptimizerError: Error, Equatable, CustomStringConvertible {
+  case invalidConfig(String)
+  /// Two parameter buffers share a name.
+  case duplicateParameter(String)
+  /// A gradient or state tensor names no parameter of the optimizer.
+  case unknownParameter(String)
+  /// A state lacks a parameter's tensor (`what` is "m" or "v").
+  case missingState(name: String, what: String)
+  /// A gradient or state tensor has the wrong dtype or shape.
+  case tensorMismatch(name: String, expected: String, actual: String)
+  /// The gradients' global norm is NaN or infinite; `name` is the first parameter whose gradient is.
+  case nonFiniteGradient(name: String, norm: Double)
+
+  public var description: String {
+    switch self {
+    case .invalidConfig(let s): "optimizer: \(s)"
+    case .duplicateParameter(let n): "optimizer: parameter \"\(n)\" is given twice"
+    case .unknownParameter(let n): "optimizer: \"\(n)\" is not a parameter of the optimizer"
+    case .missingState(let n, let w): "optimizer state: no \(w) for parameter \"\(n)\""
+    case .tensorMismatch(let n, let e, let a): "optimizer: \"\(n)\": expected \(e), got \(a)"
+    case .nonFiniteGradient(let n, let norm):
+      "optimizer: gradient norm is \(norm); the gradient of \"\(n)\" is not finite (nothing was updated)"
+    }
+  }
+}
+
+/// decaNLP's update (train.py `step`): global-norm clipping, then Adam, in place on the parameters.
+///
+/// All state lives in one 64-byte aligned block allocated at init: both moments of every parameter
+/// and one partial sum per gradient block. A step allocates nothing: it fills a preallocated table
+/// of gradient pointers and runs two pool passes. Pass 1 sums the squares of the gradients in fixed
+/// blocks of `blockSize` elements (a block's partial sum never depends on which thread computed it;
+/// the partials are added in block order), pass 2 applies the clip factor and Adam, elementwise.
+/// So a step gives the same bits for any thread count.
+///
+/// Parameters are kept in name order. A parameter without a gradient in a step is skipped, as
+/// PyTorch skips `p.grad is None` (MQAN's train plan gives the same parameters a gradient every step,
+/// so one step count t serves all of them).
+///
+/// ```swift
+/// let opt = try AdamOptimizer(config: .decaNLP(dimension: 200), parameters: executor.parameterBuffers(),
+///                             threads: 4)
+/// let out = try executor.run(batch)                       // ... "grad.<name>" outputs
+/// let report = try opt.step(grads: out, prefix: "grad.")
+/// ```
+public final class AdamOptimizer {
+  /// Elements per block of the norm and the update (the unit of the threads' shares).
+  public static let blockSize = 1 << 14
+
+  public let config: AdamConfig
+  public let threads: Int
+  /// The parameters in update order (sorted by name), with their shapes.
+  public let parameters: [(name: String, shape: [Int])]
+  /// Updates done so far (t); the next update has index `stepCount + 1`.
+  public private(set) var stepCount = 0
+
+  private let index: [String: Int]
+  private let state: AlignedBuffer
+  private let context: AdamContext
+  private let pool: ThreadPool
+  /// Gradient names with the caller's prefix, cached so a step builds no strings.
+  private var prefixed: (prefix: String, names: [String]) = ("", [])
+
+  /// - Parameters:
+  ///   - parameters: the tensors to update; their memory must stay valid while the optimizer lives.
+  ///   - threads: the size of this optimizer's thread pool (the caller counts as one).
+  ///   - useReference: run the `_ref` twins of the kernels (for tests).
+  public init(config: AdamConfig, parameters: [ParameterBuffer], threads: Int,
+              useReference: Bool = false) throws(OptimizerError) {
+    try config.validate()
+    guard threads >= 1 else { throw .invalidConfig("threads must be >= 1, got \(threads)") }
+    let sorted = parameters.sorted { $0.name < $1.name }
+    var index: [String: Int] = [:]
+    for (k, p) in sorted.enumerated() {
+      guard index.updateValue(k, forKey: p.name) == nil else { throw .duplicateParameter(p.name) }
+      guard p.shape.allSatisfy({ $0 >= 0 }) else {
+        throw .tensorMismatch(name: p.name, expected: "a shape without negative dims", actual: "\(p.shape)")
+      }
+    }
+    self.config = config
+    self.threads = threads
+    self.parameters = sorted.map { ($0.name, $0.shape) }
+    self.index = index
+    // Layout of the one block: m of every parameter, v of every parameter (each 64-byte aligned),
+    // then one Double per gradient block.
+    let floats = sorted.map { ($0.count + 15) / 16 * 16 }
+    let momentFloats = floats.reduce(0, +)
+    var blocks: [(param: Int, r0: Int, r1: Int)] = []
+    for (k, p) in sorted.enumerated() {
+      for r0 in stride(from: 0, to: p.count, by: Self.blockSize) {
+        blocks.append((k, r0, min(r0 + Self.blockSize, p.count)))
+      }
+    }
+    let bytes = 2 * momentFloats * 4 + blocks.count * 8
+    do {
+      state = try AlignedBuffer(bytes: bytes, what: "Adam state (\(sorted.count) parameters)")
+      pool = try ThreadPool(threads: threads)
+    } catch {
+      throw .invalidConfig("\(error)")
+    }
+    let m = state.base.bindMemory(to: Float.self, capacity: 2 * momentFloats)
+    let partials = (state.base + 2 * momentFloats * 4).bindMemory(to: Double.self, capacity: blocks.count)
+    context = AdamContext(params: sorted.map(\.pointer), floats: floats, moments: m,
+                          momentFloats: momentFloats, blocks: blocks, partials: partials,
+                          useReference: useReference)
+  }
+
+  /// The start of the state block (constant for the optimizer's life: no step reallocates it).
+  public var stateAddress: UnsafeRawPointer { UnsafeRawPointer(state.base) }
+  /// Bytes of the state block.
+  public var stateBytes: Int { state.bytes }
+
+  /// One update with the gradients in `grads` under `prefix + name` (F32, each parameter's shape).
+  /// Tensors in `grads` under other names are ignored; a parameter without one is skipped.
+  /// - Throws: `OptimizerError` for a mismatched gradient or a non-finite norm, before anything changes.
+  @discardableResult
+  public func step(grads: [String: HostTensor], prefix: String = "") throws(OptimizerError) -> AdamStepReport {
+    if prefixed.prefix != prefix || prefixed.names.count != parameters.count {
+      prefixed = (prefix, parameters.map { prefix + $0.name })
+    }
+    for (k, key) in prefixed.names.enumerated() {
+      guard let t = grads[key] else { continue }
+      guard case .f32 = t.storage, t.shape == parameters[k].shape else {
+        throw .tensorMismatch(name: key, expected: "F32 \(parameters[k].shape)", actual: "\(t.dtype) \(t.shape)")
+      }
+    }
+    var result: Result<AdamStepReport, OptimizerError> = .failure(.invalidConfig("no update ran"))
+    withGradients(0, grads) {
+      do throws(OptimizerError) { result = .success(try update()) } catch { result = .failure(error) }
+    }
+    return try result.get()
+  }
+
+  /// One update with gradients given as pointers to `count` floats of each named parameter (e.g.
+  /// straight from an arena). Names that are not parameters throw; missing ones are skipped.
+  @discardableResult
+  public func step(gradientPointers: [String: UnsafePointer<Float>]) throws(OptimizerError) -> AdamStepReport {
+    for name in gradientPointers.keys where index[name] == nil { throw .unknownParameter(name) }
+    for (k, p) in parameters.enumerated() { context.grads[k] = gradientPointers[p.name] }
+    return try update()
+  }
+
+  /// Copies of `params` after one update from a fresh state (t = 1), with the gradients under
+  /// `prefix + name` in `grads`; for checking a step against fixtures (`expected.after_step.*`).
+  public static func oneStep(_ params: [String: HostTensor], grads: [String: HostTensor], prefix: String = "",
+                             config: AdamConfig, threads: Int = 1) throws(OptimizerError) -> [String: HostTensor] {
+    var buffers: [ParameterBuffer] = []
+    defer { for b in buffers { b.pointer.deallocate() } }
+    for (name, t) in params {
+      guard case .f32(let a) = t.storage else {
+        throw .tensorMismatch(name: name, expected: "F32 \(t.shape)", actual: "\(t.dtype) \(t.shape)")
+      }
+      let p = UnsafeMutablePointer<Float>.allocate(capacity: max(a.count, 1))
+      p.initialize(from: a, count: a.count)
+      buffers.append(ParameterBuffer(name: name, shape: t.shape, pointer: p))
+    }
+    try AdamOptimizer(config: config, parameters: buffers, threads: threads).step(grads: grads, prefix: prefix)
+    var out: [String: HostTensor] = [:]
+    for b in buffers { out[b.name] = HostTensor(shape: b.shape, floats: Array(UnsafeBufferPointer(start: b.pointer, count: b.count))) }
+    return out
+  }
+
+  /// The learning rate the next update will use.
+  public var nextLearningRate: Double { config.learningRate(step: stepCount + 1) }
+
+  /// A copy of the state (t and both moments), for a checkpoint.
+  public func exportState() -> AdamState {
+    var m: [String: HostTensor] = [:], v: [String: HostTensor] = [:]
+    for (k, p) in parameters.enumerated() {
+      let n = p.shape.reduce(1, *)
+      m[p.name] = HostTensor(shape: p.shape, floats: Array(UnsafeBufferPointer(start: context.m(k), count: n)))
+      v[p.name] = HostTensor(shape: p.shape, floats: Array(UnsafeBufferPointer(start: context.v(k), count: n)))
+    }
+    return AdamState(step: stepCount, m: m, v: v)
+  }
+
+  /// Replaces the state with `s` (from a checkpoint); it must hold exactly this optimizer's
+  /// parameters, F32, with their shapes. Nothing changes when it throws.
+  public func importState(_ s: AdamState) throws(OptimizerError) {
+    guard s.step >= 0 else { throw .invalidConfig("state step must be >= 0, got \(s.step)") }
+    for (what, table) in [("m", s.m), ("v", s.v)] {
+      for name in table.keys.sorted() where index[name] == nil { throw .unknownParameter("\(what).\(name)") }
+      for p in parameters {
+        guard let t = table[p.name] else { throw .missingState(name: p.name, what: what) }
+        guard case .f32 = t.storage, t.shape == p.shape else {
+          throw .tensorMismatch(name: "\(what).\(p.name)", expected: "F32 \(p.shape)", actual: "\(t.dtype) \(t.shape)")
+        }
+      }
+    }
+    for (k, p) in parameters.enumerated() {
+      if case .f32(let a) = s.m[p.name]!.storage { a.withUnsafeBufferPointer { copy($0, to: context.m(k)) } }
+      if case .f32(let a) = s.v[p.name]!.storage { a.withUnsafeBufferPointer { copy($0, to: context.v(k)) } }
+    }
+    stepCount = s.step
+  }
+
+  // MARK: - Internals
+
+  /// Points `context.grads` at each gradient's storage for the duration of `body`.
+  private func withGradients(_ k: Int, _ grads: [String: HostTensor], _ body: () -> Void) {
+    guard k < parameters.count else { return body() }
+    guard case .f32(let a) = grads[prefixed.names[k]]?.storage else {
+      context.grads[k] = nil
+      return withGradients(k + 1, grads, body)
+    }
+    a.withUnsafeBufferPointer { buf in
+      context.grads[k] = buf.baseAddress ?? UnsafePointer(context.m(k))  // empty: never read
+      withGradients(k + 1, grads, body)
+    }
+  }
+
+  /// Norm, clip factor and the Adam update with the gradients now in `context.grads`.
+  private func update() throws(OptimizerError) -> AdamStepReport {
+    let c = context
+    c.phase = .norm
+    runPool()
+    var sum = 0.0
+    for b in 0..<c.blockCount { sum += c.partials[b] }
+    let norm = sum.squareRoot()
+    guard norm.isFinite else {
+      let bad = (0..<c.blockCount).first { !c.partials[$0].isFinite }.map { c.blockParam[$0] } ?? 0
+      for k in 0..<parameters.count { c.grads[k] = nil }
+      throw .nonFiniteGradient(name: parameters[bad].name, norm: norm)
+    }
+    // torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / (total_norm + 1e-6) in float32,
+    // applied when below 1.
+    var scale: Float = 1
+    if config.clip > 0 {
+      let coef = Float(config.clip) / (Float(norm) + Float(1e-6))
+      if coef < 1 { scale = coef }
+    }
+    let t = stepCount + 1
+    let lr = config.learningRate(step: t)
+    let bc1 = 1 - pow(config.beta1, Double(t))
+    let bc2 = 1 - pow(config.beta2, Double(t))
+    c.hyper = AdamHyper(gradScale: scale, stepSize: Float(lr / bc1), beta1: Float(config.beta1),
+                        oneMinusBeta1: Float(1 - config.beta1), beta2: Float(config.beta2),
+                        oneMinusBeta2: Float(1 - config.beta2), eps: Float(config.eps),
+                        bc2Sqrt: Float(bc2.squareRoot()))
+    c.phase = .update
+    runPool()
+    var updated = 0
+    for k in 0..<parameters.count where c.grads[k] != nil { updated += 1 }
+    for k in 0..<parameters.count { c.grads[k] = nil }
+    stepCount = t
+    return AdamStepReport(step: t, learningRate: lr, gradientNorm: norm, clipScale: scale,
+                          updatedParameters: updated)
+  }
+
+  private func runPool() {
+    pool.run({ ctx, ith, nth in
+      Unmanaged<AdamContext>.fromOpaque(ctx!).takeUnretainedValue().run(ith: Int(ith), nth: Int(nth))
+    }, Unmanaged.passUnretained(context).toOpaque())
+  }
+}
+
+private func copy(_ src: UnsafeBufferPointer<Float>, to dst: UnsafeMutablePointer<Float>) {
+  if let s = src.baseAddress { dst.update(from: s, count: src.count) }
+}
+
+/// Adam's scalars for one update, rounded to float as PyTorch's tensor ops round their scalars.
+struct AdamHyper {
+  var gradScale: Float = 1, stepSize: Float = 0, beta1: Float = 0, oneMinusBeta1: Float = 0
+  var beta2: Float = 0, oneMinusBeta2: Float = 0, eps: Float = 0, bc2Sqrt: Float = 1
+}
+
+/// What the pool threads read during a step: fixed pointer tables (allocated at init), the
+/// gradient pointers of the current step, the phase and the scalars.
+final class AdamContext {
+  enum Phase { case norm, update }
+
+  let paramCount: Int
+  let params: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
+  let grads: UnsafeMutablePointer<UnsafePointer<Float>?>
+  let momentOffsets: UnsafeMutablePointer<Int>
+  let moments: UnsafeMutablePointer<Float>
+  let momentFloats: Int
+  let blockCount: Int
+  let blockParam: UnsafeMutablePointer<Int>
+  let blockStart: UnsafeMutablePointer<Int>
+  let blockEnd: UnsafeMutablePointer<Int>
+  /// Global element offset of each block, and of the end (for shares by element count).
+  let blockOffset: UnsafeMutablePointer<Int>
+  let partials: UnsafeMutablePointer<Double>
+  let useReference: Bool
+  var phase = Phase.norm
+  var hyper = AdamHyper()
+
+  init(params: [UnsafeMutablePointer<Float>], floats: [Int], moments: UnsafeMutablePointer<Float>,
+       momentFloats: Int, blocks: [(param: Int, r0: Int, r1: Int)], partials: UnsafeMutablePointer<Double>,
+       useReference: Bool) {
+    paramCount = params.count
+    self.params = .allocate(capacity: max(paramCount, 1))
+    self.params.initialize(from: params, count: paramCount)
+    grads = .allocate(capacity: max(paramCount, 1))
+    grads.initialize(repeating: nil, count: max(paramCount, 1))
+    momentOffsets = .allocate(capacity: max(paramCount, 1))
+    var off = 0
+    for k in 0..<paramCount {
+      momentOffsets[k] = off
+      off += floats[k]
+    }
+    self.moments = moments
+    self.momentFloats = momentFloats
+    blockCount = blocks.count
+    blockParam = .allocate(capacity: max(blockCount, 1))
+    blockStart = .allocate(capacity: max(blockCount, 1))
+    blockEnd = .allocate(capacity: max(blockCount, 1))
+    blockOffset = .allocate(capacity: blockCount + 1)
+    var total = 0
+    for (b, blk) in blocks.enumerated() {
+      (blockParam[b], blockStart[b], blockEnd[b], blockOffset[b]) = (blk.param, blk.r0, blk.r1, total)
+      total += blk.r1 - blk.r0
+    }
+    blockOffset[blockCount] = total
+    self.partials = partials
+    self.useReference = useReference
+  }
+
+  deinit {
+    for p in [UnsafeMutableRawPointer(params), UnsafeMutableRawPointer(grads), UnsafeMutableRawPointer(momentOffsets),
+              UnsafeMutableRawPointer(blockParam), UnsafeMutableRawPointer(blockStart),
+              UnsafeMutableRawPointer(blockEnd), UnsafeMutableRawPointer(blockOffset)] {
+      p.deallocate()
+    }
+  }
+
+  @inline(__always) func m(_ k: Int) -> UnsafeMutablePointer<Float> { moments + momentOffsets[k] }
+  @inline(__always) func v(_ k: Int) -> UnsafeMutablePointer<Float> { moments + momentFloats + momentOffsets[k] }
+
+  /// Thread `ith` of `nth`: the blocks whose first element falls in its equal share of all elements.
+  func run(ith: Int, nth: Int) {
+    let total = blockOffset[blockCount]
+    let lo = total * ith / nth, hi = total * (ith + 1) / nth
+    var b = 0
+    while b < blockCount && blockOffset[b] < lo { b += 1 }
+    let h = hyper
+    while b < blockCount && blockOffset[b] < hi {
+      let k = blockParam[b], r0 = Int64(blockStart[b]), r1 = Int64(blockEnd[b])
+      if let g = grads[k] {
+        switch phase {
+        case .norm:
+          partials[b] = useReference ? mq_sumsq_ref(g, r0, r1) : mq_sumsq(g, r0, r1)
+        case .update:
+          let f = useReference ? mq_adam_update_ref : mq_adam_update
+          f(params[k], g, m(k), v(k), h.gradScale, h.stepSize, h.beta1, h.oneMinusBeta1, h.beta2,
+            h.oneMinusBeta2, h.eps, h.bc2Sqrt, r0, r1)
+        }
+      } else if phase == .norm {
+        partials[b] = 0
+      }
+      b += 1
+    }
+  }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import MQAN
+
+/// `mqan train`: train MQAN on decaNLP-format tasks.
+struct TrainCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "train",
+    abstract: "Train MQAN on one or more decaNLP tasks (round-robin), with validation and checkpoints.")
+
+  @Option(help: "Folder with one folder per task holding train.jsonl and validation.jsonl.") var data: String
+  @Option(help: "Tasks, comma-separated (e.g. sst,squad,multi30k.en.de).") var tasks: String
+  @OptionGroup var model: ModelOptions
+  @Option(help: "GloVe text-format word vectors (word v1 v2 ...); missing words get zeros.") var embeddings: String?
+  @Option(help: "Folder for checkpoints, log.jsonl and loss.svg.") var save: String
+  @Flag(help: "Continue from <save>/latest.safetensors.") var resume = false
+  @Option(help: "Training steps in all.") var steps = 1000
+  @Option(help: "Checkpoint every N steps (and at the end).") var saveEvery = 500
+  @Option(help: "Validate every N steps (and at the end).") var valEvery = 200
+  @Option(help: "Validation examples per task (default: all).") var valExamples: Int?
+  @Option(help: "Tokens per batch (decaNLP's budget).") var batchTokens = 9000
+  @Option(help: "Steps on the first task alone before round-robin (anti-curriculum).") var jumpStart = 0
+  @Option(help: "Seed for initialisation and batching.") var seed: UInt64 = 123
+  @Option(help: "Threads.") var threads = 2
+  @Option(help: "Learning-rate warmup steps.") var warmup = 800
+  @Option(help: "Longest greedy answer at validation.") var maxOutput = 50
+
+  func run() throws {
+    for (name, v) in [("steps", steps), ("save-every", saveEvery), ("val-every", valEvery), ("batch-tokens", batchTokens),
+                      ("threads", threads), ("warmup", warmup), ("max-output", maxOutput)] where v < 1 {
+      throw ValidationError("--\(name) must be >= 1, got \(v)")
+    }
+    guard jumpStart >= 0 else { throw ValidationError("--jump-start must be >= 0, got \(jumpStart)") }
+    try reportingErrors {
+      var (_, config) = try model.load()
+      if model.preset == nil && model.config == nil { config = .default }
+      var options = TrainOptions(dataDir: data, tasks: tasks.split(separator: ",").map(String.init), config: config,
+                                 save: save)
+      options.embeddings = embeddings
+      options.resume = resume
+      options.steps = steps
+      options.saveEvery = saveEvery
+      options.valEvery = valEvery
+      options.valExamples = valExamples
+      options.batchTokens = batchTokens
+      options.jumpStart = jumpStart
+      options.seed = seed
+      options.threads = threads
+      options.warmup = warmup
+      options.maxOutput = maxOutput
+      let terminal = isatty(1) != 0
+      var lastPrint = Date.distantPast
+      // Unbuffered, so a piped log shows progress as it happens.
+      func print(_ s: String, terminator: String = "\n") {
+        FileHandle.standardOutput.write(Data((s + terminator).utf8))
+      }
+      let report: (TrainEvent) -> Void = { event in
+        switch event {
+        case .prepared(let s):
+          print(s)
+        case .step(let step, let task, let loss, let lr, let tps, let elapsed):
+          let eta = elapsed / Double(step) * Double(max(steps - step, 0))
+          let line = String(format: "step %d/%d %@ loss %.4f lr %.2e %.0f tok/s elapsed %.0fs eta %.0fs",
+                            step, steps, task, loss, lr, tps, elapsed, eta)
+          if terminal {
+            print("\r\u{1B}[K" + line, terminator: "")
+          } else if step == 1 || step % 10 == 0 || Date().timeIntervalSince(lastPrint) > 30 {
+            print(line)
+            lastPrint = Date()
+          }
+        case .validation(let step, let task, let metric, let score):
+          print((terminal ? "\n" : "") + String(format: "validation step %d %@ %@ %.2f", step, task, metric, score))
+        case .decaScore(let step, let score):
+          print(String(format: "validation step %d decaScore %.2f", step, score))
+        case .checkpoint(let step, let path):
+          if !terminal { print("checkpoint step \(step): \(path)") }
+        }
+      }
+      let trainer = try Trainer(options, report: report)
+      try trainer.run(report: report)
+      if terminal { print("") }
+    }
+  }
+}
