@@ -4,7 +4,7 @@
 /// new op does not compile until it has a spec.
 public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
   // Sources (Ops/Sources.swift)
-  case input, param, zeros, positionalEncoding = "positional_encoding"
+  case input, param, zeros, positionalEncoding = "positional_encoding", dropoutMask = "dropout_mask"
   // Elementwise (Ops/Elementwise.swift)
   case add, sub, mul, affine, tanh, sigmoid, relu
   // Linear algebra (Ops/Linear.swift)
@@ -36,6 +36,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     case .param: return Sources.param
     case .zeros: return Sources.zeros
     case .positionalEncoding: return Sources.positionalEncoding
+    case .dropoutMask: return Sources.dropoutMask
     case .add: return Elementwise.binary("mq_add")
     case .sub: return Elementwise.binary("mq_sub")
     case .mul: return Elementwise.binary("mq_mul")

@@ -14,7 +14,7 @@ extension MQANGraph {
   /// `Embedding(project=True)`: the fixed table's rows, projected to d.
   func embed(_ table: Value, _ ids: Value, _ prefix: String) throws(GraphError) -> Value {
     let rows = try b.embedding(table, ids)
-    return try linear(rows, "\(prefix).projection.linear", out: config.dimension, in: config.embeddingDim)
+    return try linear(drop(rows), "\(prefix).projection.linear", out: config.dimension, in: config.embeddingDim)
   }
 
   /// One direction of `PackedLSTM`: the input projection for all steps as one GEMM, then a masked
@@ -65,18 +65,19 @@ extension MQANGraph {
     // decaNLP scales by sqrt(d_model), not sqrt(d_head).
     let a = try b.attention(q: qp, k: kp, v: vp, keyPadding: keyPadding, heads: config.transformerHeads,
                             scale: Float(1.0 / Double(d).squareRoot()), causal: causal)
-    return try layerNorm(b.add(q, a), "\(prefix).layernorm")
+    return try layerNorm(b.add(q, drop(a)), "\(prefix).layernorm")
   }
 
   /// `ResidualBlock(LinearReLU)`: LayerNorm(x + W2 relu(W1 x + b1) + b2).
   func feedForwardBlock(_ x: Value, _ prefix: String) throws(GraphError) -> Value {
     let d = config.dimension, hid = config.transformerHidden
-    let h = try b.relu(linear(x, "\(prefix).layer.feedforward.linear", out: hid, in: d))
-    return try layerNorm(b.add(x, linear(h, "\(prefix).layer.linear", out: d, in: hid)), "\(prefix).layernorm")
+    let h = try b.relu(linear(drop(x), "\(prefix).layer.feedforward.linear", out: hid, in: d))
+    return try layerNorm(b.add(x, drop(linear(h, "\(prefix).layer.linear", out: d, in: hid))), "\(prefix).layernorm")
   }
 
   /// `TransformerEncoder`: returns [x0, x1, ..., xL], the input included.
-  func transformerEncoder(_ x: Value, _ prefix: String, padding: Value) throws(GraphError) -> [Value] {
+  func transformerEncoder(_ input: Value, _ prefix: String, padding: Value) throws(GraphError) -> [Value] {
+    let x = try drop(input)
     var out = [x]
     var h = x
     for l in 0..<config.transformerLayers {

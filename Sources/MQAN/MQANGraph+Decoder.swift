@@ -21,7 +21,7 @@ extension MQANGraph {
     record("answer_embedded", answerEmbedded)
     var y = try b.slice(answerEmbedded, axis: 1, start: 0, length: steps)
     if greedy { y = try b.affine(y, alpha: Float(Double(dd).squareRoot())) }
-    var x = try b.add(y, b.positionalEncoding(steps, d))
+    var x = try drop(b.add(y, b.positionalEncoding(steps, d)))
     let answerPad: Value?
     if !greedy, let limited = io.answerLimited {
       answerPad = try b.padMask(b.slice(limited, axis: 1, start: 0, length: steps), pad: config.pad)
@@ -67,26 +67,37 @@ extension MQANGraph {
     let dd = config.dimension
     let r = "dual_ptr_rnn_decoder"
     let o0 = try b.zeros([D.B, d])
-    let res = try b.scan(name: r, seqs: [u], carries: [enc.initH, enc.initC, o0],
+    // Dropout masks for every step, drawn outside the scan and fed in as sequences: the fed-back
+    // output, the LSTM input, the two switches' inputs and the emitted output.
+    let steps = u.shape[1]
+    var masks: [Value] = []
+    for width in [dd, 2 * dd, 4 * dd, 4 * dd, dd] {
+      if let m = try dropoutMask([D.B, steps, Dim(width)], dropoutRate) { masks.append(m) }
+    }
+    let res = try b.scan(name: r, seqs: [u] + masks, carries: [enc.initH, enc.initC, o0],
                          consts: [enc.finalContext, enc.finalQuestion, padC, padQ]) { body, s throws(GraphError) in
       func w(_ name: String, _ shape: [Int]) throws(GraphError) -> Value { try body.param(name, shape.map { Dim($0) }) }
+      func drop(_ x: Value, _ k: Int) throws(GraphError) -> Value {
+        s.seqs.count > 1 ? try body.mul(x, s.seqs[1 + k]) : x
+      }
       let (h, c, o) = (s.carries[0], s.carries[1], s.carries[2])
       let (fc, fq, mc, mq) = (s.consts[0], s.consts[1], s.consts[2], s.consts[3])
-      let e = try body.concat([s.seqs[0], o], axis: -1)                               // input feeding [B, 2d]
-      let gates = try body.add(body.linear(e, w("\(r).rnn.layers.0.weight_ih", [4 * dd, 2 * dd]),
+      let e = try body.concat([s.seqs[0], drop(o, 0)], axis: -1)                      // input feeding [B, 2d]
+      let gates = try body.add(body.linear(drop(e, 1), w("\(r).rnn.layers.0.weight_ih", [4 * dd, 2 * dd]),
                                            w("\(r).rnn.layers.0.bias_ih", [4 * dd])),
                                body.linear(h, w("\(r).rnn.layers.0.weight_hh", [4 * dd, dd]),
                                            w("\(r).rnn.layers.0.bias_hh", [4 * dd])))
       let cell = try body.lstmCell(gates: gates, c: c)
       let ctx = try pointerAttention(body, cell.h, fc, mc, "\(r).context_attn")
       let qst = try pointerAttention(body, cell.h, fq, mq, "\(r).question_attn")
-      let gamma = try body.sigmoid(body.linear(body.concat([cell.h, ctx.out, e], axis: -1),
+      let gamma = try body.sigmoid(body.linear(drop(body.concat([cell.h, ctx.out, e], axis: -1), 2),
                                                w("\(r).vocab_pointer_switch.0.linear.weight", [1, 4 * dd]),
                                                w("\(r).vocab_pointer_switch.0.linear.bias", [1])))
-      let lambda = try body.sigmoid(body.linear(body.concat([cell.h, qst.out, e], axis: -1),
+      let lambda = try body.sigmoid(body.linear(drop(body.concat([cell.h, qst.out, e], axis: -1), 3),
                                                 w("\(r).context_question_switch.0.linear.weight", [1, 4 * dd]),
                                                 w("\(r).context_question_switch.0.linear.bias", [1])))
-      return ([cell.h, cell.c, ctx.out], [ctx.out, ctx.attention, qst.attention, gamma, lambda])
+      let emitted = try drop(ctx.out, 4)
+      return ([cell.h, cell.c, emitted], [emitted, ctx.attention, qst.attention, gamma, lambda])
     }
     return PointerOutputs(output: res.outputs[0], contextAttention: res.outputs[1], questionAttention: res.outputs[2],
                           vocabSwitch: res.outputs[3], questionSwitch: res.outputs[4])

@@ -59,7 +59,7 @@ extension MQANGraph {
     let sentinels = try p("coattention.embed_sentinel.weight", [2, dd])
     let s0 = try b.broadcast(b.reshape(b.slice(sentinels, axis: 0, start: 0, length: 1), [d]), to: [D.B, 1, d])
     let s1 = try b.broadcast(b.reshape(b.slice(sentinels, axis: 0, start: 1, length: 1), [d]), to: [D.B, 1, d])
-    let chat = try b.concat([s0, c], axis: 1)                                       // [B, Tc+1, d]
+    let chat = try b.concat([s0, drop(c, coattentionRate)], axis: 1)               // [B, Tc+1, d]
     let qhat = try b.tanh(linear(b.concat([s1, q], axis: 1), "coattention.proj.linear", out: dd, in: dd))
     let never = try b.zeros([D.B, 1])
     let padC1 = try b.concat([never, padC], axis: 1)                                // sentinel never masked

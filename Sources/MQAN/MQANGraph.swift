@@ -19,6 +19,10 @@ public struct ForwardOptions: Sendable {
   public var probs = false
   /// Emit every named activation (the parity fixtures' `expected.act.*` names).
   public var activations = false
+  /// Training-mode dropout at decaNLP's sites: this rate where decaNLP has `dropout_ratio` (0.2),
+  /// 0.3 on the coattention's context (or 0 when this is 0). nil: evaluation, no dropout. The graph
+  /// then takes an input `dropout_seed` (i32 [1]) that the trainer changes every step.
+  public var dropout: Float? = nil
   public init(decoder: DecoderMode = .consistent, loss: Bool = true, probs: Bool = false, activations: Bool = false) {
     self.decoder = decoder
     self.loss = loss
@@ -45,12 +49,34 @@ public struct MQANGraph {
   let b: GraphBuilder
   var activations: [(String, Value)] = []
   let recordActivations: Bool
+  /// Dropout: the seed input, the rate at decaNLP's 0.2 sites, and a counter telling sites apart.
+  var dropoutSeed: Value?
+  var dropoutRate: Float = 0
+  let salts = SaltCounter()
+
+  final class SaltCounter { var next = 0 }
 
   init(config: ModelConfig, name: String, recordActivations: Bool) {
     self.config = config
     self.b = GraphBuilder(name: name)
     self.recordActivations = recordActivations
   }
+
+  /// A dropout mask of `shape` (1/(1-p) kept, 0 dropped), or nil when dropout is off.
+  func dropoutMask(_ shape: [Dim], _ p: Float) throws(GraphError) -> Value? {
+    guard let seed = dropoutSeed, p > 0 else { return nil }
+    salts.next += 1
+    return try b.node(.dropoutMask, [seed], ["p": .float(p), "salt": .int(salts.next), "shape": .dims(shape)])[0]
+  }
+
+  /// decaNLP's inverted dropout on x (identity when dropout is off).
+  func drop(_ x: Value, _ p: Float? = nil) throws(GraphError) -> Value {
+    guard let mask = try dropoutMask(x.shape, p ?? dropoutRate) else { return x }
+    return try b.mul(x, mask)
+  }
+
+  /// The coattention's context dropout: 0.3 in decaNLP, off when the rate is set to 0.
+  var coattentionRate: Float { dropoutRate > 0 ? 0.3 : 0 }
 
   var d: Dim { Dim(config.dimension) }
   var half: Dim { Dim(config.dimension / 2) }
@@ -63,7 +89,14 @@ public struct MQANGraph {
                              name: String = "train") throws(ModelError) -> Graph {
     try config.validate()
     var m = MQANGraph(config: config, name: name, recordActivations: options.activations)
+    if let rate = options.dropout, !(rate >= 0 && rate < 1) {
+      throw ModelError.config(field: "dropout", problem: "must be in [0, 1), got \(rate)")
+    }
     do {
+      if let rate = options.dropout, rate > 0 {
+        m.dropoutRate = rate
+        m.dropoutSeed = try m.b.input("dropout_seed", .i32, [1])
+      }
       try m.buildForward(options)
     } catch {
       throw ModelError.graph(error.description)

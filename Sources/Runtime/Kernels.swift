@@ -75,6 +75,7 @@ func makeKernel(_ s: KernelSite, body: BoundPlan?) throws(RuntimeError) -> Kerne
     throw .invalidPlan("\(s.name): reshapes are views, never steps")
   case .zeros: return try ElementwiseKernels.zeros(s)
   case .positionalEncoding: return try ElementwiseKernels.positionalEncoding(s)
+  case .dropoutMask: return try ElementwiseKernels.dropoutMask(s)
   case .add: return try ElementwiseKernels.binary(s, s.reference ? mq_add_ref : mq_add)
   case .sub: return try ElementwiseKernels.binary(s, s.reference ? mq_sub_ref : mq_sub)
   case .mul: return try ElementwiseKernels.binary(s, s.reference ? mq_mul_ref : mq_mul)

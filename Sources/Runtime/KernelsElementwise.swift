@@ -77,6 +77,23 @@ enum ElementwiseKernels {
     }
   }
 
+  /// `dropout_mask {p, salt, shape}(seed)`: the mask is a function of (seed, salt, index), so the
+  /// threads' shares need no coordination.
+  static func dropoutMask(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 1...1, outputs: 1)
+    let prob = try s.float("p")
+    let salt = UInt64(truncatingIfNeeded: try s.int("salt"))
+    try s.require(elements(s.inShape(0)) >= 1, "seed \(s.inShape(0)) is empty")
+    let n = elements(s.outShape(0))
+    let f = s.reference ? mq_dropout_mask_ref : mq_dropout_mask
+    let p = s.ptrs, o = s.step.outputs[0], seed = s.step.inputs[0]
+    return { team in
+      let (r0, r1) = team.share(n)
+      let sd = UInt64(UInt32(bitPattern: i32(p, seed)[0]))
+      if r0 < r1 { f(f32(p, o), prob, sd, salt, Int64(r0), Int64(r1)) }
+    }
+  }
+
   /// `pad_mask {pad}(ids)`: 1 where ids == pad.
   static func padMask(_ s: KernelSite) throws(RuntimeError) -> Kernel {
     try s.arity(inputs: 1...1, outputs: 1)

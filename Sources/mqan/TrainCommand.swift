@@ -24,6 +24,7 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "Threads.") var threads = 2
   @Option(help: "Learning-rate warmup steps.") var warmup = 800
   @Option(help: "Longest greedy answer at validation.") var maxOutput = 50
+  @Option(help: "Dropout rate at decaNLP's sites (default 0.2, its dropout_ratio; 0 turns dropout off).") var dropout: Float?
 
   func run() throws {
     for (name, v) in [("steps", steps), ("save-every", saveEvery), ("val-every", valEvery), ("batch-tokens", batchTokens),
@@ -48,6 +49,10 @@ struct TrainCommand: ParsableCommand {
       options.threads = threads
       options.warmup = warmup
       options.maxOutput = maxOutput
+      if let p = dropout {
+        guard p >= 0 && p < 1 else { throw ValidationError("--dropout must be in [0, 1), got \(p)") }
+        options.dropout = p
+      }
       let terminal = isatty(1) != 0
       var lastPrint = Date.distantPast
       // Unbuffered, so a piped log shows progress as it happens.

@@ -288,6 +288,11 @@ void mq_attention_backward_ref(float *dq, float *dk, float *dv, const float *g, 
                                int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
                                int causal, float *scratch, int64_t r0, int64_t r1);
 
+// ---------------------------------------------------------------------------------------------
+// Dropout: out[i] = 1/(1-p) if hash(seed, salt, i) >= p else 0, for [r0, r1) (dropout.c).
+void mq_dropout_mask(float *out, float p, uint64_t seed, uint64_t salt, int64_t r0, int64_t r1);
+void mq_dropout_mask_ref(float *out, float p, uint64_t seed, uint64_t salt, int64_t r0, int64_t r1);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,6 +26,18 @@ enum Sources {
   static let zeros = OpSpec(arity: 0...0, kernel: "mq_fill") { c throws(GraphError) in
     try declared(c, defaultType: .f32)
   }
+  /// `dropout_mask {p, salt, shape}(seed i32[1])`: 1/(1-p) where kept, 0 where dropped, a pure
+  /// function of (seed, salt, element); multiplying by it is decaNLP's inverted dropout. The seed
+  /// changes every training step; `salt` tells the sites apart.
+  static let dropoutMask = OpSpec(arity: 1...1, kernel: "mq_dropout_mask", nonDifferentiable: [0],
+                                  flops: { _, out in out[0].elementCount * Dim(4) }) { c throws(GraphError) in
+    _ = try c.require(0, .i32, rank: 1, name: "seed")
+    let p = try c.float("p")
+    guard p >= 0, p < 1 else { throw .attribute(node: c.node, op: c.op, name: "p", problem: "must be in [0, 1), got \(p)") }
+    _ = try c.int("salt")
+    return [.f32(try c.dims("shape"))]
+  }
+
   /// `positional_encoding {shape: [T, D]}`: decaNLP's interleaved sin/cos table.
   static let positionalEncoding = OpSpec(
     arity: 0...0, kernel: "mq_positional_encoding",

@@ -70,7 +70,9 @@ public final class Trainer {
     // The train plan, the executor and the optimizer.
     var compileOptions = CompileOptions()
     compileOptions.differentiate = "loss"
-    let graph = try MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true))
+    var forward = ForwardOptions(decoder: .consistent, loss: true)
+    forward.dropout = options.dropout ?? 0.2  // decaNLP's dropout_ratio
+    let graph = try MQANGraph.forward(config, options: forward)
     let plan = try Compiler.compile(graph, options: compileOptions).plan
     var params = checkpoint?.parameters ?? ParameterInit.initialize(config, seed: options.seed)
     for name in plan.paramNames where params[name] == nil {
@@ -120,13 +122,19 @@ public final class Trainer {
 
   public func run(report: (TrainEvent) -> Void) throws {
     try FileManager.default.createDirectory(atPath: options.save, withIntermediateDirectories: true)
+    (try? CheckpointDirectory(path: options.save, keepLast: 0))?.removeTemporaryFiles()  // a killed run's leftovers
     let log = try TrainLog(directory: options.save, truncatingAfter: step)
     let start = Date()
     while step < options.steps {
       step += 1
       let t = taskIndex(for: step)
       guard let batch = tasks[t].iterator.next() else { continue }
-      let feed = batch.batch.feed(config: config, embeddings: table)
+      var feed = batch.batch.feed(config: config, embeddings: table)
+      if (options.dropout ?? 0.2) > 0 {
+        // A new dropout draw every step, a function of (seed, step), so a resumed run draws the same.
+        var rng = SeededRandom(seed: options.seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15))
+        feed["dropout_seed"] = HostTensor(shape: [1], int32s: [Int32(truncatingIfNeeded: rng.next())])
+      }
       let t0 = Date()
       let out = try executor.run(feed)
       guard let loss = try out["loss"]?.floats.first else { throw ModelError.graph("the train plan gave no loss") }
