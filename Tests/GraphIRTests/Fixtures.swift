@@ -81,9 +81,11 @@ enum Fixtures {
     let dcell = try b.node(.lstmCellGrad, [h0, c0, b.zeros([B, 16]), h0, c0])
     let live = try b.node(.lengthMask, [clen], ["length": .dim(Tc)])[0]
     let dtable = try b.node(.embeddingGrad, [ec, ctx], ["rows": .dim(Nv)])[0]
+    let seed = try b.input("dropout_seed", .i32, [1])
+    let dmask = try b.node(.dropoutMask, [seed], ["p": .float(0.2), "salt": .int(3), "shape": .dims([B, Tc, 4])])[0]
     for (name, v) in [("d.yt", dyt), ("d.wv", dwv), ("d.switch", dsw), ("d.bias", dbias), ("d.cat", dcat),
                       ("d.q", datt[0]), ("d.gamma", dln[1]), ("d.gates", dcell[0]), ("live", live),
-                      ("d.table", dtable), ("d.ac", mg[3])] {
+                      ("d.table", dtable), ("d.ac", mg[3]), ("dropped", try b.mul(x4, dmask))] {
       try b.output(name, v)
     }
     try b.output("loss", loss)

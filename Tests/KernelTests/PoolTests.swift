@@ -84,18 +84,15 @@ private struct BarrierContext {
     defer { mq_pool_destroy(pool) }
     let n = Int(mq_pool_size(pool))
     var counts = [Int32](repeating: 0, count: n)
-    let clock = ContinuousClock()
-    let elapsed = clock.measure {
-      counts.withUnsafeMutableBufferPointer { buf in
-        for _ in 0..<10_000 {
-          mq_pool_run(pool, { ctx, ith, _ in
-            ctx!.assumingMemoryBound(to: Int32.self)[Int(ith)] += 1
-          }, buf.baseAddress)
-        }
+    // No time bound here (timings belong to Benchmarks/): every run reaches every thread.
+    counts.withUnsafeMutableBufferPointer { buf in
+      for _ in 0..<10_000 {
+        mq_pool_run(pool, { ctx, ith, _ in
+          ctx!.assumingMemoryBound(to: Int32.self)[Int(ith)] += 1
+        }, buf.baseAddress)
       }
     }
     #expect(counts == [Int32](repeating: 10_000, count: n))
-    #expect(elapsed < .seconds(5), "10k runs took \(elapsed)")
   }
 
   @Test func runsAfterIdleSleep() async throws {

@@ -154,6 +154,13 @@ import Darwin
       }
     }
     expectClose(floats(src["pe"]), ref, tol: 1e-5, "positional_encoding")
+    // dropout_mask: the kernel's values for the fed seed, the same at every thread count.
+    let dm = single(.dropoutMask, [("seed", .i32([1]))], [.f32([3, 7])],
+                    ["p": .float(0.25), "salt": .int(9), "shape": .dims([3, 7])])
+    let mask = floats(try run(dm, ["seed": HostTensor(shape: [1], int32s: [77])], threads: threads)["y"])
+    var refMask = [Float](repeating: 0, count: 21)
+    refMask.withUnsafeMutableBufferPointer { mq_dropout_mask_ref($0.baseAddress, 0.25, 77, 9, 0, 21) }
+    #expect(mask == refMask)
   }
 
   @Test(arguments: [1, 2, 3])
@@ -309,7 +316,7 @@ import Darwin
   /// The op kinds the tests above (and ExecutorTests' scans) run: a new op fails here until it
   /// has a kernel test.
   static let covered: Set<OpKind> = [
-    .input, .param, .reshape, .zeros, .positionalEncoding, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
+    .input, .param, .reshape, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
     .linear, .matmul, .concat, .slice, .transpose, .broadcast, .embedding, .padMask, .softmax, .attention,
     .layerNorm, .lstmCell, .scan, .mixture, .nllLoss,
     // KernelDispatchTests+Backward.swift
