@@ -23,6 +23,9 @@ public struct ForwardOptions: Sendable {
   /// 0.3 on the coattention's context (or 0 when this is 0). nil: evaluation, no dropout. The graph
   /// then takes an input `dropout_seed` (i32 [1]) that the trainer changes every step.
   public var dropout: Float? = nil
+  /// Train the word-vector table: it becomes the weight `embeddings` of this many rows (the
+  /// vocabulary) instead of the input of that name.
+  public var trainedEmbeddingRows: Int? = nil
   public init(decoder: DecoderMode = .consistent, loss: Bool = true, probs: Bool = false, activations: Bool = false) {
     self.decoder = decoder
     self.loss = loss
@@ -174,9 +177,14 @@ public struct MQANGraph {
     var limitedToFull: Value?
   }
 
-  func inputs(answer: Bool, targets: Bool = true) throws(GraphError) -> Inputs {
+  func inputs(answer: Bool, targets: Bool = true, trainedEmbeddingRows: Int? = nil) throws(GraphError) -> Inputs {
     typealias D = MQANDims
-    let emb = try b.input("embeddings", .f32, [D.Nv, Dim(config.embeddingDim)])
+    let emb: Value
+    if let rows = trainedEmbeddingRows {
+      emb = try b.param("embeddings", [Dim(rows), Dim(config.embeddingDim)])
+    } else {
+      emb = try b.input("embeddings", .f32, [D.Nv, Dim(config.embeddingDim)])
+    }
     let c = try b.input("context", .i32, [D.B, D.Tc])
     let cl = try b.input("context_lengths", .i32, [D.B])
     let cli = try b.input("context_limited", .i32, [D.B, D.Tc])
@@ -194,7 +202,7 @@ public struct MQANGraph {
   }
 
   mutating func buildForward(_ options: ForwardOptions) throws(GraphError) {
-    let io = try inputs(answer: true, targets: options.loss)
+    let io = try inputs(answer: true, targets: options.loss, trainedEmbeddingRows: options.trainedEmbeddingRows)
     let enc = try encode(io)
     let dec = try decode(io, enc, mode: options.decoder)
     if options.probs { try b.output("probs", dec.probs) }

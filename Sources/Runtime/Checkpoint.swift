@@ -190,8 +190,9 @@ public struct Checkpoint: Sendable, Equatable {
     meta["seed"] = String(seed)
     if let bestScore { meta["best_score"] = "\(bestScore)" }
     if let optimizer {
-      for name in parameters.keys.sorted() { tensors.append(("adam.m.\(name)", optimizer.m[name]!)) }
-      for name in parameters.keys.sorted() { tensors.append(("adam.v.\(name)", optimizer.v[name]!)) }
+      // Only trained tensors have state (`validate` checked both moments are there).
+      for name in parameters.keys.sorted() { if let m = optimizer.m[name] { tensors.append(("adam.m.\(name)", m)) } }
+      for name in parameters.keys.sorted() { if let v = optimizer.v[name] { tensors.append(("adam.v.\(name)", v)) } }
       meta["adam_step"] = String(optimizer.step)
       let e = JSONEncoder()
       e.outputFormatting = [.sortedKeys]
@@ -235,8 +236,13 @@ public struct Checkpoint: Sendable, Equatable {
       }
       for name in parameters.keys.sorted() {
         let tensor = "adam.\(what).\(name)"
+        // Tensors the optimizer does not train (a fixed embedding table) have no state, but a
+        // trained one has both moments.
         guard let t = table[name] else {
-          throw .missingTensor(file: f, tensor: tensor, reason: "the optimizer state needs one per parameter")
+          if optimizer.m[name] != nil || optimizer.v[name] != nil {
+            throw .missingTensor(file: f, tensor: tensor, reason: "the optimizer state needs both moments")
+          }
+          continue
         }
         guard t.dtype == .f32, t.shape == parameters[name]!.shape else {
           throw .invalidTensor(file: f, tensor: tensor,

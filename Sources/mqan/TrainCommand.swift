@@ -12,6 +12,7 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "Tasks, comma-separated (e.g. sst,squad,multi30k.en.de).") var tasks: String
   @OptionGroup var model: ModelOptions
   @Option(help: "GloVe text-format word vectors (word v1 v2 ...); missing words get zeros.") var embeddings: String?
+  @Flag(help: "Train the word-vector table too (from --embeddings, or from scratch without it).") var trainEmbeddings = false
   @Option(help: "Folder for checkpoints, log.jsonl and loss.svg.") var save: String
   @Flag(help: "Continue from <save>/latest.safetensors.") var resume = false
   @Option(help: "Training steps in all.") var steps = 1000
@@ -38,6 +39,7 @@ struct TrainCommand: ParsableCommand {
       var options = TrainOptions(dataDir: data, tasks: tasks.split(separator: ",").map(String.init), config: config,
                                  save: save)
       options.embeddings = embeddings
+      options.trainEmbeddings = trainEmbeddings
       options.resume = resume
       options.steps = steps
       options.saveEvery = saveEvery

@@ -46,26 +46,39 @@ import Darwin
     return r
   }
 
-  /// One logged training step of `<save>/log.jsonl`.
-  struct StepRow: Equatable {
+  /// One logged training step of `<save>/log.jsonl`; equal when every number is bit-for-bit equal.
+  struct StepRow: Equatable, CustomStringConvertible {
     var step: Int
     var task: String
-    /// The logged doubles' bit patterns, so equality is bit-for-bit.
-    var loss: UInt64, lr: UInt64, gradNorm: UInt64
+    var loss: Double, lr: Double, gradNorm: Double
+
+    static func == (a: StepRow, b: StepRow) -> Bool {
+      a.step == b.step && a.task == b.task && a.loss.bitPattern == b.loss.bitPattern
+        && a.lr.bitPattern == b.lr.bitPattern && a.gradNorm.bitPattern == b.gradNorm.bitPattern
+    }
+
+    var description: String { "step \(step) \(task) loss \(loss) lr \(lr) grad_norm \(gradNorm)" }
   }
 
-  /// The training-step rows of a log, in file order.
+  struct LogError: Error, CustomStringConvertible {
+    var description: String
+  }
+
+  /// The training-step rows of a log, in file order. A last line without its newline (a write
+  /// in progress, or one a kill cut short) is left out.
   static func stepRows(_ save: URL) throws -> [StepRow] {
     let text = try String(contentsOf: save.appendingPathComponent("log.jsonl"), encoding: .utf8)
+    // Whole lines end in "\n": the last piece is empty, or a line still being written.
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
     var rows: [StepRow] = []
-    for line in text.split(separator: "\n") {
-      let obj = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                             "log line is not a JSON object: \(line)")
+    for line in lines {
+      guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        throw LogError(description: "log.jsonl: not a JSON object: \(line)")
+      }
       guard let loss = obj["loss"] as? Double else { continue }
-      let step = try #require(obj["step"] as? Int, "\(line)")
-      rows.append(StepRow(step: step, task: obj["task"] as? String ?? "?", loss: loss.bitPattern,
-                          lr: (obj["lr"] as? Double ?? .nan).bitPattern,
-                          gradNorm: (obj["grad_norm"] as? Double ?? .nan).bitPattern))
+      guard let step = obj["step"] as? Int else { throw LogError(description: "log.jsonl: no step: \(line)") }
+      rows.append(StepRow(step: step, task: obj["task"] as? String ?? "?", loss: loss,
+                          lr: obj["lr"] as? Double ?? .nan, gradNorm: obj["grad_norm"] as? Double ?? .nan))
     }
     return rows
   }
@@ -120,12 +133,7 @@ import Darwin
     #expect(rowsA.map(\.step) == Array(1...12))
     #expect(rowsB.map(\.step) == Array(1...12), "B's log steps: \(rowsB.map(\.step))")
     for (ra, rb) in zip(rowsA, rowsB) {
-      #expect(ra.task == rb.task, "step \(ra.step): task \(ra.task) vs \(rb.task)")
-      #expect(Double(bitPattern: ra.loss) == Double(bitPattern: rb.loss) && ra.loss == rb.loss,
-              "step \(ra.step): loss \(Double(bitPattern: ra.loss)) uninterrupted, \(Double(bitPattern: rb.loss)) resumed")
-      #expect(ra.lr == rb.lr, "step \(ra.step): lr \(Double(bitPattern: ra.lr)) vs \(Double(bitPattern: rb.lr))")
-      #expect(ra.gradNorm == rb.gradNorm,
-              "step \(ra.step): grad_norm \(Double(bitPattern: ra.gradNorm)) vs \(Double(bitPattern: rb.gradNorm))")
+      #expect(ra == rb, "uninterrupted: \(ra); resumed: \(rb)")
     }
     #expect(try Self.checkpointStep(a.appendingPathComponent("latest.safetensors").path) == 12)
     #expect(try Self.checkpointStep(b.appendingPathComponent("latest.safetensors").path) == 12)
@@ -180,6 +188,7 @@ import Darwin
     p.standardOutput = FileHandle.nullDevice
     p.standardError = FileHandle.nullDevice
     try p.run()
+    defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
     // Wait for a checkpoint, then a few more logged steps past it (the second checkpoint is at 10).
     let deadline = Date().addingTimeInterval(60)
     var lastLogged = 0
@@ -232,10 +241,11 @@ import Darwin
     #expect(rows.map(\.step) == Array(1...target), "resumed log steps: \(rows.map(\.step))")
     // Steps up to the checkpoint are kept; the ones lost with the kill are redone exactly.
     for (old, new) in zip(killedRows, rows) {
-      #expect(old == new, "step \(old.step): killed run \(Double(bitPattern: old.loss)), resumed \(Double(bitPattern: new.loss))")
+      #expect(old == new, "killed run: \(old); resumed: \(new)")
     }
     #expect(try Self.checkpointStep(latest) == target)
-    #expect(try Self.temporaryFiles(in: save) == [], "temporary files left in \(save.path)")
+    let leftovers = try Self.temporaryFiles(in: save)
+    #expect(leftovers.isEmpty, "temporary files left in \(save.path): \(leftovers)")
   }
 
   // MARK: - Bad input

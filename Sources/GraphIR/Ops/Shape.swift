@@ -71,8 +71,9 @@ enum ShapeOps {
     return [.f32(shape)]
   }
 
-  /// `embedding(table [Nv, E], ids [...])` -> `[..., E]`: rows of a fixed table.
-  static let embedding = OpSpec(arity: 2...2, kernel: "mq_embedding", nonDifferentiable: [0, 1]) {
+  /// `embedding(table [Nv, E], ids [...])` -> `[..., E]`: rows of a table (fixed when it is an
+  /// input; trained, with `embedding_grad`, when it is a param).
+  static let embedding = OpSpec(arity: 2...2, kernel: "mq_embedding", nonDifferentiable: [1]) {
     c throws(GraphError) in
     let table = try c.require(0, .f32, rank: 2, name: "table")
     let ids = try c.require(1, .i32, name: "ids")

@@ -4,6 +4,8 @@ public struct TrainOptions: Sendable {
   public var tasks: [String]
   public var config: ModelConfig
   public var embeddings: String?
+  /// Train the word-vector table too (from `embeddings`, or from scratch without a file).
+  public var trainEmbeddings = false
   public var save: String
   public var resume = false
   public var steps = 1000

@@ -15,6 +15,7 @@ public final class Trainer {
   public let options: TrainOptions
   public private(set) var config: ModelConfig
   public let vocabulary: Vocabulary
+  /// The word-vector table: fed as an input, or (trainEmbeddings) a weight of the executor.
   let table: HostTensor
   var tasks: [TaskState]
   let executor: Executor
@@ -53,28 +54,41 @@ public final class Trainer {
       vocabulary = Vocabulary(counter: counter, maxSize: 1_000_000)
       config.generativeVocab = min(vocabulary.count, options.config.generativeVocab)
     }
-    // Embeddings: GloVe-format vectors for the vocabulary, zeros for missing words.
-    guard let vectorsPath = options.embeddings else {
-      throw ModelError.config(field: "embeddings", problem: "--embeddings FILE is required (GloVe text format)")
+    // Embeddings: GloVe-format vectors for the vocabulary (zeros for missing words, as decaNLP),
+    // or, when trained from scratch, N(0, 1) as torch's nn.Embedding; a resumed run takes the
+    // table its checkpoint holds.
+    var coverage = ""
+    if let saved = checkpoint?.parameters["embeddings"] {
+      table = saved
+    } else if let vectorsPath = options.embeddings {
+      let vectors = try WordVectors.load(path: vectorsPath)
+      table = vectors.table(for: vocabulary)
+      coverage = "; \(vectors.coverage(of: vocabulary))"
+      config.embeddingDim = table.shape[1]
+    } else if options.trainEmbeddings {
+      var rng = SeededRandom(seed: options.seed &+ 17)
+      let n = vocabulary.count * config.embeddingDim
+      table = HostTensor(shape: [vocabulary.count, config.embeddingDim], floats: (0..<n).map { _ in rng.normal() })
+    } else {
+      throw ModelError.config(field: "embeddings", problem: "give --embeddings FILE (GloVe text format) or --train-embeddings")
     }
-    let vectors = try WordVectors.load(path: vectorsPath)
-    table = vectors.table(for: vocabulary)
-    if checkpoint == nil { config.embeddingDim = table.shape[1] }
-    guard table.shape[1] == config.embeddingDim else {
-      throw ModelError.config(field: "embedding_dim", problem: "\(vectorsPath) has \(table.shape[1])-d vectors, the checkpoint \(config.embeddingDim)")
+    guard table.shape == [vocabulary.count, config.embeddingDim] else {
+      throw ModelError.config(field: "embedding_dim", problem: "the table is \(table.shape), the model needs [\(vocabulary.count), \(config.embeddingDim)]")
     }
     self.config = config
-    report(.prepared("vocabulary \(vocabulary.count) words (generative \(config.generativeVocab)); "
-                     + "\(vectors.coverage(of: vocabulary))"))
+    report(.prepared("vocabulary \(vocabulary.count) words (generative \(config.generativeVocab))\(coverage)"
+                     + (options.trainEmbeddings ? "; training the embedding table" : "")))
 
     // The train plan, the executor and the optimizer.
     var compileOptions = CompileOptions()
     compileOptions.differentiate = "loss"
     var forward = ForwardOptions(decoder: .consistent, loss: true)
     forward.dropout = options.dropout ?? 0.2  // decaNLP's dropout_ratio
+    if options.trainEmbeddings { forward.trainedEmbeddingRows = vocabulary.count }
     let graph = try MQANGraph.forward(config, options: forward)
     let plan = try Compiler.compile(graph, options: compileOptions).plan
     var params = checkpoint?.parameters ?? ParameterInit.initialize(config, seed: options.seed)
+    if options.trainEmbeddings { params["embeddings"] = table }
     for name in plan.paramNames where params[name] == nil {
       throw ModelError.config(field: "checkpoint", problem: "weight \(name) is missing")
     }
@@ -130,6 +144,7 @@ public final class Trainer {
       let t = taskIndex(for: step)
       guard let batch = tasks[t].iterator.next() else { continue }
       var feed = batch.batch.feed(config: config, embeddings: table)
+      if options.trainEmbeddings { feed["embeddings"] = nil }  // a weight of the plan
       if (options.dropout ?? 0.2) > 0 {
         // A new dropout draw every step, a function of (seed, step), so a resumed run draws the same.
         var rng = SeededRandom(seed: options.seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15))
@@ -146,7 +161,7 @@ public final class Trainer {
       let tokens = (feed["context"]?.count ?? 0) + (feed["question"]?.count ?? 0) + (feed["answer"]?.count ?? 0)
       let tps = Double(tokens) / max(seconds, 1e-9)
       log.write(["step": step, "loss": Double(loss), "lr": update.learningRate, "tokens_per_s": tps,
-                 "task": tasks[t].name, "grad_norm": update.gradientNorm])
+                 "task": tasks[t].name, "grad_norm": update.gradientNorm, "elapsed_s": Date().timeIntervalSince(start)])
       report(.step(step: step, task: tasks[t].name, loss: Double(loss), lr: update.learningRate,
                    tokensPerSecond: tps, elapsed: Date().timeIntervalSince(start)))
       if step % options.valEvery == 0 || step == options.steps {
@@ -164,13 +179,15 @@ public final class Trainer {
   func validate(log: TrainLog, report: (TrainEvent) -> Void) throws {
     let decoder = try GreedyDecoder(config: config, params: executor.parameters(), mode: .consistent,
                                     threads: options.threads)
+    let table = currentTable
     var perTask: [String: Double] = [:]
     for task in tasks {
       let predictions = try predict(task.validation, decoder: decoder)
       let metric = Metric.primaryMetric(forTask: task.name)
       let score = Metric.score(metric, predictions: predictions, references: task.validation.map { [$0.raw.answer] })
       perTask[task.name] = score
-      log.write(["step": step, "task": task.name, "metric": metric.rawValue, "score": score])
+      log.write(["step": step, "task": task.name, "metric": metric.rawValue, "score": score,
+                 "elapsed_s": Date().timeIntervalSince(runStart)])
       report(.validation(step: step, task: task.name, metric: metric.rawValue, score: score))
     }
     let deca = Metric.decaScore(perTask)
@@ -180,6 +197,11 @@ public final class Trainer {
       best = deca
       try save(report: report, bestCandidate: deca)
     }
+  }
+
+  /// The table as it stands (trained ones change every step).
+  var currentTable: HostTensor {
+    options.trainEmbeddings ? (executor.parameters()["embeddings"] ?? table) : table
   }
 
   /// Answers for examples, in order, as detokenized text.
@@ -194,7 +216,7 @@ public final class Trainer {
       let batch = EncodedBatch(context: idx.map { encoded[$0].context }, question: idx.map { encoded[$0].question },
                                answer: idx.map { _ in [config.initToken, config.eos] })
       let limitedToFull = batch.limited(generativeVocab: config.generativeVocab).limitedToFull
-      let out = try decoder.decode(batch.feed(config: config, embeddings: table), maxLength: options.maxOutput)
+      let out = try decoder.decode(batch.feed(config: config, embeddings: currentTable), maxLength: options.maxOutput)
       for (k, row) in out.enumerated() {
         let full = row.map { $0 < limitedToFull.count ? limitedToFull[$0] : config.unk }
         answers[idx[k]] = tokenizer.detokenize(vocabulary.answerTokens(full))
@@ -205,7 +227,9 @@ public final class Trainer {
 
   /// Writes `latest.safetensors` (and `best.safetensors` when `bestCandidate` is the new best).
   func save(report: (TrainEvent) -> Void, bestCandidate: Double?) throws {
-    let params = executor.parameters()
+    var params = executor.parameters()
+    // The table goes into every checkpoint (fixed ones too), so a checkpoint alone can predict.
+    if params["embeddings"] == nil { params["embeddings"] = table }
     var positions: [String: BatchIteratorState] = [:]
     for t in tasks { positions[t.name] = t.iterator.state }
     let position = String(decoding: try JSONEncoder().encode(DataPosition(iterators: positions)), as: UTF8.self)
