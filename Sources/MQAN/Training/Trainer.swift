@@ -134,11 +134,15 @@ public final class Trainer {
     step <= options.jumpStart ? 0 : (step - options.jumpStart - 1) % tasks.count
   }
 
+  /// When this process started training (validation rows log time since then).
+  var runStart = Date()
+
   public func run(report: (TrainEvent) -> Void) throws {
     try FileManager.default.createDirectory(atPath: options.save, withIntermediateDirectories: true)
     (try? CheckpointDirectory(path: options.save, keepLast: 0))?.removeTemporaryFiles()  // a killed run's leftovers
     let log = try TrainLog(directory: options.save, truncatingAfter: step)
     let start = Date()
+    runStart = start
     while step < options.steps {
       step += 1
       let t = taskIndex(for: step)
