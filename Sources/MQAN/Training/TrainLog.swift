@@ -5,7 +5,7 @@ import Foundation
 final class TrainLog {
   let path: String
   let handle: FileHandle
-  var losses: [(step: Int, loss: Double)] = []
+  var losses: [(step: Int, loss: Double, task: String)] = []
   var scores: [String: [(step: Int, score: Double)]] = [:]
 
   init(directory: String, truncatingAfter step: Int?) throws {
@@ -35,7 +35,7 @@ final class TrainLog {
 
   func record(_ obj: [String: Any]) {
     guard let step = obj["step"] as? Int else { return }
-    if let loss = obj["loss"] as? Double { losses.append((step, loss)) }
+    if let loss = obj["loss"] as? Double { losses.append((step, loss, obj["task"] as? String ?? "")) }
     if let task = obj["task"] as? String, let score = obj["score"] as? Double, obj["metric"] != nil {
       scores[task, default: []].append((step, score))
     }
@@ -61,14 +61,27 @@ final class TrainLog {
     svg += "<line x1=\"\(m)\" y1=\"\(m)\" x2=\"\(m)\" y2=\"\(h - m)\" stroke=\"black\"/>\n"
     svg += "<text x=\"\(m)\" y=\"\(m - 8)\">loss (max \(String(format: "%.2f", maxLoss)))</text>\n"
     svg += "<text x=\"\(w - m - 60)\" y=\"\(h - m + 28)\">step \(last)</text>\n"
-    let points = losses.map { String(format: "%.1f,%.1f", x($0.step), yLoss($0.loss)) }.joined(separator: " ")
-    svg += "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.2\" points=\"\(points)\"/>\n"
+    // One loss line per task (a moving average over 10 of its steps), scores dashed on the right axis.
+    let lossColors = ["#1f77b4", "#17becf", "#7f7f7f", "#bcbd22", "#e377c2"]
+    let tasks = Array(Set(losses.map(\.task))).sorted()
+    for (i, task) in tasks.enumerated() {
+      let own = losses.filter { $0.task == task }
+      var pts: [String] = []
+      for k in own.indices {
+        let window = own[max(0, k - 9)...k]
+        let mean = window.map(\.loss).reduce(0, +) / Double(window.count)
+        pts.append(String(format: "%.1f,%.1f", x(own[k].step), yLoss(mean)))
+      }
+      let c = lossColors[i % lossColors.count]
+      svg += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"1.2\" points=\"\(pts.joined(separator: " "))\"/>\n"
+      svg += "<text x=\"\(m + 8)\" y=\"\(m + 14 * Double(i + 1))\" fill=\"\(c)\">loss \(task)</text>\n"
+    }
     let colors = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
     for (i, task) in scores.keys.sorted().enumerated() {
       let pts = scores[task] ?? []
       let c = colors[i % colors.count]
       let line = pts.map { String(format: "%.1f,%.1f", x($0.step), yScore($0.score)) }.joined(separator: " ")
-      svg += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"1.5\" points=\"\(line)\"/>\n"
+      svg += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"1.5\" stroke-dasharray=\"5,3\" points=\"\(line)\"/>\n"
       let best = pts.map(\.score).max() ?? 0
       svg += "<text x=\"\(w - m - 150)\" y=\"\(m + 14 * Double(i))\" fill=\"\(c)\">\(task) (best \(String(format: "%.1f", best)))</text>\n"
     }
