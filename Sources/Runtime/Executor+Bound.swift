@@ -196,11 +196,12 @@ final class BoundPlan {
   static func scratchFloats(_ plan: Plan, env: [String: Int]) -> Int {
     var m = 0
     for st in plan.steps {
-      if st.op == .attention, st.inputs.count >= 2, st.inputs.allSatisfy({ $0 >= 0 && $0 < plan.buffers.count }) {
-        let q = plan.buffers[st.inputs[0]].type.shape, k = plan.buffers[st.inputs[1]].type.shape
-        if q.count == 3, k.count == 3, let tq = try? q[1].evaluate(env), let tk = try? k[1].evaluate(env) {
-          m = max(m, tq * tk)
-        }
+      // The kernels' own rule (attention: Tq*Tk, attention_grad: 2*Tq*Tk), at this binding.
+      if [.attention, .attentionGrad].contains(st.op), st.inputs.allSatisfy({ $0 >= 0 && $0 < plan.buffers.count }) {
+        let shapes = st.inputs.map { b in plan.buffers[b].type.shape.map { (try? $0.evaluate(env)) ?? 0 } }
+        var byBuffer = [[Int]](repeating: [], count: plan.buffers.count)
+        for (b, shape) in zip(st.inputs, shapes) { byBuffer[b] = shape }
+        m = max(m, Runtime.scratchFloats(st, shapes: byBuffer))
       }
       for b in st.body { m = max(m, scratchFloats(b, env: env)) }
     }

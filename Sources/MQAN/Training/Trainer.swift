@@ -31,8 +31,8 @@ public final class Trainer {
     var iterator: BucketBatchIterator
   }
 
-  public init(_ options: TrainOptions, report: (TrainEvent) -> Void) throws {
-    self.options = options
+  public init(_ requested: TrainOptions, report: (TrainEvent) -> Void) throws {
+    var options = requested
     guard !options.tasks.isEmpty else { throw ModelError.config(field: "tasks", problem: "no task given") }
     var config = options.config
     // Data: every task's training and validation examples, one vocabulary over the training data.
@@ -50,6 +50,15 @@ public final class Trainer {
     if let ck = checkpoint {
       vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: resumeFrom ?? "checkpoint")
       config = try JSONDecoder().decode(ModelConfig.self, from: Data(ck.modelConfig.utf8))
+      // A resumed run continues the checkpoint's run exactly: its seed and schedule win.
+      if options.seed != ck.seed {
+        report(.prepared("resuming with the checkpoint's seed \(ck.seed) (not \(options.seed))"))
+        options.seed = ck.seed
+      }
+      if case .transformer(_, let warmup)? = ck.optimizerConfig?.schedule, warmup != options.warmup {
+        report(.prepared("resuming with the checkpoint's warmup \(warmup) (not \(options.warmup))"))
+        options.warmup = warmup
+      }
     } else {
       vocabulary = Vocabulary(counter: counter, maxSize: 1_000_000)
       config.generativeVocab = min(vocabulary.count, options.config.generativeVocab)
@@ -107,12 +116,17 @@ public final class Trainer {
       step = ck.step
       best = ck.bestScore
     }
+    self.options = options
     tasks = []
     for (i, (name, train, val)) in loaded.enumerated() {
       let encoded = train.encoded(with: vocabulary)
       var it = try BucketBatchIterator(examples: encoded, batchTokens: options.batchTokens,
                                        seed: options.seed &+ UInt64(i) &* 7919)
-      if let s = positions[name] { try it.restore(s) }
+      if let s = positions[name] {
+        do { try it.restore(s) } catch {
+          throw ModelError.config(field: "checkpoint", problem: "\(resumeFrom ?? "checkpoint"): task \(name): \(error)")
+        }
+      }
       var valExamples = val.examples
       if let n = options.valExamples { valExamples = Array(valExamples.prefix(n)) }
       tasks.append(TaskState(name: name, train: encoded, validation: valExamples, iterator: it))
