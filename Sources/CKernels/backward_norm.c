@@ -46,31 +46,6 @@ void mq_softmax_backward_ref(float *dx, const float *g, const float *y, int64_t 
 }
 
 // ---------------------------------------------------------------------------------------------
-// The forward's row statistics, to the bit (softmax.c: double sums with 8 fixed partial sums).
-MQ_INLINE double mq_ln_sum8(const float *x, int64_t d) {
-  double acc[8] = {0};
-  int64_t j = 0;
-  for (; j + 8 <= d; j += 8)
-    for (int k = 0; k < 8; k++) acc[k] += (double)x[j + k];
-  for (int k = 0; j + k < d; k++) acc[k] += (double)x[j + k];
-  return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-}
-
-MQ_INLINE double mq_ln_sqdev8(const float *x, double mean, int64_t d) {
-  double acc[8] = {0};
-  int64_t j = 0;
-  for (; j + 8 <= d; j += 8)
-    for (int k = 0; k < 8; k++) {
-      double t = (double)x[j + k] - mean;
-      acc[k] += t * t;
-    }
-  for (int k = 0; j + k < d; k++) {
-    double t = (double)x[j + k] - mean;
-    acc[k] += t * t;
-  }
-  return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-}
-
 // in the forward pass this was: y = gamma * (x - mean) / (std + eps) + beta, std unbiased; so
 // with xc = x - mean, r = 1 / (std + eps), dxhat = g * gamma, S = sum_j dxhat_j xc_j:
 //   dx_j = r (dxhat_j - mean(dxhat)) - r² S xc_j / ((d - 1) std)     (second term 0 if std = 0)
@@ -81,9 +56,9 @@ MQ_HOT void mq_layernorm_backward(float *dx, float *stats, const float *g, const
   for (int64_t r = r0; r < r1; r++) {
     const float *xr = x + r * d, *gr = g + r * d;
     float *o = dx + r * d;
-    const double mean_d = mq_ln_sum8(xr, d) / (double)d;
+    const double mean_d = mq_sum8_f64(xr, d) / (double)d;
     const float mean = (float)mean_d;
-    const float std = (float)sqrt(mq_ln_sqdev8(xr, mean_d, d) / (double)(d - 1));
+    const float std = (float)sqrt(mq_sqdev8_f64(xr, mean_d, d) / (double)(d - 1));
     const float denom = std + eps;
     if (stats) {
       stats[2 * r] = mean;

@@ -122,4 +122,32 @@ MQ_INLINE float mq_max16(const float *x, int64_t n) {
   return m;
 }
 
+// Layer norm's row statistics, shared by the forward (softmax.c) and backward (backward_norm.c)
+// kernels so the backward recomputes the forward's bits.
+// Sum of x[0..d) in double with 8 fixed partial sums (same bits at every vector width).
+MQ_INLINE double mq_sum8_f64(const float *x, int64_t d) {
+  double acc[8] = {0};
+  int64_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    for (int k = 0; k < 8; k++) acc[k] += (double)x[j + k];
+  for (int k = 0; j + k < d; k++) acc[k] += (double)x[j + k];
+  return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+// Sum of (x - mean)^2 in double, same layout.
+MQ_INLINE double mq_sqdev8_f64(const float *x, double mean, int64_t d) {
+  double acc[8] = {0};
+  int64_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    for (int k = 0; k < 8; k++) {
+      double t = (double)x[j + k] - mean;
+      acc[k] += t * t;
+    }
+  for (int k = 0; j + k < d; k++) {
+    double t = (double)x[j + k] - mean;
+    acc[k] += t * t;
+  }
+  return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
 #endif
