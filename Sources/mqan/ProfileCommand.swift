@@ -78,7 +78,7 @@ struct ProfileCommand: ParsableCommand {
                    flops / (median / 1e3) / 1e9, threads))
       if json {
         let obj: [String: Any] = [
-          "mode": "forward", "step_ms": median, "step_ms_min": times.first ?? 0, "step_ms_max": times.last ?? 0,
+          "mode": mode.rawValue, "step_ms": median, "step_ms_min": times.first ?? 0, "step_ms_max": times.last ?? 0,
           "tokens_per_s": Double(tokens) / (median / 1e3), "gflops_per_s": flops / (median / 1e3) / 1e9,
           "threads": threads, "peak_rss_bytes": peakRSSBytes(), "loss": Double(loss),
         ]
