@@ -11,6 +11,8 @@ public struct CompileOptions: Sendable {
   public var stopAfter: String?
   /// Differentiate this scalar output (`loss`): the plan then also outputs `grad.<weight>`.
   public var differentiate: String?
+  /// Run the fusion passes (off: the unfused plan, for comparison).
+  public var fuse = true
 
   public init(verifyEach: Bool = CompileOptions.verifyByDefault, dumpAfter: String? = nil,
               stopAfter: String? = nil, differentiate: String? = nil) {
@@ -67,7 +69,7 @@ public enum Pipeline {
   public static var entries: [PipelineEntry] { entries(differentiate: nil) }
 
   /// The pipeline, with autodiff when a loss is to be differentiated.
-  public static func entries(differentiate loss: String?) -> [PipelineEntry] {
+  public static func entries(differentiate loss: String?, fuse: Bool = true) -> [PipelineEntry] {
     var list: [PipelineEntry] = [
       // First: every later pass and the lowering trust stored types, so re-derive them from the
       // op table (a drift means a builder or parser disagrees with the table).
@@ -84,8 +86,12 @@ public enum Pipeline {
       // Merges shared weights (params by name) and duplicate pure nodes, so each becomes one
       // buffer and one step; it only redirects uses and leaves the duplicates unread.
       .graph(EliminateCommonSubexpressions()),
+    ]
+    if fuse {
       // After CSE, so a linear that CSE gave a second reader is not folded away from it.
-      .graph(FuseEpilogues()),
+      list.append(.graph(FuseEpilogues()))
+    }
+    list += [
       // Removes what CSE and fusion left unread, and renumbers.
       .graph(EliminateDeadNodes()),
       // The graph is final: one buffer per value, one step per kernel node.
@@ -111,7 +117,7 @@ public enum Pipeline {
 /// ```
 /// - Throws: `CompileError`, naming the pass and the node (`after pass cse: node %12 (linear): ...`).
 public func compile(_ g: Graph, options: CompileOptions = .init()) throws(CompileError) -> Compilation {
-  let entries = Pipeline.entries(differentiate: options.differentiate)
+  let entries = Pipeline.entries(differentiate: options.differentiate, fuse: options.fuse)
   let names = entries.map(\.name)
   for name in [options.dumpAfter, options.stopAfter].compactMap({ $0 }) where !names.contains(name) {
     throw .unknownPass(name, known: names)

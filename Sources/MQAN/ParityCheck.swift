@@ -25,22 +25,22 @@ public enum ParityCheck {
   ///     NaN, so a memory plan that overlaps live buffers fails parity) and with `useReference`.
   ///   - planTransform: applied to each compiled plan before it runs (tests round-trip plans
   ///     through a plan file here).
-  public static func run(_ fx: ParityFixture, threads: Int = 1, options: ExecutorOptions = .init(),
+  public static func run(_ fx: ParityFixture, threads: Int = 1, options: ExecutorOptions = .init(), fuse: Bool = true,
                          planTransform: (Plan) throws -> Plan = { $0 }) throws -> [ParityLine] {
-    let computed = try outputs(fx, threads: threads, options: options, planTransform: planTransform)
+    let computed = try outputs(fx, threads: threads, options: options, fuse: fuse, planTransform: planTransform)
     return try compareAll(fx, computed.tensors, greedyIDs: computed.greedyIDs)
   }
 
   /// What mqan computes for each `expected.*` name of the fixture, and the greedy ids.
   public static func outputs(_ fx: ParityFixture, threads: Int = 1, options: ExecutorOptions = .init(),
-                             planTransform: (Plan) throws -> Plan = { $0 })
+                             fuse: Bool = true, planTransform: (Plan) throws -> Plan = { $0 })
     throws -> (tensors: [String: HostTensor], greedyIDs: [[Int64]]?)
   {
     let params = fx.params
     var results: [String: HostTensor] = [:]
 
     // 1. decaNLP's training computation, teacher forced, dropout off.
-    let train = try planTransform(compile(MQANGraph.forward(fx.config, options: ForwardOptions(
+    let train = try planTransform(compile(fuse: fuse, MQANGraph.forward(fx.config, options: ForwardOptions(
       decoder: .consistent, loss: true, probs: true, activations: true))).plan)
     let trainOut = try Executor(plan: train, params: params, threads: threads, options: options).run(try fx.inputs())
     results["expected.loss"] = trainOut["loss"]
@@ -51,6 +51,7 @@ public enum ParityCheck {
     if fx.file.tensors.keys.contains(where: { $0.hasPrefix("expected.grad.") }) {
       var compileOptions = CompileOptions()
       compileOptions.differentiate = "loss"
+      compileOptions.fuse = fuse
       let graph = try MQANGraph.forward(fx.config, options: ForwardOptions(decoder: .consistent, loss: true))
       let plan = try planTransform(Compiler.compile(graph, options: compileOptions).plan)
       let out = try Executor(plan: plan, params: params, threads: threads, options: options).run(try fx.inputs())
@@ -75,7 +76,7 @@ public enum ParityCheck {
       var feed = try fx.inputs()
       feed["answer"] = try greedyInput(expectedIDs, steps: steps, initToken: fx.config.initToken)
       feed["answer_limited"] = nil
-      let greedy = try planTransform(compile(MQANGraph.forward(fx.config, options: ForwardOptions(
+      let greedy = try planTransform(compile(fuse: fuse, MQANGraph.forward(fx.config, options: ForwardOptions(
         decoder: .decanlp, loss: false, probs: true, activations: true), name: "greedy")).plan)
       let out = try Executor(plan: greedy, params: params, threads: threads, options: options).run(feed)
       for (k, v) in out where k.hasPrefix("act.greedy") { results["expected.\(k)"] = v }
@@ -144,8 +145,10 @@ public enum ParityCheck {
     return max(m * 1e-4, 1e-9)
   }
 
-  static func compile(_ g: Graph) throws -> Compilation {
-    try Compiler.compile(g)
+  static func compile(fuse: Bool = true, _ g: Graph) throws -> Compilation {
+    var options = CompileOptions()
+    options.fuse = fuse
+    return try Compiler.compile(g, options: options)
   }
 
   /// `[<init>, g_0, ..., g_{T-2}, pad]`: the tokens greedy decoding fed itself, plus one unused slot.

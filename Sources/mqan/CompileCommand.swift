@@ -23,6 +23,8 @@ struct CompileCommand: ParsableCommand {
   var dumpAfter: String?
   @Flag(help: "Verify the graph after every pass.")
   var verifyEach = false
+  @Flag(help: "Leave out the fusion passes (the unfused plan, for comparison).")
+  var noFuse = false
   @Option(help: "Sample shape for byte and FLOP numbers, e.g. B=32,Tc=256,Tq=16,Ta=32,X=50100,Nv=60000.")
   var shape: String = "B=32,Tc=256,Tq=16,Ta=32,X=50100,Nv=60000"
   @Option(name: .shortAndLong, help: "Write the plan (JSON) to this file.")
@@ -41,6 +43,7 @@ struct CompileCommand: ParsableCommand {
         let start = DispatchTime.now().uptimeNanoseconds
         var options = CompileOptions()
         options.verifyEach = verifyEach
+        options.fuse = !noFuse
         // The train plan is forward + loss + backward (the Adam update runs on its outputs).
         if kind == .train { options.differentiate = "loss" }
         options.dumpAfter = dumpAfter

@@ -28,6 +28,7 @@ struct ProfileCommand: ParsableCommand {
   @Option(help: "Threads.") var threads = 2
   @Option(help: "Seed for weights and ids.") var seed: UInt64 = 1
   @Option(help: "Run this plan file (from mqan compile -o) instead of compiling the model.") var plan: String?
+  @Flag(help: "Run the unfused plan (no fusion passes), for comparison.") var noFuse = false
   @Flag(help: "End with one JSON object.") var json = false
 
   func run() throws {
@@ -47,6 +48,7 @@ struct ProfileCommand: ParsableCommand {
       } else {
         var options = CompileOptions()
         if mode == .train { options.differentiate = "loss" }
+        options.fuse = !noFuse
         plan = try compile(MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true)),
                            options: options).plan
       }

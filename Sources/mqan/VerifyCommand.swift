@@ -15,6 +15,8 @@ struct VerifyCommand: ParsableCommand {
   var fixtures: [String]
   @Option(help: "Threads for the runtime.")
   var threads: Int = 1
+  @Flag(help: "Run the unfused plans (no fusion passes), for comparison.")
+  var noFuse = false
 
   func run() throws {
     guard threads >= 1 else { throw ValidationError("--threads must be >= 1, got \(threads)") }
@@ -23,7 +25,7 @@ struct VerifyCommand: ParsableCommand {
       for path in fixtures {
         if fixtures.count > 1 { print("== \(path)") }
         let fx = try ParityFixture(path: path)
-        let lines = try ParityCheck.run(fx, threads: threads)
+        let lines = try ParityCheck.run(fx, threads: threads, fuse: !noFuse)
         for l in lines { print(l) }
         let ok = lines.filter { $0.status == .ok }.count
         let fail = lines.filter { $0.status == .fail }.count

@@ -39,6 +39,11 @@ import Testing
     Self.expectAllOK(try ParityCheck.run(Self.fixture(name), threads: 2, options: ExecutorOptions(poisonFreed: true)))
   }
 
+  /// The unfused plan (`--no-fuse`) gives decaNLP's numbers as well.
+  @Test func parityWithoutFusion() throws {
+    Self.expectAllOK(try ParityCheck.run(Self.fixture("small"), threads: 2, fuse: false))
+  }
+
   /// The reference kernels reproduce decaNLP too (the oracle the fast kernels are tested against).
   @Test func parityWithReferenceKernels() throws {
     Self.expectAllOK(try ParityCheck.run(Self.fixture("tiny"), options: ExecutorOptions(useReference: true)))
