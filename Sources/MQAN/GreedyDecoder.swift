@@ -1,4 +1,5 @@
 import Compiler
+import Foundation
 import GraphIR
 import Runtime
 
@@ -22,10 +23,25 @@ public final class GreedyDecoder {
                            threads: threads)
   }
 
+  /// One row's greedy output: the chosen limited ids, up to and including `<eos>` (or
+  /// `maxLength` ids), and the natural log of each chosen token's probability (the output
+  /// mixture's), so their sum is the answer's log-probability.
+  public struct Output: Sendable, Equatable {
+    public var tokens: [Int]
+    public var logProbabilities: [Double]
+    /// The sum of `logProbabilities`.
+    public var score: Double { logProbabilities.reduce(0, +) }
+  }
+
   /// Decodes one batch (the forward graph's feed: embeddings, context/question full and limited
   /// ids, lengths, limited_to_full). Returns each row's output as limited ids, up to and
   /// including `<eos>` (or `maxLength` ids).
   public func decode(_ feed: [String: HostTensor], maxLength: Int) throws -> [[Int]] {
+    try decodeScored(feed, maxLength: maxLength).map(\.tokens)
+  }
+
+  /// `decode(_:maxLength:)` with each chosen token's log-probability.
+  public func decodeScored(_ feed: [String: HostTensor], maxLength: Int) throws -> [Output] {
     var encFeed: [String: HostTensor] = [:]
     for k in ["embeddings", "context", "context_lengths", "context_limited", "question", "question_lengths",
               "question_limited"] {
@@ -40,7 +56,7 @@ public final class GreedyDecoder {
     var decFeed = enc
     for k in ["embeddings", "context_limited", "question_limited", "limited_to_full"] { decFeed[k] = feed[k] }
     var prefix = [[Int32]](repeating: [Int32(config.initToken)], count: batch)
-    var outputs = [[Int]](repeating: [], count: batch)
+    var outputs = [Output](repeating: Output(tokens: [], logProbabilities: []), count: batch)
     var finished = [Bool](repeating: false, count: batch)
     for _ in 0..<maxLength {
       let t = prefix[0].count
@@ -56,7 +72,9 @@ public final class GreedyDecoder {
         var best = 0
         for j in 1..<x where p[row + j] > p[row + best] { best = j }
         if !finished[b] {
-          outputs[b].append(best)
+          outputs[b].tokens.append(best)
+          // A probability of 0 (underflow) scores as the smallest float's log, not -inf.
+          outputs[b].logProbabilities.append(Foundation.log(Double(max(p[row + best], Float.leastNonzeroMagnitude))))
           if best == config.eos { finished[b] = true }
         }
         prefix[b].append(best < limitedToFull.count ? limitedToFull[best] : Int32(config.unk))

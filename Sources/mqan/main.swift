@@ -6,7 +6,7 @@ struct MQANCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "mqan",
     abstract: "A static-graph compiler and threaded CPU runtime for decaNLP's MQAN.",
-    subcommands: [CompileCommand.self, VerifyCommand.self, TrainCommand.self, ProfileCommand.self])
+    subcommands: [CompileCommand.self, VerifyCommand.self, TrainCommand.self, PredictCommand.self, ProfileCommand.self])
 }
 
 // Bad input is one line on stderr and a non-zero exit (argument-parser would add the usage text).

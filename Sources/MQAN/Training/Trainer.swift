@@ -22,7 +22,6 @@ public final class Trainer {
   let optimizer: AdamOptimizer
   public private(set) var step = 0
   var best: Double?
-  let tokenizer = Tokenizer()
 
   struct TaskState {
     var name: String
@@ -222,25 +221,11 @@ public final class Trainer {
     options.trainEmbeddings ? (executor.parameters()["embeddings"] ?? table) : table
   }
 
-  /// Answers for examples, in order, as detokenized text.
+  /// Answers for examples, in order, as detokenized text (`Predictor`, batches of 64).
   public func predict(_ examples: [Example], decoder: GreedyDecoder) throws -> [String] {
-    let encoded = examples.map { EncodedExample($0, vocabulary: vocabulary) }
-    var answers = [String](repeating: "", count: examples.count)
-    let order = encoded.indices.sorted { encoded[$0].context.count < encoded[$1].context.count }
-    var i = 0
-    while i < order.count {
-      let idx = Array(order[i..<min(i + 64, order.count)])
-      i += idx.count
-      let batch = EncodedBatch(context: idx.map { encoded[$0].context }, question: idx.map { encoded[$0].question },
-                               answer: idx.map { _ in [config.initToken, config.eos] })
-      let limitedToFull = batch.limited(generativeVocab: config.generativeVocab).limitedToFull
-      let out = try decoder.decode(batch.feed(config: config, embeddings: currentTable), maxLength: options.maxOutput)
-      for (k, row) in out.enumerated() {
-        let full = row.map { $0 < limitedToFull.count ? limitedToFull[$0] : config.unk }
-        answers[idx[k]] = tokenizer.detokenize(vocabulary.answerTokens(full))
-      }
-    }
-    return answers
+    let predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: currentTable,
+                              maxOutput: options.maxOutput)
+    return try predictor.predict(examples, decoder: decoder).map(\.answer)
   }
 
   /// Writes `latest.safetensors` (and `best.safetensors` when `bestCandidate` is the new best).

@@ -1,0 +1,184 @@
+import ArgumentParser
+import Foundation
+import MQAN
+import Runtime
+
+/// `mqan predict`: greedy answers from a checkpoint for decaNLP-format examples.
+struct PredictCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "predict",
+    abstract: "Answer decaNLP-format examples with a trained checkpoint (greedy decoding), optionally scoring them.")
+
+  @Option(help: "A checkpoint written by mqan train (latest.safetensors, best.safetensors).") var checkpoint: String
+  @Option(help: "A JSONL file, or a folder with one folder per task holding validation.jsonl.") var data: String
+  @Option(help: "Tasks, comma-separated (default: every task folder; for a file, its folder's name).") var tasks: String?
+  @Option(help: "Longest answer in tokens.") var maxOutput = 50
+  @Option(help: "Decoder computation: decanlp or consistent (default: the checkpoint's).") var decoder: String?
+  @Option(help: "Write the answers (JSONL) to this file instead of stdout.") var out: String?
+  @Flag(help: "Score each task with decaNLP's metric and print the decaScore.") var metrics = false
+  @Option(help: "Threads.") var threads = 2
+  @Option(help: "Examples per batch.") var batchSize = 64
+
+  struct Failure: Error, CustomStringConvertible {
+    var description: String
+  }
+
+  /// One task's examples and where they came from.
+  struct TaskInput {
+    var task: String
+    var path: String
+    var examples: [Example]
+  }
+
+  func run() throws {
+    for (name, v) in [("max-output", maxOutput), ("threads", threads), ("batch-size", batchSize)] where v < 1 {
+      throw ValidationError("--\(name) must be >= 1, got \(v)")
+    }
+    var mode: DecoderMode?
+    if let d = decoder {
+      guard let m = DecoderMode(rawValue: d) else {
+        throw ValidationError("unknown --decoder \"\(d)\" (decanlp or consistent)")
+      }
+      mode = m
+    }
+    try reportingErrors {
+      let stderrTerminal = isatty(2) != 0
+      func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+      // The checkpoint: weights, table, model config, vocabulary, decoder mode.
+      let ck = try Checkpoint.read(path: checkpoint)
+      let config: ModelConfig
+      do {
+        config = try JSONDecoder().decode(ModelConfig.self, from: Data(ck.modelConfig.utf8))
+      } catch {
+        throw Failure(description: "\(checkpoint): __metadata__ key \"model_config\": not a model config (\(Self.oneLine(error)))")
+      }
+      let vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: checkpoint)
+      guard let table = ck.parameters["embeddings"] else {
+        throw CheckpointError.missingTensor(file: checkpoint, tensor: "embeddings",
+                                            reason: "the word-vector table; checkpoints of mqan train hold it")
+      }
+      guard table.shape == [vocabulary.count, config.embeddingDim] else {
+        throw CheckpointError.invalidTensor(file: checkpoint, tensor: "embeddings",
+                                            reason: "shape \(table.shape), the model needs [\(vocabulary.count), \(config.embeddingDim)]")
+      }
+      if mode == nil {
+        guard let m = DecoderMode(rawValue: ck.decoderMode) else {
+          throw CheckpointError.invalidMetadata(file: checkpoint, key: "decoder_mode",
+                                                reason: "unknown mode \"\(ck.decoderMode)\" (decanlp or consistent)")
+        }
+        mode = m
+      }
+
+      // The data, every file read before any decoding starts.
+      let inputs = try loadInputs()
+      var params = ck.parameters
+      params["embeddings"] = nil
+      let greedy = try GreedyDecoder(config: config, params: params, mode: mode!, threads: threads)
+      let predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table, batchSize: batchSize,
+                                maxOutput: maxOutput)
+
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.withoutEscapingSlashes]
+      let total = inputs.reduce(0) { $0 + $1.examples.count }
+      var lines: [UInt8] = []
+      var perTask: [(task: String, metric: Metric, score: Double)] = []
+      var generated = 0
+      var finishedBefore = 0
+      let start = Date()
+      var lastProgress = Date.distantPast
+      for input in inputs {
+        let (prepared, report) = TaskData(task: input.task, path: input.path, examples: input.examples)
+          .prepared(policy: .truncate)
+        if report.truncatedContexts > 0 {
+          note("\(input.task): \(report.truncatedContexts) of \(input.examples.count) contexts truncated to "
+               + "\(LengthLimits.decaNLP.maxContextLength) tokens")
+        }
+        let predictions = try predictor.predict(prepared.examples, decoder: greedy) { done in
+          guard stderrTerminal, Date().timeIntervalSince(lastProgress) > 0.2 || finishedBefore + done == total else { return }
+          lastProgress = Date()
+          let elapsed = Date().timeIntervalSince(start)
+          FileHandle.standardError.write(Data(String(format: "\r\u{1B}[K%@ %d/%d examples %.0fs",
+                                                     input.task, finishedBefore + done, total, elapsed).utf8))
+        }
+        finishedBefore += prepared.examples.count
+        for p in predictions {
+          generated += p.tokens
+          let score = p.score.isFinite ? p.score : -Double.greatestFiniteMagnitude
+          // Keys in a fixed order: task, answer, n_best.
+          let task = try encoder.encode(input.task), answer = try encoder.encode(p.answer)
+          lines += Array("{\"task\":".utf8) + task + Array(",\"answer\":".utf8) + answer
+            + Array(",\"n_best\":[{\"answer\":".utf8) + answer + Array(",\"score\":\(score)}]}\n".utf8)
+        }
+        if metrics {
+          let metric = Metric.primaryMetric(forTask: input.task)
+          let score = Metric.score(metric, predictions: predictions.map(\.answer),
+                                   references: prepared.examples.map { [$0.raw.answer] })
+          perTask.append((input.task, metric, score))
+        }
+      }
+      if stderrTerminal && total > 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+      let seconds = max(Date().timeIntervalSince(start), 1e-9)
+
+      if let path = out {
+        try AtomicFile.write(lines, to: path)
+      } else {
+        FileHandle.standardOutput.write(Data(lines))
+      }
+      if metrics {
+        // With --out, stdout is free for the scores; otherwise it holds the JSONL answers.
+        let emit: (String) -> Void = out != nil ? { print($0) } : note
+        var scores: [String: Double] = [:]
+        for t in perTask {
+          emit(String(format: "%@ %@ %.2f", t.task, t.metric.rawValue, t.score))
+          scores[t.task] = t.score
+        }
+        emit(String(format: "decaScore %.2f", Metric.decaScore(scores)))
+      }
+      note(String(format: "predicted %d examples in %.2fs: %.1f sentences/s, %.1f tokens/s", total, seconds,
+                  Double(total) / seconds, Double(generated) / seconds))
+    }
+  }
+
+  /// The examples of every requested task, in order.
+  func loadInputs() throws -> [TaskInput] {
+    let requested = tasks?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    if tasks != nil && (requested ?? []).isEmpty { throw Failure(description: "--tasks: no task given") }
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir) else {
+      throw Failure(description: "\(data): no such file or folder")
+    }
+    if !isDir.boolValue {
+      // One file: one task, named by --tasks or by the file's folder.
+      let name: String
+      if let r = requested {
+        guard r.count == 1 else {
+          throw Failure(description: "--tasks: \(data) is one file, give one task, got \(r.joined(separator: ","))")
+        }
+        name = r[0]
+      } else {
+        name = URL(fileURLWithPath: data).standardizedFileURL.deletingLastPathComponent().lastPathComponent
+      }
+      return [TaskInput(task: name, path: data, examples: try JSONLReader.read(path: data))]
+    }
+    let root = URL(fileURLWithPath: data)
+    func file(_ task: String) -> String { root.appendingPathComponent(task).appendingPathComponent("validation.jsonl").path }
+    let available = ((try? FileManager.default.contentsOfDirectory(atPath: data)) ?? [])
+      .filter { FileManager.default.fileExists(atPath: file($0)) }.sorted()
+    let names = requested ?? available
+    guard !names.isEmpty else { throw Failure(description: "\(data): no task folder with validation.jsonl") }
+    var inputs: [TaskInput] = []
+    for name in names {
+      guard available.contains(name) else {
+        throw Failure(description: "unknown task \"\(name)\": \(file(name)) does not exist (tasks in \(data): "
+                      + "\(available.isEmpty ? "none" : available.joined(separator: ", ")))")
+      }
+      inputs.append(TaskInput(task: name, path: file(name), examples: try JSONLReader.read(path: file(name))))
+    }
+    return inputs
+  }
+
+  static func oneLine(_ error: Error) -> String {
+    "\(error)".split(separator: "\n").joined(separator: "; ")
+  }
+}
