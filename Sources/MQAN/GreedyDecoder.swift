@@ -40,8 +40,10 @@ public final class GreedyDecoder {
     try decodeScored(feed, maxLength: maxLength).map(\.tokens)
   }
 
-  /// `decode(_:maxLength:)` with each chosen token's log-probability.
-  public func decodeScored(_ feed: [String: HostTensor], maxLength: Int) throws -> [Output] {
+  /// `decode(_:maxLength:)` with each chosen token's log-probability. With `allSteps` it runs
+  /// every one of the `maxLength` steps even when all rows are finished (profiling runs
+  /// comparable work).
+  public func decodeScored(_ feed: [String: HostTensor], maxLength: Int, allSteps: Bool = false) throws -> [Output] {
     var encFeed: [String: HostTensor] = [:]
     for k in ["embeddings", "context", "context_lengths", "context_limited", "question", "question_lengths",
               "question_limited"] {
@@ -79,7 +81,7 @@ public final class GreedyDecoder {
         }
         prefix[b].append(best < limitedToFull.count ? limitedToFull[best] : Int32(config.unk))
       }
-      if finished.allSatisfy({ $0 }) { break }
+      if !allSteps && finished.allSatisfy({ $0 }) { break }
     }
     return outputs
   }

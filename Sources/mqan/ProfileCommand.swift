@@ -14,9 +14,11 @@ struct ProfileCommand: ParsableCommand {
     commandName: "profile",
     abstract: "Time MQAN's forward pass and loss on a synthetic batch.")
 
-  enum Mode: String, ExpressibleByArgument, CaseIterable { case forward, train }
+  enum Mode: String, ExpressibleByArgument, CaseIterable { case forward, train, decode }
 
-  @Argument(help: "What to time: forward (teacher-forced forward pass + loss) or train (forward + backward).")
+  @Argument(help: """
+    What to time: forward (teacher-forced forward pass + loss), train (forward + backward) or decode     (greedy decoding of --max-output steps, no early stop).
+    """)
   var mode: Mode
   @OptionGroup var model: ModelOptions
   @Option(help: "Batch size.") var batch = 32
@@ -26,6 +28,7 @@ struct ProfileCommand: ParsableCommand {
   @Option(help: "Words in the full vocabulary the random ids come from.") var vocab = 60_000
   @Option(help: "Timed steps (after one warm-up step).") var steps = 3
   @Option(help: "Threads.") var threads = 2
+  @Option(help: "Decode: output steps (all of them are run).") var maxOutput = 32
   @Option(help: "Seed for weights and ids.") var seed: UInt64 = 1
   @Option(help: "Run this plan file (from mqan compile -o) instead of compiling the model.") var plan: String?
   @Flag(help: "Run the unfused plan (no fusion passes), for comparison.") var noFuse = false
@@ -38,6 +41,10 @@ struct ProfileCommand: ParsableCommand {
     }
     guard context >= 2, question >= 2, answer >= 2 else {
       throw ValidationError("--context, --question and --answer must be >= 2 (<init> and <eos>)")
+    }
+    if mode == .decode {
+      try reportingErrors { try profileDecode() }
+      return
     }
     try reportingErrors {
       let (_, config) = try model.load()
@@ -87,6 +94,40 @@ struct ProfileCommand: ParsableCommand {
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
       }
+    }
+  }
+}
+
+extension ProfileCommand {
+  /// Greedy decoding of a synthetic batch: the encoder once, then `maxOutput` decoder steps over
+  /// the growing prefix (every step, no early stop), timed end to end.
+  func profileDecode() throws {
+    let (_, config) = try model.load()
+    guard maxOutput >= 1 else { throw ValidationError("--max-output must be >= 1, got \(maxOutput)") }
+    let params = ParameterInit.initialize(config, seed: seed)
+    let decoder = try GreedyDecoder(config: config, params: params, mode: .consistent, threads: threads)
+    let table = EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1)
+    let b = EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: 2, vocab: vocab,
+                                   config: config, seed: seed &+ 2)
+    let feed = b.feed(config: config, embeddings: table)
+    var times: [Double] = []
+    for i in 0...steps {
+      let t0 = DispatchTime.now().uptimeNanoseconds
+      _ = try decoder.decodeScored(feed, maxLength: maxOutput, allSteps: true)
+      let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+      if i > 0 { times.append(ms) }
+      print(String(format: "%@ %d: %.1f ms", i == 0 ? "warm-up" : "run", i, ms))
+    }
+    times.sort()
+    let median = times[times.count / 2]
+    let sentences = Double(batch) / (median / 1e3)
+    print(String(format: "greedy decode (beam 1), %d x (%d, %d), %d steps: median %.1f ms, %.1f sentences/s, %d threads",
+                 batch, context, question, maxOutput, median, sentences, threads))
+    if json {
+      let obj: [String: Any] = ["mode": "decode", "step_ms": median, "step_ms_min": times.first ?? 0,
+                                "step_ms_max": times.last ?? 0, "sentences_per_s": sentences, "threads": threads,
+                                "peak_rss_bytes": peakRSSBytes(), "beam": 1, "max_output": maxOutput]
+      print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
     }
   }
 }
