@@ -293,6 +293,13 @@ void mq_attention_backward_ref(float *dq, float *dk, float *dv, const float *g, 
 void mq_dropout_mask(float *out, float p, uint64_t seed, uint64_t salt, int64_t r0, int64_t r1);
 void mq_dropout_mask_ref(float *out, float p, uint64_t seed, uint64_t salt, int64_t r0, int64_t r1);
 
+// ---------------------------------------------------------------------------------------------
+// Top-k: the k largest of x [n] into values [k] / indices [k], best first (topk.c). Ties rank by
+// lower index; NaN ranks below every number. k is clamped to [0, n]. mq_topk keeps a size-k heap
+// (no full sort); mq_topk_ref sorts everything. Indices must fit in int32.
+void mq_topk(const float *x, int64_t n, int64_t k, float *values, int32_t *indices);
+void mq_topk_ref(const float *x, int64_t n, int64_t k, float *values, int32_t *indices);
+
 #ifdef __cplusplus
 }
 #endif

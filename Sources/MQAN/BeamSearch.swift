@@ -1,0 +1,234 @@
+import CKernels
+import Foundation
+
+/// The model side of beam search: next-token log-probabilities for every hypothesis row.
+///
+/// Rows are `B * K` (batch item `b`'s beams are rows `b * K ..< (b + 1) * K`), on every call,
+/// so a scorer can keep its per-row state (LSTM state, attention caches) in fixed-size buffers.
+///
+/// `reorder[r]` is the row whose state row `r` continues: before scoring, the scorer gathers
+/// `state[r] = previous[reorder[r]]` (double-buffered: no allocation per step), then feeds each row
+/// the last token of `tokens[r]`.
+/// - On the first call, `reorder` indexes the caller's `B` initial states (e.g. the encoder's
+///   output): `reorder[b * K + k] == b`, and every row's prefix is `[initToken]`.
+/// - On later calls it indexes the previous call's `B * K` rows, and `tokens[r]` is
+///   `tokens_prev[reorder[r]]` plus the chosen token, for every live row.
+///
+/// Rows that are not live are ignored (their scores are never read): a finished hypothesis keeps
+/// its row (`reorder[r] == r`, prefix unchanged, ending in `eos`); an empty slot (fewer than `K`
+/// hypotheses exist, e.g. the other `K - 1` slots on the first step) has prefix `[initToken]` and
+/// points at a valid row.
+///
+/// Returns `values`: `B * K * width` log-probabilities, row `r` at `r * width`; token ids are
+/// column indices (for MQAN, the batch's extended vocabulary). `-inf` forbids a token. A scorer
+/// may return the same array storage each step (no copy happens while it is uniquely referenced).
+public protocol BeamScorer {
+  mutating func logProbabilities(tokens: [[Int32]], reorder: [Int]) throws
+    -> (values: [Float], width: Int)
+}
+
+/// Beam search settings.
+public struct BeamSearchOptions: Sendable, Equatable {
+  /// K: hypotheses kept per batch item. 1 is greedy decoding (argmax, ties to the lower id).
+  public var beamSize: Int
+  /// Most tokens generated per hypothesis, `eos` included.
+  public var maxLength: Int
+  /// GNMT's length-penalty exponent α (Wu et al., 2016): the final ranking divides a hypothesis'
+  /// summed log-probability by `((5 + len) / 6)^α`, `len` = its generated tokens (`eos`
+  /// included). α = 0 is no penalty. The search itself keeps the best raw scores.
+  public var lengthPenalty: Double
+  /// N ≤ K: hypotheses returned per batch item, best normalized score first.
+  public var nBest: Int
+  public var eos: Int32
+  /// The token every hypothesis starts from (decaNLP's `<init>`); not part of the output.
+  public var initToken: Int32
+
+  public init(beamSize: Int, maxLength: Int, lengthPenalty: Double = 0, nBest: Int = 1, eos: Int32,
+              initToken: Int32) {
+    self.beamSize = beamSize
+    self.maxLength = maxLength
+    self.lengthPenalty = lengthPenalty
+    self.nBest = nBest
+    self.eos = eos
+    self.initToken = initToken
+  }
+
+  /// Greedy decoding: beam search with K = N = 1, on the same code path.
+  public static func greedy(maxLength: Int, eos: Int32, initToken: Int32) -> BeamSearchOptions {
+    BeamSearchOptions(beamSize: 1, maxLength: maxLength, eos: eos, initToken: initToken)
+  }
+}
+
+/// One returned hypothesis.
+public struct BeamHypothesis: Sendable, Equatable {
+  /// Generated tokens (no `<init>`), ending in `eos` when `finished`.
+  public var tokens: [Int32]
+  /// Summed log-probability of `tokens` (Float, added left to right).
+  public var score: Float
+  /// `score / BeamSearch.lengthPenalty(length: tokens.count, alpha:)`.
+  public var normalizedScore: Float
+  /// Ended in `eos` (otherwise it stopped at `maxLength`).
+  public var finished: Bool
+}
+
+public enum BeamSearchError: Error, CustomStringConvertible, Equatable {
+  case options(String)
+  case scorer(String)
+
+  public var description: String {
+    switch self {
+    case .options(let m): return "beam search: \(m)"
+    case .scorer(let m): return "beam search scorer: \(m)"
+    }
+  }
+}
+
+/// Batched beam search over `B × K` hypotheses, independent of the model (see `BeamScorer`).
+///
+/// Each step scores every row once, then per batch item:
+/// - finished hypotheses (ended in `eos`) keep their slot and score, stop growing and do not
+///   compete for expansion slots;
+/// - the other `K - finished` slots take the best `score + logp` expansions of the live
+///   hypotheses (`mq_topk` over `live × width` candidates, ties to the lower beam, then lower
+///   token); an expansion ending in `eos` finishes; a slot with no finite candidate is empty.
+/// The first step expands only the single `<init>` hypothesis (no K duplicates). The search stops
+/// when no batch item has a live hypothesis, or after `maxLength` steps. The n-best are the kept
+/// finished and live-at-`maxLength` hypotheses ranked by normalized score (ties: lower slot).
+public struct BeamSearch: Sendable {
+  public let options: BeamSearchOptions
+
+  public init(_ options: BeamSearchOptions) throws {
+    guard options.beamSize >= 1 else { throw BeamSearchError.options("beam size \(options.beamSize) < 1") }
+    guard options.maxLength >= 1 else { throw BeamSearchError.options("max length \(options.maxLength) < 1") }
+    guard (1...options.beamSize).contains(options.nBest) else {
+      throw BeamSearchError.options("n-best \(options.nBest) not in 1...\(options.beamSize) (the beam size)")
+    }
+    guard options.lengthPenalty.isFinite, options.lengthPenalty >= 0 else {
+      throw BeamSearchError.options("length penalty \(options.lengthPenalty) is not a finite α ≥ 0")
+    }
+    self.options = options
+  }
+
+  /// GNMT's length penalty ((5 + length) / 6)^α; 1 when α = 0.
+  public static func lengthPenalty(length: Int, alpha: Double) -> Double {
+    alpha == 0 ? 1 : pow((5 + Double(length)) / 6, alpha)
+  }
+
+  /// `score` divided by the length penalty (rounded once to Float).
+  public static func normalize(_ score: Float, length: Int, alpha: Double) -> Float {
+    alpha == 0 ? score : Float(Double(score) / lengthPenalty(length: length, alpha: alpha))
+  }
+
+  private enum Slot { case empty, live, finished }
+
+  /// Decodes `batch` items; returns, per item, up to `nBest` hypotheses, best first.
+  public func search<S: BeamScorer>(batch: Int, scorer: inout S) throws -> [[BeamHypothesis]] {
+    guard batch >= 0 else { throw BeamSearchError.options("batch \(batch) < 0") }
+    let K = options.beamSize, rows = batch * K, eos = options.eos
+    if batch == 0 { return [] }
+    var state = [Slot](repeating: .empty, count: rows)
+    var scores = [Float](repeating: 0, count: rows)
+    var prefixes = [[Int32]](repeating: [options.initToken], count: rows)
+    var reorder = [Int](repeating: 0, count: rows)
+    for b in 0..<batch {
+      state[b * K] = .live
+      for k in 0..<K { reorder[b * K + k] = b }
+    }
+    // Step buffers, reused: candidates (live × width), the top (K - finished), the next rows.
+    var cand = [Float]()
+    var topValues = [Float](repeating: 0, count: K)
+    var topIndices = [Int32](repeating: 0, count: K)
+    var liveSlots = [Int](); liveSlots.reserveCapacity(K)
+    var nextState = state, nextScores = scores, nextPrefixes = prefixes
+    var nextReorder = reorder
+
+    for _ in 0..<options.maxLength {
+      if !state.contains(where: { $0 == .live }) { break }
+      let (values, width) = try scorer.logProbabilities(tokens: prefixes, reorder: reorder)
+      guard width >= 1, width <= Int(Int32.max), values.count == rows * width else {
+        throw BeamSearchError.scorer("returned \(values.count) values of width \(width), "
+                                     + "want \(rows) rows × width ≥ 1")
+      }
+      if cand.count < K * width { cand = [Float](repeating: 0, count: K * width) }
+      for b in 0..<batch {
+        let base = b * K
+        liveSlots.removeAll(keepingCapacity: true)
+        var free = 0
+        for k in 0..<K {
+          let r = base + k
+          // Finished and empty rows carry over unchanged (and point at themselves).
+          nextState[r] = state[r]
+          nextScores[r] = scores[r]
+          nextReorder[r] = r
+          if state[r] != .finished { free += 1 }
+          if state[r] == .live { liveSlots.append(k) }
+        }
+        if liveSlots.isEmpty {
+          for k in 0..<K { nextPrefixes[base + k] = prefixes[base + k] }
+          continue
+        }
+        // Candidates in beam order, then token order: ties go to the lower beam, lower token.
+        let n = liveSlots.count * width
+        values.withUnsafeBufferPointer { lp in
+          cand.withUnsafeMutableBufferPointer { c in
+            for (i, k) in liveSlots.enumerated() {
+              let s = scores[base + k], row = (base + k) * width, o = i * width
+              for v in 0..<width { c[o + v] = s + lp[row + v] }
+            }
+          }
+        }
+        let take = min(free, n)
+        cand.withUnsafeBufferPointer { c in
+          mq_topk(c.baseAddress!, Int64(n), Int64(take), &topValues, &topIndices)
+        }
+        // Fill the non-finished slots in slot order with the candidates, best first.
+        var next = 0
+        for k in 0..<K {
+          let r = base + k
+          if state[r] == .finished {
+            nextPrefixes[r] = prefixes[r]
+            continue
+          }
+          if next < take, topValues[next] > -.infinity {  // false for -inf and NaN
+            let flat = Int(topIndices[next])
+            let parent = base + liveSlots[flat / width]
+            let token = Int32(flat % width)
+            nextReorder[r] = parent
+            nextScores[r] = topValues[next]
+            nextState[r] = token == eos ? .finished : .live
+            nextPrefixes[r] = prefixes[parent]
+            nextPrefixes[r].append(token)
+            next += 1
+          } else {
+            nextState[r] = .empty
+            nextScores[r] = -.infinity
+            nextPrefixes[r] = [options.initToken]
+          }
+        }
+      }
+      swap(&state, &nextState)
+      swap(&scores, &nextScores)
+      swap(&prefixes, &nextPrefixes)
+      swap(&reorder, &nextReorder)
+    }
+
+    let alpha = options.lengthPenalty
+    return (0..<batch).map { b in
+      var hyps: [(slot: Int, hyp: BeamHypothesis)] = []
+      for k in 0..<K {
+        let r = b * K + k
+        guard state[r] != .empty else { continue }
+        let tokens = Array(prefixes[r].dropFirst())
+        hyps.append((k, BeamHypothesis(
+          tokens: tokens, score: scores[r],
+          normalizedScore: BeamSearch.normalize(scores[r], length: tokens.count, alpha: alpha),
+          finished: state[r] == .finished)))
+      }
+      hyps.sort {
+        $0.hyp.normalizedScore != $1.hyp.normalizedScore
+          ? $0.hyp.normalizedScore > $1.hyp.normalizedScore : $0.slot < $1.slot
+      }
+      return hyps.prefix(options.nBest).map(\.hyp)
+    }
+  }
+}
