@@ -7,11 +7,19 @@ public struct Prediction: Sendable, Equatable {
   public var answer: String
   public var score: Double
   public var tokens: Int
+  /// The n-best answers with their scores, best first (the answer itself alone with greedy).
+  public var nBest: [(answer: String, score: Double)]
 
-  public init(answer: String, score: Double, tokens: Int) {
+  public init(answer: String, score: Double, tokens: Int, nBest: [(answer: String, score: Double)]? = nil) {
     self.answer = answer
     self.score = score
     self.tokens = tokens
+    self.nBest = nBest ?? [(answer, score)]
+  }
+
+  public static func == (a: Prediction, b: Prediction) -> Bool {
+    a.answer == b.answer && a.score == b.score && a.tokens == b.tokens
+      && a.nBest.map(\.answer) == b.nBest.map(\.answer) && a.nBest.map(\.score) == b.nBest.map(\.score)
   }
 }
 
@@ -30,6 +38,8 @@ public struct Predictor {
   public var batchSize: Int
   /// Longest answer in tokens (`<eos>` included).
   public var maxOutput: Int
+  /// Beam search instead of greedy (beam, n-best, length penalty); nil: greedy.
+  public var beam: (size: Int, nBest: Int, lengthPenalty: Double)?
   let tokenizer = Tokenizer()
 
   public init(config: ModelConfig, vocabulary: Vocabulary, embeddings: HostTensor, batchSize: Int = 64,
@@ -55,11 +65,24 @@ public struct Predictor {
       let batch = EncodedBatch(context: idx.map { encoded[$0].context }, question: idx.map { encoded[$0].question },
                                answer: idx.map { _ in [config.initToken, config.eos] })
       let limitedToFull = batch.limited(generativeVocab: config.generativeVocab).limitedToFull
-      let out = try decoder.decodeScored(batch.feed(config: config, embeddings: embeddings), maxLength: maxOutput)
-      for (k, row) in out.enumerated() {
-        let full = row.tokens.map { $0 < limitedToFull.count ? limitedToFull[$0] : config.unk }
-        predictions[idx[k]] = Prediction(answer: tokenizer.detokenize(vocabulary.answerTokens(full)),
-                                         score: row.score, tokens: row.tokens.count)
+      let feed = batch.feed(config: config, embeddings: embeddings)
+      func text(_ tokens: [Int]) -> String {
+        let full = tokens.map { $0 < limitedToFull.count ? limitedToFull[$0] : config.unk }
+        return tokenizer.detokenize(vocabulary.answerTokens(full))
+      }
+      if let beam {
+        let options = BeamSearchOptions(beamSize: beam.size, maxLength: maxOutput, lengthPenalty: beam.lengthPenalty,
+                                        nBest: beam.nBest, eos: Int32(config.eos), initToken: Int32(config.initToken))
+        for (k, hyps) in try decoder.beamSearch(feed, options: options).enumerated() {
+          let best = hyps.map { (answer: text($0.tokens.map(Int.init)), score: Double($0.normalizedScore)) }
+          predictions[idx[k]] = Prediction(answer: best.first?.answer ?? "", score: best.first?.score ?? 0,
+                                           tokens: hyps.first?.tokens.count ?? 0, nBest: best)
+        }
+      } else {
+        let out = try decoder.decodeScored(feed, maxLength: maxOutput)
+        for (k, row) in out.enumerated() {
+          predictions[idx[k]] = Prediction(answer: text(row.tokens), score: row.score, tokens: row.tokens.count)
+        }
       }
       done += idx.count
       progress?(done)

@@ -18,6 +18,9 @@ struct PredictCommand: ParsableCommand {
   @Flag(help: "Score each task with decaNLP's metric and print the decaScore.") var metrics = false
   @Option(help: "Threads.") var threads = 2
   @Option(help: "Examples per batch.") var batchSize = 64
+  @Option(help: "Beam size (1: greedy).") var beam = 1
+  @Option(help: "Answers per input, best first (at most --beam).") var nBest = 1
+  @Option(help: "GNMT length penalty alpha: scores divided by ((5 + length) / 6)^alpha; 0: none.") var lengthPenalty = 0.0
 
   struct Failure: Error, CustomStringConvertible {
     var description: String
@@ -31,7 +34,12 @@ struct PredictCommand: ParsableCommand {
   }
 
   func run() throws {
-    for (name, v) in [("max-output", maxOutput), ("threads", threads), ("batch-size", batchSize)] where v < 1 {
+    guard nBest <= beam else { throw ValidationError("--n-best \(nBest) must not exceed --beam \(beam)") }
+    guard lengthPenalty >= 0, lengthPenalty.isFinite else {
+      throw ValidationError("--length-penalty must be a finite number >= 0, got \(lengthPenalty)")
+    }
+    for (name, v) in [("max-output", maxOutput), ("threads", threads), ("batch-size", batchSize), ("beam", beam),
+                      ("n-best", nBest)] where v < 1 {
       throw ValidationError("--\(name) must be >= 1, got \(v)")
     }
     var mode: DecoderMode?
@@ -75,8 +83,9 @@ struct PredictCommand: ParsableCommand {
       var params = ck.parameters
       params["embeddings"] = nil
       let greedy = try GreedyDecoder(config: config, params: params, mode: mode!, threads: threads)
-      let predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table, batchSize: batchSize,
+      var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table, batchSize: batchSize,
                                 maxOutput: maxOutput)
+      if beam > 1 || nBest > 1 { predictor.beam = (beam, nBest, lengthPenalty) }
 
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.withoutEscapingSlashes]
@@ -104,11 +113,15 @@ struct PredictCommand: ParsableCommand {
         finishedBefore += prepared.examples.count
         for p in predictions {
           generated += p.tokens
-          let score = p.score.isFinite ? p.score : -Double.greatestFiniteMagnitude
           // Keys in a fixed order: task, answer, n_best.
           let task = try encoder.encode(input.task), answer = try encoder.encode(p.answer)
-          lines += Array("{\"task\":".utf8) + task + Array(",\"answer\":".utf8) + answer
-            + Array(",\"n_best\":[{\"answer\":".utf8) + answer + Array(",\"score\":\(score)}]}\n".utf8)
+          lines += Array("{\"task\":".utf8) + task + Array(",\"answer\":".utf8) + answer + Array(",\"n_best\":[".utf8)
+          for (j, alt) in p.nBest.enumerated() {
+            let s = alt.score.isFinite ? alt.score : -Double.greatestFiniteMagnitude
+            lines += Array((j > 0 ? ",{\"answer\":" : "{\"answer\":").utf8) + (try encoder.encode(alt.answer))
+              + Array(",\"score\":\(s)}".utf8)
+          }
+          lines += Array("]}\n".utf8)
         }
         if metrics {
           let metric = Metric.primaryMetric(forTask: input.task)

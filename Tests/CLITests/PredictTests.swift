@@ -95,6 +95,26 @@ import Darwin
     #expect(r.stderr.contains("sst em ") && r.stderr.contains("decaScore "), "stderr: \(r.stderr)")
   }
 
+  /// --beam 3 --n-best 2: two candidates per line, best first, the answer being the first; --beam 1
+  /// goes the greedy way; --n-best above --beam is refused.
+  @Test func beamSearchGivesNBestLists() throws {
+    let path = "\(Self.data)/multi30k.en.de/validation.jsonl"
+    let r = try Self.predict(["--data", path, "--beam", "3", "--n-best", "2", "--length-penalty", "0.6"])
+    let lines = r.stdout.split(separator: "\n")
+    #expect(lines.count == (try Self.lineCount(path)))
+    for line in lines {
+      let obj = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+      let nBest = try #require(obj["n_best"] as? [[String: Any]])
+      #expect(nBest.count == 2, "\(line)")
+      #expect(nBest.first?["answer"] as? String == obj["answer"] as? String)
+      let scores = nBest.compactMap { ($0["score"] as? NSNumber)?.doubleValue }
+      #expect(scores.count == 2 && scores[0] >= scores[1], "\(line)")
+    }
+    let bad = try CLITests.run(["predict", "--checkpoint", try Self.checkpoint(), "--data", path, "--beam", "2",
+                                "--n-best", "3"])
+    #expect(bad.status != 0 && bad.stderr.contains("--n-best"))
+  }
+
   /// Answers come back in input order although batches are sorted by length: each example
   /// predicted on its own gives the answer and score of its line (batches of one, so the
   /// arithmetic is the same).

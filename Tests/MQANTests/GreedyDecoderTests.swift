@@ -24,3 +24,35 @@ import Testing
     }
   }
 }
+
+/// Beam search with MQAN as the scorer: beam 1 is greedy, wider beams return sorted n-best lists.
+@Suite struct ModelBeamSearchTests {
+  @Test(arguments: ["tiny", "small"])
+  func beamOneIsGreedy(name: String) throws {
+    let fx = try ParityTests.fixture(name)
+    let decoder = try GreedyDecoder(config: fx.config, params: fx.params, mode: .decanlp, threads: 2)
+    let feed = try fx.inputs()
+    let greedy = try decoder.decodeScored(feed, maxLength: 8)
+    let beam = try decoder.beamSearch(feed, options: .greedy(maxLength: 8, eos: Int32(fx.config.eos),
+                                                              initToken: Int32(fx.config.initToken)))
+    for (row, g) in greedy.enumerated() {
+      #expect(beam[row][0].tokens.map(Int.init) == g.tokens, "row \(row)")
+      #expect(abs(Double(beam[row][0].score) - g.score) < 1e-3 * max(1, abs(g.score)))
+    }
+  }
+
+  @Test func wideBeamReturnsSortedNBest() throws {
+    let fx = try ParityTests.fixture("small")
+    let decoder = try GreedyDecoder(config: fx.config, params: fx.params, mode: .consistent, threads: 2)
+    var options = BeamSearchOptions.greedy(maxLength: 6, eos: Int32(fx.config.eos), initToken: Int32(fx.config.initToken))
+    options.beamSize = 4
+    options.nBest = 3
+    let result = try decoder.beamSearch(try fx.inputs(), options: options)
+    #expect(result.count == 4)
+    for hyps in result {
+      #expect(hyps.count == 3)
+      #expect(zip(hyps, hyps.dropFirst()).allSatisfy { $0.normalizedScore >= $1.normalizedScore })
+      #expect(Set(hyps.map(\.tokens)).count == hyps.count, "n-best entries differ")
+    }
+  }
+}
