@@ -27,7 +27,8 @@ import Testing
 
 /// Beam search with MQAN as the scorer: beam 1 is greedy, wider beams return sorted n-best lists.
 @Suite struct ModelBeamSearchTests {
-  @Test(arguments: ["tiny", "small"])
+  // d24-h2-l2-b5 and d16-h3-l2-oovrep decode OOV words copied from the context (ids >= V).
+  @Test(arguments: ["tiny", "small", "d24-h2-l2-b5", "d16-h3-l2-oovrep"])
   func beamOneIsGreedy(name: String) throws {
     let fx = try ParityTests.fixture(name)
     let decoder = try GreedyDecoder(config: fx.config, params: fx.params, mode: .decanlp, threads: 2)
@@ -38,6 +39,36 @@ import Testing
     for (row, g) in greedy.enumerated() {
       #expect(beam[row][0].tokens.map(Int.init) == g.tokens, "row \(row)")
       #expect(abs(Double(beam[row][0].score) - g.score) < 1e-3 * max(1, abs(g.score)))
+    }
+  }
+
+  /// Consistent mode masks every padded position, so an example decodes the same alone as inside
+  /// a padded batch (decanlp mode does not: its cross-attention has no context mask).
+  @Test func consistentModeIsBatchInvariant() throws {
+    let fx = try ParityTests.fixture("d24-h2-l2-b5")
+    let decoder = try GreedyDecoder(config: fx.config, params: fx.params, mode: .consistent, threads: 1)
+    let feed = try fx.inputs()
+    let together = try decoder.decodeScored(feed, maxLength: 8)
+    let batch = feed["context"]!.shape[0]
+    for row in 0..<batch {
+      var alone: [String: HostTensor] = [:]
+      for (name, t) in feed {
+        // Row `row` alone, cut to its own lengths (no padding at all).
+        switch name {
+        case "embeddings", "limited_to_full": alone[name] = t
+        case "context_lengths", "question_lengths":
+          alone[name] = HostTensor(shape: [1], int64s: [try t.int64s[row]])
+        default:
+          let lenName = name.hasPrefix("context") ? "context_lengths" : name.hasPrefix("question") ? "question_lengths" : nil
+          let width = t.shape[1]
+          let len = try lenName.map { Int(try feed[$0]!.int64s[row]) } ?? width
+          let values = try t.int64s
+          alone[name] = HostTensor(shape: [1, len], int64s: Array(values[(row * width)..<(row * width + len)]))
+        }
+      }
+      let single = try decoder.decodeScored(alone, maxLength: 8)[0]
+      #expect(single.tokens == together[row].tokens, "row \(row)")
+      #expect(abs(single.score - together[row].score) < 1e-3 * max(1, abs(single.score)), "row \(row)")
     }
   }
 
