@@ -33,6 +33,13 @@ static void mq_chunk_window(int64_t D, int64_t heads, int64_t c, int64_t *c0, in
 void mq_attention(float *out, const float *q, const float *k, const float *v, const float *keypad,
                   int64_t Tq, int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
                   int causal, float *scratch, int64_t r0, int64_t r1) {
+  mq_attention_dropout(out, q, k, v, keypad, Tq, Tk, D, heads, scale, fill, causal, 0.0f, 0, 0, scratch, r0, r1);
+}
+
+void mq_attention_dropout(float *out, const float *q, const float *k, const float *v, const float *keypad,
+                          int64_t Tq, int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
+                          int causal, float p, uint64_t seed, uint64_t salt, float *scratch, int64_t r0,
+                          int64_t r1) {
   const int64_t C = mq_attention_chunks(D, heads);
   if (C == 0 || Tq <= 0) return;
   for (int64_t r = r0; r < r1; r++) {
@@ -54,6 +61,8 @@ void mq_attention(float *out, const float *q, const float *k, const float *v, co
     // The softmax's batch index is r / Tq = 0 for these Tq rows, so the mask row is keypad[b].
     mq_masked_softmax(scratch, scratch, keypad ? keypad + b * Tk : NULL, Tq, Tk, scale, fill,
                       0.0f, causal, 0, 0, Tq);
+    // decaNLP's dropout on the attention weights; mask element (r, i, j) is r * Tq * Tk + i * Tk + j.
+    if (p > 0.0f) mq_dropout_apply(scratch, Tq * Tk, p, seed, salt, r * Tq * Tk);
     // out_c = P v_c: [Tq, Tk] x [Tk, hw], written into the column window of out.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Tq, (int)hw, (int)Tk, 1.0f,
                 scratch, (int)Tk, vb, (int)D, 0.0f, ob, (int)D);
@@ -63,6 +72,14 @@ void mq_attention(float *out, const float *q, const float *k, const float *v, co
 void mq_attention_ref(float *out, const float *q, const float *k, const float *v,
                       const float *keypad, int64_t Tq, int64_t Tk, int64_t D, int64_t heads,
                       float scale, float fill, int causal, float *scratch, int64_t r0, int64_t r1) {
+  mq_attention_dropout_ref(out, q, k, v, keypad, Tq, Tk, D, heads, scale, fill, causal, 0.0f, 0, 0, scratch,
+                           r0, r1);
+}
+
+void mq_attention_dropout_ref(float *out, const float *q, const float *k, const float *v,
+                              const float *keypad, int64_t Tq, int64_t Tk, int64_t D, int64_t heads,
+                              float scale, float fill, int causal, float p, uint64_t seed, uint64_t salt,
+                              float *scratch, int64_t r0, int64_t r1) {
   const int64_t C = mq_attention_chunks(D, heads);
   if (C == 0) return;
   for (int64_t r = r0; r < r1; r++) {
@@ -79,6 +96,9 @@ void mq_attention_ref(float *out, const float *q, const float *k, const float *v
       }
     }
     mq_masked_softmax_ref(scratch, scratch, NULL, Tq, Tk, scale, fill, 0.0f, 0, 0, 0, Tq);
+    if (p > 0.0f)
+      for (int64_t n = 0; n < Tq * Tk; n++)
+        scratch[n] = mq_dropout_uniform(seed, salt, r * Tq * Tk + n) < p ? 0.0f : scratch[n] / (1.0f - p);
     for (int64_t i = 0; i < Tq; i++) {
       for (int64_t e = 0; e < hw; e++) {
         float s = 0.0f;

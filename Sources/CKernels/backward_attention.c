@@ -51,6 +51,17 @@ void mq_attention_backward(float *dq, float *dk, float *dv, const float *g, cons
                            const float *k, const float *v, const float *keypad, int64_t Tq,
                            int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
                            int causal, float *scratch, int64_t r0, int64_t r1) {
+  mq_attention_backward_dropout(dq, dk, dv, g, q, k, v, keypad, Tq, Tk, D, heads, scale, fill, causal, 0.0f, 0,
+                                0, scratch, r0, r1);
+}
+
+// With dropout (mask M, the forward's draw): out_c = (P ⊙ M) v_c, so dv_c = (P ⊙ M)ᵀ g_c and
+// dP = (g_c v_cᵀ) ⊙ M before the softmax's Jacobian.
+void mq_attention_backward_dropout(float *dq, float *dk, float *dv, const float *g, const float *q,
+                                   const float *k, const float *v, const float *keypad, int64_t Tq,
+                                   int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
+                                   int causal, float p, uint64_t seed, uint64_t salt, float *scratch,
+                                   int64_t r0, int64_t r1) {
   const int64_t C = mq_attention_chunks(D, heads);
   if (C == 0) return;
   float *P = scratch, *dP = scratch + Tq * Tk;
@@ -72,12 +83,19 @@ void mq_attention_backward(float *dq, float *dk, float *dv, const float *g, cons
                 (int)D, kb, (int)D, 0.0f, P, (int)Tk);
     mq_masked_softmax(P, P, keypad ? keypad + b * Tk : NULL, Tq, Tk, scale, fill, 0.0f, causal, 0,
                       0, Tq);
-    // dv_c = Pᵀ g_c: [Tk, Tq] x [Tq, hw].
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Tk, (int)hw, (int)Tq, 1.0f, P,
+    // dv_c = (P ⊙ M)ᵀ g_c: [Tk, Tq] x [Tq, hw] (the dropped weights go through dP's space).
+    const float *Pd = P;
+    if (p > 0.0f) {
+      for (int64_t n = 0; n < Tq * Tk; n++) dP[n] = P[n];
+      mq_dropout_apply(dP, Tq * Tk, p, seed, salt, r * Tq * Tk);
+      Pd = dP;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Tk, (int)hw, (int)Tq, 1.0f, Pd,
                 (int)Tk, gb, (int)D, 0.0f, dvb, (int)D);
-    // dP = g_c v_cᵀ: [Tq, hw] x [hw, Tk]; then dS over it.
+    // dP = g_c v_cᵀ: [Tq, hw] x [hw, Tk] (times the mask); then dS over it.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Tq, (int)Tk, (int)hw, 1.0f, gb,
                 (int)D, vb, (int)D, 0.0f, dP, (int)Tk);
+    if (p > 0.0f) mq_dropout_apply(dP, Tq * Tk, p, seed, salt, r * Tq * Tk);
     mq_softmax_jvp_rows(dP, P, Tq, Tk);
     // dq_c = scale dS k_c: [Tq, Tk] x [Tk, hw]; dk_c = scale dSᵀ q_c: [Tk, Tq] x [Tq, hw].
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Tq, (int)hw, (int)Tk, scale, dP,
@@ -91,6 +109,15 @@ void mq_attention_backward_ref(float *dq, float *dk, float *dv, const float *g, 
                                const float *k, const float *v, const float *keypad, int64_t Tq,
                                int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
                                int causal, float *scratch, int64_t r0, int64_t r1) {
+  mq_attention_backward_dropout_ref(dq, dk, dv, g, q, k, v, keypad, Tq, Tk, D, heads, scale, fill, causal, 0.0f,
+                                    0, 0, scratch, r0, r1);
+}
+
+void mq_attention_backward_dropout_ref(float *dq, float *dk, float *dv, const float *g, const float *q,
+                                       const float *k, const float *v, const float *keypad, int64_t Tq,
+                                       int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
+                                       int causal, float p, uint64_t seed, uint64_t salt, float *scratch,
+                                       int64_t r0, int64_t r1) {
   const int64_t C = mq_attention_chunks(D, heads);
   if (C == 0) return;
   float *P = scratch, *dS = scratch + Tq * Tk;
@@ -111,11 +138,13 @@ void mq_attention_backward_ref(float *dq, float *dk, float *dv, const float *g, 
       }
     }
     if (Tk > 0) mq_masked_softmax_ref(P, P, NULL, Tq, Tk, scale, fill, 0.0f, 0, 0, 0, Tq);
+#define KEEP(i, j) (p > 0.0f ? (mq_dropout_uniform(seed, salt, r * Tq * Tk + (i) * Tk + (j)) < p ? 0.0f : 1.0f / (1.0f - p)) : 1.0f)
     for (int64_t i = 0; i < Tq; i++) {
       double dot = 0.0;
       for (int64_t j = 0; j < Tk; j++) {
         float dp = 0.0f;
         for (int64_t e = 0; e < hw; e++) dp += G(i, e) * V(j, e);
+        dp *= KEEP(i, j);
         dS[i * Tk + j] = dp;
         dot += (double)dp * (double)P[i * Tk + j];
       }
@@ -125,7 +154,7 @@ void mq_attention_backward_ref(float *dq, float *dk, float *dv, const float *g, 
       for (int64_t e = 0; e < hw; e++) {
         float sv = 0.0f, sk = 0.0f;
         for (int64_t i = 0; i < Tq; i++) {
-          sv += P[i * Tk + j] * G(i, e);
+          sv += P[i * Tk + j] * KEEP(i, j) * G(i, e);
           sk += dS[i * Tk + j] * Q(i, e);
         }
         dv[(b * Tk + j) * D + c0 + e] = sv;
@@ -139,6 +168,7 @@ void mq_attention_backward_ref(float *dq, float *dk, float *dv, const float *g, 
         dq[(b * Tq + i) * D + c0 + e] = scale * s;
       }
     }
+#undef KEEP
 #undef Q
 #undef G
 #undef K

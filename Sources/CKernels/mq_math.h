@@ -150,4 +150,24 @@ MQ_INLINE double mq_sqdev8_f64(const float *x, double mean, int64_t d) {
   return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
+// Dropout's counter-based hash: a uniform [0, 1) that is a pure function of (seed, salt, i), so
+// forward and backward (and any thread split) draw the same mask (dropout.c, attention).
+MQ_INLINE uint64_t mq_mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+MQ_INLINE float mq_dropout_uniform(uint64_t seed, uint64_t salt, int64_t i) {
+  uint64_t h = mq_mix64(seed ^ mq_mix64(salt * 0xD1B54A32D192ED03ull + (uint64_t)i));
+  return (float)(h >> 40) * (1.0f / 16777216.0f);
+}
+
+/// Inverted dropout on n attention weights whose mask indices start at `base`.
+MQ_INLINE void mq_dropout_apply(float *x, int64_t n, float p, uint64_t seed, uint64_t salt, int64_t base) {
+  const float keep = 1.0f / (1.0f - p);
+  for (int64_t j = 0; j < n; j++) x[j] = mq_dropout_uniform(seed, salt, base + j) >= p ? x[j] * keep : 0.0f;
+}
+
 #endif

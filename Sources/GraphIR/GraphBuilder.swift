@@ -115,11 +115,19 @@ public final class GraphBuilder {
     if causal { attrs["causal"] = .bool(true) }
     return try one(.softmax, mask.map { [x, $0] } ?? [x], attrs)
   }
+  /// `dropout`: decaNLP's dropout on the attention weights, drawn from (seed, salt).
   public func attention(q: Value, k: Value, v: Value, keyPadding: Value?, heads: Int, scale: Float,
-                        fill: Float = -1e10, causal: Bool = false) throws(GraphError) -> Value {
+                        fill: Float = -1e10, causal: Bool = false,
+                        dropout: (p: Float, salt: Int, seed: Value)? = nil) throws(GraphError) -> Value {
     var attrs: Attrs = ["heads": .int(heads), "scale": .float(scale), "fill": .float(fill)]
     if causal { attrs["causal"] = .bool(true) }
-    return try one(.attention, keyPadding.map { [q, k, v, $0] } ?? [q, k, v], attrs)
+    var inputs = [q, k, v] + (keyPadding.map { [$0] } ?? [])
+    if let dropout {
+      attrs["dropout"] = .float(dropout.p)
+      attrs["salt"] = .int(dropout.salt)
+      inputs.append(dropout.seed)
+    }
+    return try one(.attention, inputs, attrs)
   }
   public func layerNorm(_ x: Value, gamma: Value, beta: Value, eps: Float) throws(GraphError) -> Value {
     try one(.layerNorm, [x, gamma, beta], ["eps": .float(eps)])

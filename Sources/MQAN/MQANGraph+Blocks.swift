@@ -63,8 +63,14 @@ extension MQANGraph {
     let kp = try linear(kv, "\(prefix).layer.wk", out: d, in: d, bias: false)
     let vp = try linear(kv, "\(prefix).layer.wv", out: d, in: d, bias: false)
     // decaNLP scales by sqrt(d_model), not sqrt(d_head).
+    // decaNLP's Attention drops the attention weights too (0.2 in training).
+    var weightDropout: (p: Float, salt: Int, seed: Value)?
+    if let seed = dropoutSeed, dropoutRate > 0 {
+      salts.next += 1
+      weightDropout = (dropoutRate, salts.next, seed)
+    }
     let a = try b.attention(q: qp, k: kp, v: vp, keyPadding: keyPadding, heads: config.transformerHeads,
-                            scale: Float(1.0 / Double(d).squareRoot()), causal: causal)
+                            scale: Float(1.0 / Double(d).squareRoot()), causal: causal, dropout: weightDropout)
     return try layerNorm(b.add(q, drop(a)), "\(prefix).layernorm")
   }
 

@@ -38,7 +38,7 @@ enum AttentionKernels {
   /// `attention {heads, scale, fill = -1e10, causal}(q [B, Tq, D], k, v [B, Tk, D], keypad [B, Tk]?)`:
   /// rows are (batch item, head chunk) pairs; each thread uses its own Tq x Tk scratch.
   static func attention(_ s: KernelSite) throws(RuntimeError) -> Kernel {
-    try s.arity(inputs: 3...4, outputs: 1)
+    try s.arity(inputs: 3...5, outputs: 1)
     let q = s.inShape(0), k = s.inShape(1), v = s.inShape(2)
     try s.require(q.count == 3 && k.count == 3 && k == v && k[0] == q[0] && k[2] == q[2],
                   "q \(q), k \(k), v \(v) are not [B, Tq, D], [B, Tk, D], [B, Tk, D]")
@@ -47,21 +47,33 @@ enum AttentionKernels {
     try s.require(heads >= 1, "heads \(heads) < 1")
     let scale = try s.float("scale"), fill = try s.float("fill", default: -1e10)
     let causal: Int32 = s.step.attrs.bool("causal") ? 1 : 0
-    let keypad = s.step.inputs.count == 4
+    let drop = try AttentionKernels.dropout(s)
+    let keypad = s.step.inputs.count == (drop == nil ? 4 : 5)
     if keypad { try s.require(s.inShape(3) == [k[0], k[1]], "keypad \(s.inShape(3)) is not [\(k[0]), \(k[1])]") }
     let b = q[0], tq = q[1], tk = k[1], d = q[2]
     let rows = b * Int(mq_attention_chunks(Int64(d), Int64(heads)))
     try s.require(s.scratchStride >= tq * tk, "scratch of \(s.scratchStride) floats < Tq * Tk")
-    let f = s.reference ? mq_attention_ref : mq_attention
+    let f = s.reference ? mq_attention_dropout_ref : mq_attention_dropout
     let p = s.ptrs, o = s.step.outputs[0], ins = s.step.inputs
     let scratch = s.scratch, stride = s.scratchStride
     return { team in
       let (r0, r1) = team.share(rows)
       guard r0 < r1 else { return }
       let pad: UnsafeMutablePointer<Float>? = keypad ? f32(p, ins[3]) : nil
+      let seed = drop.map { UInt64(UInt32(bitPattern: i32(p, $0.seed)[0])) } ?? 0
       f(f32(p, o), f32(p, ins[0]), f32(p, ins[1]), f32(p, ins[2]), pad, Int64(tq), Int64(tk), Int64(d),
-        Int64(heads), scale, fill, causal, scratch + team.tid * stride, Int64(r0), Int64(r1))
+        Int64(heads), scale, fill, causal, drop?.p ?? 0, seed, drop?.salt ?? 0, scratch + team.tid * stride,
+        Int64(r0), Int64(r1))
     }
+  }
+
+  /// A step's attention dropout: the rate, its salt and the seed's buffer (the last input).
+  static func dropout(_ s: KernelSite) throws(RuntimeError) -> (p: Float, salt: UInt64, seed: Int)? {
+    guard s.step.attrs.values["dropout"] != nil else { return nil }
+    let p = try s.float("dropout")
+    try s.require(p >= 0 && p < 1, "dropout \(p) is not in [0, 1)")
+    guard let seed = s.step.inputs.last else { return nil }
+    return (p, UInt64(truncatingIfNeeded: try s.int("salt")), seed)
   }
 
   /// `layer_norm {eps}(x [..., D], gamma [D], beta [D])`: rows of D.

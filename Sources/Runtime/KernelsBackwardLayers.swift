@@ -8,7 +8,7 @@ enum BackwardLayerKernels {
   /// scratch (P and dP). When the executor's per-thread scratch is smaller (it sizes scratch from
   /// forward attention steps), the step brings its own, one slot per team member.
   static func attentionGrad(_ s: KernelSite) throws(RuntimeError) -> Kernel {
-    try s.arity(inputs: 4...5, outputs: 3)
+    try s.arity(inputs: 4...6, outputs: 3)
     let g = s.inShape(0), q = s.inShape(1), k = s.inShape(2), v = s.inShape(3)
     try s.require(q.count == 3 && g == q && k.count == 3 && k == v && k[0] == q[0] && k[2] == q[2],
                   "g \(g), q \(q), k \(k), v \(v) are not [B, Tq, D] x2 and [B, Tk, D] x2")
@@ -18,14 +18,15 @@ enum BackwardLayerKernels {
     try s.require(heads >= 1, "heads \(heads) < 1")
     let scale = try s.float("scale"), fill = try s.float("fill", default: -1e10)
     let causal: Int32 = s.step.attrs.bool("causal") ? 1 : 0
-    let keypad = s.step.inputs.count == 5
+    let drop = try AttentionKernels.dropout(s)
+    let keypad = s.step.inputs.count == (drop == nil ? 5 : 6)
     if keypad { try s.require(s.inShape(4) == [k[0], k[1]], "keypad \(s.inShape(4)) is not [\(k[0]), \(k[1])]") }
     let b = q[0], tq = q[1], tk = k[1], d = q[2]
     let rows = b * Int(mq_attention_chunks(Int64(d), Int64(heads)))
     let need = 2 * tq * tk
     let own = s.scratchStride >= need ? nil : try AlignedBuffer(bytes: need * 4 * max(s.teamSize, 1),
                                                                   what: "\(s.name) scratch")
-    let f = s.reference ? mq_attention_backward_ref : mq_attention_backward
+    let f = s.reference ? mq_attention_backward_dropout_ref : mq_attention_backward_dropout
     let p = s.ptrs, outs = s.step.outputs, ins = s.step.inputs
     let scratch = s.scratch, stride = s.scratchStride
     return { team in
@@ -33,9 +34,10 @@ enum BackwardLayerKernels {
       guard r0 < r1 else { return }
       let work = own.map { $0.base.assumingMemoryBound(to: Float.self) + team.ith * need } ?? scratch + team.tid * stride
       let pad: UnsafeMutablePointer<Float>? = keypad ? f32(p, ins[4]) : nil
+      let seed = drop.map { UInt64(UInt32(bitPattern: i32(p, $0.seed)[0])) } ?? 0
       f(f32(p, outs[0]), f32(p, outs[1]), f32(p, outs[2]), f32(p, ins[0]), f32(p, ins[1]), f32(p, ins[2]),
-        f32(p, ins[3]), pad, Int64(tq), Int64(tk), Int64(d), Int64(heads), scale, fill, causal, work,
-        Int64(r0), Int64(r1))
+        f32(p, ins[3]), pad, Int64(tq), Int64(tk), Int64(d), Int64(heads), scale, fill, causal, drop?.p ?? 0, seed,
+        drop?.salt ?? 0, work, Int64(r0), Int64(r1))
     }
   }
 

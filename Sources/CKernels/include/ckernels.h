@@ -167,6 +167,16 @@ int64_t mq_attention_chunks(int64_t D, int64_t heads);
 void mq_attention(float *out, const float *q, const float *k, const float *v, const float *keypad,
                   int64_t Tq, int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
                   int causal, float *scratch, int64_t r0, int64_t r1);
+// With decaNLP's dropout on the attention weights (p > 0): after the softmax, weight (r, i, j) is
+// kept (times 1/(1-p)) iff the hash of (seed, salt, r * Tq * Tk + i * Tk + j) is >= p.
+void mq_attention_dropout(float *out, const float *q, const float *k, const float *v, const float *keypad,
+                          int64_t Tq, int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
+                          int causal, float p, uint64_t seed, uint64_t salt, float *scratch, int64_t r0,
+                          int64_t r1);
+void mq_attention_dropout_ref(float *out, const float *q, const float *k, const float *v,
+                              const float *keypad, int64_t Tq, int64_t Tk, int64_t D, int64_t heads,
+                              float scale, float fill, int causal, float p, uint64_t seed, uint64_t salt,
+                              float *scratch, int64_t r0, int64_t r1);
 void mq_attention_ref(float *out, const float *q, const float *k, const float *v,
                       const float *keypad, int64_t Tq, int64_t Tk, int64_t D, int64_t heads,
                       float scale, float fill, int causal, float *scratch, int64_t r0, int64_t r1);
@@ -283,6 +293,16 @@ void mq_attention_backward(float *dq, float *dk, float *dv, const float *g, cons
                            const float *k, const float *v, const float *keypad, int64_t Tq,
                            int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
                            int causal, float *scratch, int64_t r0, int64_t r1);
+void mq_attention_backward_dropout(float *dq, float *dk, float *dv, const float *g, const float *q,
+                                   const float *k, const float *v, const float *keypad, int64_t Tq,
+                                   int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
+                                   int causal, float p, uint64_t seed, uint64_t salt, float *scratch,
+                                   int64_t r0, int64_t r1);
+void mq_attention_backward_dropout_ref(float *dq, float *dk, float *dv, const float *g, const float *q,
+                                       const float *k, const float *v, const float *keypad, int64_t Tq,
+                                       int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
+                                       int causal, float p, uint64_t seed, uint64_t salt, float *scratch,
+                                       int64_t r0, int64_t r1);
 void mq_attention_backward_ref(float *dq, float *dk, float *dv, const float *g, const float *q,
                                const float *k, const float *v, const float *keypad, int64_t Tq,
                                int64_t Tk, int64_t D, int64_t heads, float scale, float fill,

@@ -18,11 +18,12 @@ enum AttentionOps {
     return [x]
   }
 
-  /// `attention {heads, scale, fill, causal}(q [B, Tq, D], k [B, Tk, D], v [B, Tk, D], keypad [B, Tk]?)`:
-  /// decaNLP's MultiHead after the projections: torch.chunk heads (uneven widths), scores scaled by
-  /// `scale`, no output projection.
+  /// `attention {heads, scale, fill, causal, dropout?, salt?}(q [B, Tq, D], k [B, Tk, D], v [B, Tk, D],
+  /// keypad [B, Tk]?, seed i32[1]?)`: decaNLP's MultiHead after the projections: torch.chunk heads
+  /// (uneven widths), scores scaled by `scale`, no output projection; with `dropout` p, decaNLP's
+  /// dropout on the attention weights, drawn from (seed, salt) (the seed is the last input).
   static let attention = OpSpec(
-    arity: 3...4, kernel: "mq_attention", nonDifferentiable: [3],
+    arity: 3...5, kernel: "mq_attention", nonDifferentiable: [3, 4],
     flops: { c, out in
       let q = c.inputs[0].shape, k = c.inputs[1].shape
       return q[0] * q[1] * k[1] * q[2] * Dim(4) + q[0] * q[1] * k[1] * Dim(5)
@@ -37,13 +38,30 @@ enum AttentionOps {
     if k.shape != v.shape { throw c.mismatch("v against k", expected: k.description, actual: v.description) }
     try c.requireEqual(k.shape[0], q.shape[0], "k batch dim against q \(q)")
     try c.requireEqual(k.shape[2], q.shape[2], "k width against q \(q)")
-    if c.inputs.count == 4 {
+    let dropout = try dropoutInput(c, first: 3)
+    if c.inputs.count == (dropout ? 5 : 4) {
       let m = try c.require(3, .f32, rank: 2, name: "keypad")
       if m.shape != [k.shape[0], k.shape[1]] {
         throw c.mismatch("key padding mask", expected: "f32[\(k.shape[0]), \(k.shape[1])]", actual: m.description)
       }
     }
     return [q]
+  }
+
+  /// With a `dropout` attribute (p in [0, 1) and a `salt`), the last input is the i32[1] seed.
+  static func dropoutInput(_ c: InferContext, first: Int) throws(GraphError) -> Bool {
+    guard c.attrs["dropout"] != nil else {
+      if c.inputs.count > first + 1 { throw .arity(node: c.node, op: c.op, expected: "\(first)...\(first + 1)", actual: c.inputs.count) }
+      return false
+    }
+    let p = try c.float("dropout")
+    guard p >= 0, p < 1 else {
+      throw .attribute(node: c.node, op: c.op, name: "dropout", problem: "must be in [0, 1), got \(p)")
+    }
+    _ = try c.int("salt")
+    guard c.inputs.count > first else { throw .arity(node: c.node, op: c.op, expected: "a seed input", actual: c.inputs.count) }
+    _ = try c.require(c.inputs.count - 1, .i32, rank: 1, name: "seed")
+    return true
   }
 
   /// `layer_norm {eps}(x [..., D], gamma [D], beta [D])`: decaNLP's LayerNorm (unbiased std, eps on std).

@@ -75,10 +75,11 @@ enum BackwardOps {
     return [g]
   }
 
-  /// `attention_grad {heads, scale, fill, causal}(g, q, k, v, keypad?)` -> `dq, dk, dv`:
-  /// recomputes each head's probabilities, then the products' gradients.
+  /// `attention_grad {heads, scale, fill, causal, dropout?, salt?}(g, q, k, v, keypad?, seed?)` ->
+  /// `dq, dk, dv`: recomputes each head's probabilities (and its dropout mask), then the products'
+  /// gradients.
   static let attentionGrad = OpSpec(
-    arity: 4...5, kernel: "mq_attention_backward", nonDifferentiable: [4],
+    arity: 4...6, kernel: "mq_attention_backward", nonDifferentiable: [4, 5],
     flops: { c, _ in
       let q = c.inputs[1].shape, k = c.inputs[2].shape
       return q[0] * q[1] * k[1] * q[2] * Dim(10)
@@ -91,7 +92,8 @@ enum BackwardOps {
     try same(c, 0, 1, "g against q")
     try same(c, 3, 2, "v against k")
     _ = try c.int("heads")
-    if c.inputs.count == 5 { _ = try c.require(4, .f32, rank: 2, name: "keypad") }
+    let dropout = try AttentionOps.dropoutInput(c, first: 4)
+    if c.inputs.count == (dropout ? 6 : 5) { _ = try c.require(4, .f32, rank: 2, name: "keypad") }
     return [q, k, v]
   }
 

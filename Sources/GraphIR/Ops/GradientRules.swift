@@ -128,7 +128,7 @@ enum GradientRules {
   }
   static let attention: GradientRule = { c throws(GraphError) in
     let out = try c.builder.node(.attentionGrad, [try c.g()] + c.inputs, c.node.attrs)
-    return [out[0], out[1], out[2], nil]
+    return [out[0], out[1], out[2], nil, nil]
   }
   static let layerNorm: GradientRule = { c throws(GraphError) in
     let out = try c.builder.node(.layerNormGrad, [try c.g(), c.inputs[0], c.inputs[1]], c.node.attrs)
