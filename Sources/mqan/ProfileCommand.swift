@@ -29,6 +29,7 @@ struct ProfileCommand: ParsableCommand {
   @Option(help: "Timed steps (after one warm-up step).") var steps = 3
   @Option(help: "Threads.") var threads = 2
   @Option(help: "Decode: output steps (all of them are run).") var maxOutput = 32
+  @Option(help: "Decode: beam size (1: greedy).") var beam = 1
   @Option(help: "Seed for weights and ids.") var seed: UInt64 = 1
   @Option(help: "Run this plan file (from mqan compile -o) instead of compiling the model.") var plan: String?
   @Flag(help: "Run the unfused plan (no fusion passes), for comparison.") var noFuse = false
@@ -111,9 +112,17 @@ extension ProfileCommand {
                                    config: config, seed: seed &+ 2)
     let feed = b.feed(config: config, embeddings: table)
     var times: [Double] = []
+    guard beam >= 1 else { throw ValidationError("--beam must be >= 1, got \(beam)") }
+    // A beam search whose <eos> id is out of range never finishes early: every step runs.
+    let options = BeamSearchOptions(beamSize: beam, maxLength: maxOutput, nBest: 1, eos: -1,
+                                    initToken: Int32(config.initToken))
     for i in 0...steps {
       let t0 = DispatchTime.now().uptimeNanoseconds
-      _ = try decoder.decodeScored(feed, maxLength: maxOutput, allSteps: true)
+      if beam == 1 {
+        _ = try decoder.decodeScored(feed, maxLength: maxOutput, allSteps: true)
+      } else {
+        _ = try decoder.beamSearch(feed, options: options)
+      }
       let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
       if i > 0 { times.append(ms) }
       print(String(format: "%@ %d: %.1f ms", i == 0 ? "warm-up" : "run", i, ms))
@@ -121,12 +130,12 @@ extension ProfileCommand {
     times.sort()
     let median = times[times.count / 2]
     let sentences = Double(batch) / (median / 1e3)
-    print(String(format: "greedy decode (beam 1), %d x (%d, %d), %d steps: median %.1f ms, %.1f sentences/s, %d threads",
-                 batch, context, question, maxOutput, median, sentences, threads))
+    print(String(format: "decode (beam %d), %d x (%d, %d), %d steps: median %.1f ms, %.1f sentences/s, %d threads",
+                 beam, batch, context, question, maxOutput, median, sentences, threads))
     if json {
       let obj: [String: Any] = ["mode": "decode", "step_ms": median, "step_ms_min": times.first ?? 0,
                                 "step_ms_max": times.last ?? 0, "sentences_per_s": sentences, "threads": threads,
-                                "peak_rss_bytes": peakRSSBytes(), "beam": 1, "max_output": maxOutput]
+                                "peak_rss_bytes": peakRSSBytes(), "beam": beam, "max_output": maxOutput]
       print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
     }
   }
