@@ -22,14 +22,6 @@ int64_t mq_attention_chunks(int64_t D, int64_t heads) {
   return (D + w - 1) / w;
 }
 
-// Column window [c0, c0 + hw) of chunk c.
-static void mq_chunk_window(int64_t D, int64_t heads, int64_t c, int64_t *c0, int64_t *hw) {
-  if (heads < 1) heads = 1;
-  int64_t w = (D + heads - 1) / heads;
-  *c0 = c * w;
-  *hw = D - *c0 < w ? D - *c0 : w;
-}
-
 void mq_attention(float *out, const float *q, const float *k, const float *v, const float *keypad,
                   int64_t Tq, int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
                   int causal, float *scratch, int64_t r0, int64_t r1) {

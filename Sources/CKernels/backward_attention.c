@@ -17,14 +17,6 @@
 
 #include <cblas.h>
 
-// Column window [c0, c0 + hw) of chunk c (as attention.c).
-static void mq_bw_chunk_window(int64_t D, int64_t heads, int64_t c, int64_t *c0, int64_t *hw) {
-  if (heads < 1) heads = 1;
-  int64_t w = (D + heads - 1) / heads;
-  *c0 = c * w;
-  *hw = D - *c0 < w ? D - *c0 : w;
-}
-
 static void mq_zero_window(float *x, int64_t rows, int64_t D, int64_t hw) {
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < hw; j++) x[i * D + j] = 0.0f;
@@ -68,7 +60,7 @@ void mq_attention_backward_dropout(float *dq, float *dk, float *dv, const float 
   for (int64_t r = r0; r < r1; r++) {
     const int64_t b = r / C, c = r % C;
     int64_t c0, hw;
-    mq_bw_chunk_window(D, heads, c, &c0, &hw);
+    mq_chunk_window(D, heads, c, &c0, &hw);
     const float *gb = g + b * Tq * D + c0, *qb = q + b * Tq * D + c0;
     const float *kb = k + b * Tk * D + c0, *vb = v + b * Tk * D + c0;
     float *dqb = dq + b * Tq * D + c0, *dkb = dk + b * Tk * D + c0, *dvb = dv + b * Tk * D + c0;
@@ -123,7 +115,7 @@ void mq_attention_backward_dropout_ref(float *dq, float *dk, float *dv, const fl
   float *P = scratch, *dS = scratch + Tq * Tk;
   for (int64_t r = r0; r < r1; r++) {
     int64_t b = r / C, c = r % C, c0, hw;
-    mq_bw_chunk_window(D, heads, c, &c0, &hw);
+    mq_chunk_window(D, heads, c, &c0, &hw);
 #define Q(i, e) q[(b * Tq + (i)) * D + c0 + (e)]
 #define G(i, e) g[(b * Tq + (i)) * D + c0 + (e)]
 #define K(j, e) k[(b * Tk + (j)) * D + c0 + (e)]

@@ -170,4 +170,12 @@ MQ_INLINE void mq_dropout_apply(float *x, int64_t n, float p, uint64_t seed, uin
   for (int64_t j = 0; j < n; j++) x[j] = mq_dropout_uniform(seed, salt, base + j) >= p ? x[j] * keep : 0.0f;
 }
 
+// Column window [c0, c0 + hw) of torch.chunk chunk c of D columns (attention forward and backward).
+MQ_INLINE void mq_chunk_window(int64_t D, int64_t heads, int64_t c, int64_t *c0, int64_t *hw) {
+  if (heads < 1) heads = 1;
+  int64_t w = (D + heads - 1) / heads;
+  *c0 = c * w;
+  *hw = D - *c0 < w ? D - *c0 : w;
+}
+
 #endif
