@@ -91,3 +91,17 @@ extension Graph {
     }
   }
 }
+
+extension Plan {
+  /// This plan with every scan step's body plan replaced by `transform(body)`: plan passes treat
+  /// body plans as they treat the plan itself.
+  func mappingBodies(_ transform: (Plan) throws(CompileError) -> Plan) throws(CompileError) -> Plan {
+    var p = self
+    for i in p.steps.indices {
+      var bodies: [Plan] = []
+      for b in p.steps[i].body { bodies.append(try transform(b)) }
+      p.steps[i].body = bodies
+    }
+    return p
+  }
+}

@@ -14,12 +14,7 @@ public struct PlanMemory: PlanPass {
   public init() {}
 
   public func run(_ plan: Plan) throws(CompileError) -> Plan {
-    var p = plan
-    for i in p.steps.indices {
-      var bodies: [Plan] = []
-      for b in p.steps[i].body { bodies.append(try run(b)) }
-      p.steps[i].body = bodies
-    }
+    var p = try plan.mappingBodies(run)
     _ = try p.producers()  // checks every step's buffer ids before they index arrays below
     let lastStage = max(p.stageCount - 1, 0)
     var first = [Int?](repeating: nil, count: p.buffers.count)

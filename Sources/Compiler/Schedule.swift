@@ -14,12 +14,7 @@ public struct ScheduleSteps: PlanPass {
   public init() {}
 
   public func run(_ plan: Plan) throws(CompileError) -> Plan {
-    var p = plan
-    for i in p.steps.indices {
-      var bodies: [Plan] = []
-      for b in p.steps[i].body { bodies.append(try run(b)) }
-      p.steps[i].body = bodies
-    }
+    var p = try plan.mappingBodies(run)
     let producers = try p.producers()
     var stages = [Int](repeating: 0, count: p.steps.count)
     for (i, step) in p.steps.enumerated() {
