@@ -1,10 +1,10 @@
 import CKernels
 import Foundation
 
-/// The model side of beam search: next-token log-probabilities for every hypothesis row.
+/// The model side of beam search: the best next tokens of every hypothesis row.
 ///
 /// Rows are `B * K` (batch item `b`'s beams are rows `b * K ..< (b + 1) * K`), on every call,
-/// so a scorer can keep its per-row state (LSTM state, attention caches) in fixed-size buffers.
+/// so a scorer can keep its per-row state (LSTM state, key/value caches) in fixed-size buffers.
 ///
 /// `reorder[r]` is the row whose state row `r` continues: before scoring, the scorer gathers
 /// `state[r] = previous[reorder[r]]` (double-buffered: no allocation per step), then feeds each row
@@ -14,17 +14,57 @@ import Foundation
 /// - On later calls it indexes the previous call's `B * K` rows, and `tokens[r]` is
 ///   `tokens_prev[reorder[r]]` plus the chosen token, for every live row.
 ///
-/// Rows that are not live are ignored (their scores are never read): a finished hypothesis keeps
-/// its row (`reorder[r] == r`, prefix unchanged, ending in `eos`); an empty slot (fewer than `K`
-/// hypotheses exist, e.g. the other `K - 1` slots on the first step) has prefix `[initToken]` and
-/// points at a valid row.
-///
-/// Returns `values`: `B * K * width` log-probabilities, row `r` at `r * width`; token ids are
-/// column indices (for MQAN, the batch's extended vocabulary). `-inf` forbids a token. A scorer
-/// may return the same array storage each step (no copy happens while it is uniquely referenced).
+/// Rows that are not live are ignored (their candidates are never read): a finished hypothesis
+/// keeps its row (`reorder[r] == r`, prefix unchanged, ending in `eos`); an empty slot (fewer than
+/// `K` hypotheses exist, e.g. the other `K - 1` slots on the first step) has prefix `[initToken]`
+/// and points at a valid row.
 public protocol BeamScorer {
-  mutating func logProbabilities(tokens: [[Int32]], reorder: [Int]) throws
-    -> (values: [Float], width: Int)
+  /// At least `k` best next tokens of every row (`k` ≤ K): `BeamCandidates` with `perRow ≥ k`.
+  mutating func candidates(tokens: [[Int32]], reorder: [Int], k: Int) throws -> BeamCandidates
+}
+
+/// Each row's best next tokens: row `r`'s `perRow` entries at `r * perRow`, best first (equal
+/// values: lower token first), as log-probabilities (`-inf`: not a candidate) and token ids (for
+/// MQAN, ids of the batch's extended vocabulary).
+public struct BeamCandidates: Sendable {
+  public var values: [Float]
+  public var tokens: [Int32]
+  public var perRow: Int
+  public init(values: [Float], tokens: [Int32], perRow: Int) {
+    self.values = values
+    self.tokens = tokens
+    self.perRow = perRow
+  }
+}
+
+/// A scorer that returns every token's log-probability; its best `k` per row are picked with
+/// `mq_topk` (no full sort). Ties rank by lower token id, as `BeamSearch` expects.
+public protocol DenseBeamScorer: BeamScorer {
+  /// `values`: `rows * width` log-probabilities, row `r` at `r * width`; token ids are columns.
+  mutating func logProbabilities(tokens: [[Int32]], reorder: [Int]) throws -> (values: [Float], width: Int)
+}
+
+extension DenseBeamScorer {
+  public mutating func candidates(tokens: [[Int32]], reorder: [Int], k: Int) throws -> BeamCandidates {
+    let (values, width) = try logProbabilities(tokens: tokens, reorder: reorder)
+    let rows = tokens.count
+    guard width >= 1, width <= Int(Int32.max), values.count == rows * width else {
+      throw BeamSearchError.scorer("returned \(values.count) values of width \(width), want \(rows) rows × width ≥ 1")
+    }
+    let m = min(k, width)
+    var out = BeamCandidates(values: [Float](repeating: -.infinity, count: rows * k),
+                             tokens: [Int32](repeating: 0, count: rows * k), perRow: k)
+    values.withUnsafeBufferPointer { x in
+      out.values.withUnsafeMutableBufferPointer { v in
+        out.tokens.withUnsafeMutableBufferPointer { t in
+          for r in 0..<rows {
+            mq_topk(x.baseAddress! + r * width, Int64(width), Int64(m), v.baseAddress! + r * k, t.baseAddress! + r * k)
+          }
+        }
+      }
+    }
+    return out
+  }
 }
 
 /// Beam search settings.
@@ -89,8 +129,9 @@ public enum BeamSearchError: Error, CustomStringConvertible, Equatable {
 /// - finished hypotheses (ended in `eos`) keep their slot and score, stop growing and do not
 ///   compete for expansion slots;
 /// - the other `K - finished` slots take the best `score + logp` expansions of the live
-///   hypotheses (`mq_topk` over `live × width` candidates, ties to the lower beam, then lower
-///   token); an expansion ending in `eos` finishes; a slot with no finite candidate is empty.
+///   hypotheses (`mq_topk` over each live row's best K tokens, which hold the best K of all
+///   `live × vocabulary` expansions; ties to the lower beam, then lower token); an expansion
+///   ending in `eos` finishes; a slot with no finite candidate is empty.
 /// The first step expands only the single `<init>` hypothesis (no K duplicates). The search stops
 /// when no batch item has a live hypothesis, or after `maxLength` steps. The n-best are the kept
 /// finished and live-at-`maxLength` hypotheses ranked by normalized score (ties: lower slot).
@@ -144,10 +185,11 @@ public struct BeamSearch: Sendable {
 
     for _ in 0..<options.maxLength {
       if !state.contains(where: { $0 == .live }) { break }
-      let (values, width) = try scorer.logProbabilities(tokens: prefixes, reorder: reorder)
-      guard width >= 1, width <= Int(Int32.max), values.count == rows * width else {
-        throw BeamSearchError.scorer("returned \(values.count) values of width \(width), "
-                                     + "want \(rows) rows × width ≥ 1")
+      let found = try scorer.candidates(tokens: prefixes, reorder: reorder, k: K)
+      let width = found.perRow
+      guard width >= K, found.values.count == rows * width, found.tokens.count == rows * width else {
+        throw BeamSearchError.scorer("returned \(found.values.count) values and \(found.tokens.count) tokens, "
+                                     + "\(width) per row; want \(rows) rows × at least \(K)")
       }
       if cand.count < K * width { cand = [Float](repeating: 0, count: K * width) }
       for b in 0..<batch {
@@ -169,7 +211,7 @@ public struct BeamSearch: Sendable {
         }
         // Candidates in beam order, then token order: ties go to the lower beam, lower token.
         let n = liveSlots.count * width
-        values.withUnsafeBufferPointer { lp in
+        found.values.withUnsafeBufferPointer { lp in
           cand.withUnsafeMutableBufferPointer { c in
             for (i, k) in liveSlots.enumerated() {
               let s = scores[base + k], row = (base + k) * width, o = i * width
@@ -192,7 +234,7 @@ public struct BeamSearch: Sendable {
           if next < take, topValues[next] > -.infinity {  // false for -inf and NaN
             let flat = Int(topIndices[next])
             let parent = base + liveSlots[flat / width]
-            let token = Int32(flat % width)
+            let token = found.tokens[parent * width + flat % width]
             nextReorder[r] = parent
             nextScores[r] = topValues[next]
             nextState[r] = token == eos ? .finished : .live

@@ -58,10 +58,23 @@ extension MQANGraph {
   func multiHeadBlock(_ q: Value, _ kv: Value, _ prefix: String, keyPadding: Value?, causal: Bool)
     throws(GraphError) -> Value
   {
+    let (k, v) = try projectKeysValues(kv, prefix)
+    return try attendBlock(q, keys: k, values: v, prefix, keyPadding: keyPadding, causal: causal)
+  }
+
+  /// MultiHead's key and value projections of `kv` (what a key/value cache holds).
+  func projectKeysValues(_ kv: Value, _ prefix: String) throws(GraphError) -> (keys: Value, values: Value) {
+    let d = config.dimension
+    return (try linear(kv, "\(prefix).layer.wk", out: d, in: d, bias: false),
+            try linear(kv, "\(prefix).layer.wv", out: d, in: d, bias: false))
+  }
+
+  /// `ResidualBlock(MultiHead)` over projected keys and values: LayerNorm(q + attention(W_q q, k, v)).
+  func attendBlock(_ q: Value, keys kp: Value, values vp: Value, _ prefix: String, keyPadding: Value?, causal: Bool)
+    throws(GraphError) -> Value
+  {
     let d = config.dimension
     let qp = try linear(q, "\(prefix).layer.wq", out: d, in: d, bias: false)
-    let kp = try linear(kv, "\(prefix).layer.wk", out: d, in: d, bias: false)
-    let vp = try linear(kv, "\(prefix).layer.wv", out: d, in: d, bias: false)
     // decaNLP scales by sqrt(d_model), not sqrt(d_head).
     // decaNLP's Attention drops the attention weights too (0.2 in training).
     var weightDropout: (p: Float, salt: Int, seed: Value)?

@@ -76,47 +76,69 @@ extension MQANGraph {
     }
     let res = try b.scan(name: r, seqs: [u] + masks, carries: [enc.initH, enc.initC, o0],
                          consts: [enc.finalContext, enc.finalQuestion, padC, padQ]) { body, s throws(GraphError) in
-      func w(_ name: String, _ shape: [Int]) throws(GraphError) -> Value { try body.param(name, shape.map { Dim($0) }) }
-      func drop(_ x: Value, _ k: Int) throws(GraphError) -> Value {
-        s.seqs.count > 1 ? try body.mul(x, s.seqs[1 + k]) : x
-      }
-      let (h, c, o) = (s.carries[0], s.carries[1], s.carries[2])
-      let (fc, fq, mc, mq) = (s.consts[0], s.consts[1], s.consts[2], s.consts[3])
-      let e = try body.concat([s.seqs[0], drop(o, 0)], axis: -1)                      // input feeding [B, 2d]
-      let gates = try body.add(body.linear(drop(e, 1), w("\(r).rnn.layers.0.weight_ih", [4 * dd, 2 * dd]),
-                                           w("\(r).rnn.layers.0.bias_ih", [4 * dd])),
-                               body.linear(h, w("\(r).rnn.layers.0.weight_hh", [4 * dd, dd]),
-                                           w("\(r).rnn.layers.0.bias_hh", [4 * dd])))
-      let cell = try body.lstmCell(gates: gates, c: c)
-      let ctx = try pointerAttention(body, cell.h, fc, mc, "\(r).context_attn")
-      let qst = try pointerAttention(body, cell.h, fq, mq, "\(r).question_attn")
-      let gamma = try body.sigmoid(body.linear(drop(body.concat([cell.h, ctx.out, e], axis: -1), 2),
-                                               w("\(r).vocab_pointer_switch.0.linear.weight", [1, 4 * dd]),
-                                               w("\(r).vocab_pointer_switch.0.linear.bias", [1])))
-      let lambda = try body.sigmoid(body.linear(drop(body.concat([cell.h, qst.out, e], axis: -1), 3),
-                                                w("\(r).context_question_switch.0.linear.weight", [1, 4 * dd]),
-                                                w("\(r).context_question_switch.0.linear.bias", [1])))
-      let emitted = try drop(ctx.out, 4)
-      return ([cell.h, cell.c, emitted], [emitted, ctx.attention, qst.attention, gamma, lambda])
+      let step = try pointerStep(body, input: s.seqs[0], h: s.carries[0], c: s.carries[1], o: s.carries[2],
+                                 context: s.consts[0], question: s.consts[1], contextPad: s.consts[2],
+                                 questionPad: s.consts[3], dropoutMasks: Array(s.seqs.dropFirst()),
+                                 items: D.B, perItem: Dim(1))
+      return ([step.h, step.c, step.output],
+              [step.output, step.contextAttention, step.questionAttention, step.vocabSwitch, step.questionSwitch])
     }
     return PointerOutputs(output: res.outputs[0], contextAttention: res.outputs[1], questionAttention: res.outputs[2],
                           vocabSwitch: res.outputs[3], questionSwitch: res.outputs[4])
   }
 
-  /// `LSTMDecoderAttention(dot=True)`: scores M h, -inf mask, softmax + 1e-10, read-out, then
-  /// tanh(W_out [h ; m̂]). Returns the output [B, d] and the attention [B, L].
-  func pointerAttention(_ body: GraphBuilder, _ h: Value, _ memory: Value, _ mask: Value, _ prefix: String)
-    throws(GraphError) -> (out: Value, attention: Value)
+  /// One step of `DualPtrRNNDecoder`, written once: the scan body of training and the pointer part
+  /// of the `decode-step` plan. Rows are `items * perItem` hypotheses (batch item `i` owns rows
+  /// `i * perItem ..< (i + 1) * perItem`); `context`/`question` and their pad masks are per item.
+  /// `dropoutMasks` are the 5 per-step masks (fed output, LSTM input, two switch inputs, emitted
+  /// output) or empty.
+  func pointerStep(_ body: GraphBuilder, input u: Value, h: Value, c: Value, o: Value, context fc: Value,
+                   question fq: Value, contextPad mc: Value, questionPad mq: Value, dropoutMasks: [Value],
+                   items: Dim, perItem: Dim) throws(GraphError) -> PointerStep
   {
-    typealias D = MQANDims
+    let dd = config.dimension
+    let r = "dual_ptr_rnn_decoder"
+    func w(_ name: String, _ shape: [Int]) throws(GraphError) -> Value { try body.param(name, shape.map { Dim($0) }) }
+    func drop(_ x: Value, _ k: Int) throws(GraphError) -> Value {
+      dropoutMasks.isEmpty ? x : try body.mul(x, dropoutMasks[k])
+    }
+    let e = try body.concat([u, drop(o, 0)], axis: -1)                                // input feeding [R, 2d]
+    let gates = try body.add(body.linear(drop(e, 1), w("\(r).rnn.layers.0.weight_ih", [4 * dd, 2 * dd]),
+                                         w("\(r).rnn.layers.0.bias_ih", [4 * dd])),
+                             body.linear(h, w("\(r).rnn.layers.0.weight_hh", [4 * dd, dd]),
+                                         w("\(r).rnn.layers.0.bias_hh", [4 * dd])))
+    let cell = try body.lstmCell(gates: gates, c: c)
+    let ctx = try pointerAttention(body, cell.h, fc, mc, "\(r).context_attn", items: items, perItem: perItem)
+    let qst = try pointerAttention(body, cell.h, fq, mq, "\(r).question_attn", items: items, perItem: perItem)
+    let gamma = try body.sigmoid(body.linear(drop(body.concat([cell.h, ctx.out, e], axis: -1), 2),
+                                             w("\(r).vocab_pointer_switch.0.linear.weight", [1, 4 * dd]),
+                                             w("\(r).vocab_pointer_switch.0.linear.bias", [1])))
+    let lambda = try body.sigmoid(body.linear(drop(body.concat([cell.h, qst.out, e], axis: -1), 3),
+                                              w("\(r).context_question_switch.0.linear.weight", [1, 4 * dd]),
+                                              w("\(r).context_question_switch.0.linear.bias", [1])))
+    return PointerStep(h: cell.h, c: cell.c, output: try drop(ctx.out, 4), contextAttention: ctx.attention,
+                       questionAttention: qst.attention, vocabSwitch: gamma, questionSwitch: lambda)
+  }
+
+  struct PointerStep {
+    var h: Value, c: Value, output: Value, contextAttention: Value, questionAttention: Value
+    var vocabSwitch: Value, questionSwitch: Value
+  }
+
+  /// `LSTMDecoderAttention(dot=True)`: scores M h, -inf mask, softmax + 1e-10, read-out, then
+  /// tanh(W_out [h ; m̂]). `h` is `[items * perItem, d]`, `memory` `[items, L, d]`, `mask`
+  /// `[items, L]`. Returns the output `[items * perItem, d]` and the attention `[items * perItem, L]`.
+  func pointerAttention(_ body: GraphBuilder, _ h: Value, _ memory: Value, _ mask: Value, _ prefix: String,
+                        items: Dim, perItem: Dim) throws(GraphError) -> (out: Value, attention: Value)
+  {
     let dd = config.dimension
     let len = memory.shape[1]
-    let h3 = try body.reshape(h, [D.B, 1, d])
-    let scores = try body.matmul(h3, memory, transB: true)                            // [B, 1, L]
+    let h3 = try body.reshape(h, [items, perItem, d])
+    let scores = try body.matmul(h3, memory, transB: true)                            // [items, perItem, L]
     let a = try body.softmax(scores, mask: mask, fill: -Float.infinity, eps: 1e-10)
-    let readout = try body.reshape(body.matmul(a, memory), [D.B, d])
+    let readout = try body.reshape(body.matmul(a, memory), [items * perItem, d])
     let wOut = try body.param("\(prefix).linear_out.weight", [d, Dim(2 * dd)])
     let out = try body.tanh(body.linear(body.concat([h, readout], axis: -1), wOut))
-    return (out, try body.reshape(a, [D.B, len]))
+    return (out, try body.reshape(a, [items * perItem, len]))
   }
 }

@@ -44,6 +44,9 @@ public enum MQANDims {
   public static let X = Dim.sym("X")
   /// Rows of the fixed embedding table (the full vocabulary).
   public static let Nv = Dim.sym("Nv")
+  /// Decoding: hypotheses per batch item (the beam width) and the key/value cache's slots (the
+  /// most output tokens).
+  public static let K = Dim.sym("K"), S = Dim.sym("S")
 }
 
 /// MQAN described once with the graph builder, exactly as MQAN_ARCHITECTURE.md gives it.

@@ -54,7 +54,7 @@ public struct Predictor {
 
   /// Answers for `examples`, in their order. `progress` is called after every batch with the
   /// number of examples done so far.
-  public func predict(_ examples: [Example], decoder: GreedyDecoder,
+  public func predict(_ examples: [Example], decoder: MQANDecoder,
                       progress: ((_ done: Int) -> Void)? = nil) throws -> [Prediction] {
     let encoded = examples.map { EncodedExample($0, vocabulary: vocabulary) }
     var predictions = [Prediction](repeating: Prediction(answer: "", score: 0, tokens: 0), count: examples.count)

@@ -33,49 +33,61 @@ enum Bindings {
   /// A dim that is a bare symbol (`B`, `Tc`) binds it, consistently across inputs (and with the
   /// `extra` dims the caller gives); every other dim (`Tc+1`, `4`) is evaluated and checked. An
   /// i32 input accepts I32 or I64 tensors (I64 is narrowed later, range-checked); an f32 input
-  /// accepts F32.
+  /// accepts F32. `external` gives the shapes of f32 inputs bound to caller memory instead.
   /// - Returns: the dims, the key of the shape bucket.
-  static func bind(_ inputs: [String: HostTensor], slots: [InputSlot],
+  static func bind(_ inputs: [String: HostTensor], slots: [InputSlot], external: [String: [Int]] = [:],
                    extra: [String: Int]) throws(RuntimeError) -> [String: Int] {
     let known = Set(slots.map(\.name))
     for name in inputs.keys.sorted() where !known.contains(name) {
       throw .unknownInput(name: name, known: slots.map(\.name))
     }
+    var shapes: [String: [Int]] = [:]
+    for slot in slots {
+      if let t = inputs[slot.name] {
+        try checkDType(slot, t)
+        shapes[slot.name] = t.shape
+      } else if let shape = external[slot.name] {
+        guard slot.type.dtype == .f32 else {
+          throw .inputDType(name: slot.name, expected: "a fed tensor (ids are checked before the run)",
+                            actual: "external F32 memory")
+        }
+        shapes[slot.name] = shape
+      } else {
+        throw .missingInput(name: slot.name, expected: slot.type.description)
+      }
+    }
     var dims = extra
     var boundBy: [String: String] = [:]
     for (s, _) in extra { boundBy[s] = "the dims argument" }
     for slot in slots {
-      guard let t = inputs[slot.name] else {
-        throw .missingInput(name: slot.name, expected: slot.type.description)
-      }
-      try checkDType(slot, t)
-      guard t.rank == slot.type.rank else {
+      let shape = shapes[slot.name]!
+      guard shape.count == slot.type.rank else {
         throw .inputShape(name: slot.name,
-                          detail: "expected \(slot.type) (rank \(slot.type.rank)), got shape \(t.shape)")
+                          detail: "expected \(slot.type) (rank \(slot.type.rank)), got shape \(shape)")
       }
       for (d, dim) in slot.type.shape.enumerated() {
         guard let sym = dim.symbol else { continue }
         if let v = dims[sym] {
-          if v != t.shape[d] {
-            throw .inconsistentDim(input: slot.name, dim: d, symbol: sym, value: t.shape[d],
+          if v != shape[d] {
+            throw .inconsistentDim(input: slot.name, dim: d, symbol: sym, value: shape[d],
                                    boundBy: boundBy[sym] ?? "an earlier input", bound: v)
           }
         } else {
-          dims[sym] = t.shape[d]
+          dims[sym] = shape[d]
           boundBy[sym] = "input \"\(slot.name)\""
         }
       }
     }
     for slot in slots {
-      let t = inputs[slot.name]!
+      let shape = shapes[slot.name]!
       for (d, dim) in slot.type.shape.enumerated() where dim.symbol == nil {
         let v: Int
         do { v = try dim.evaluate(dims) } catch {
           throw .inputShape(name: slot.name, detail: "dim \(d) is \(dim), but \(error) by any input")
         }
-        if v != t.shape[d] {
+        if v != shape[d] {
           throw .inputShape(name: slot.name,
-                            detail: "dim \(d) is \(dim) = \(v) at this binding, got shape \(t.shape) "
+                            detail: "dim \(d) is \(dim) = \(v) at this binding, got shape \(shape) "
                               + "(expected \(slot.type))")
         }
       }

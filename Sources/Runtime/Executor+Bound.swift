@@ -159,6 +159,9 @@ final class BoundPlan {
     for case let body? in bodies { body.refresh() }
   }
 
+  /// The buffer that owns buffer `b`'s memory (itself unless `b` is a view).
+  func root(of b: Int) -> Int { roots[b] }
+
   /// Threads a stage's step `position` of `steps` gets out of a team of `team`: round-robin by
   /// lane, or one thread per step when there are more steps than threads.
   static func subTeamSize(position j: Int, steps k: Int, team n: Int) -> Int {

@@ -67,13 +67,16 @@ enum ValueChecks {
         add(7, i, upper: ext, "question ids (extended vocabulary)")
       case .embeddingGrad:
         add(1, i, upper: st.attrs.dim("rows"), "ids (rows of the table)")
+      case .cacheUpdate:
+        add(1, i, upper: st.inputs.first.flatMap { dim($0, 0) }, "reorder (rows of the cache)")
+        add(3, i, upper: st.inputs.first.flatMap { dim($0, 1) }, "step (slots of the cache)")
       case .scan:
         if st.attrs.bool("masked"), let lengths = st.inputs.indices.last {
           add(lengths, i, upper: st.inputs.first.flatMap { dim($0, 1) }, inclusive: true, "lengths (time steps)")
         }
         if st.body.count == 1 { collect(st.body[0], chain: chain + [(plan, st)], into: &out) }
       case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
-           .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .padMask, .softmax,
+           .topK, .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .padMask, .softmax,
            .attention, .layerNorm, .lstmCell, .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput,
            .linearGradWeight, .sliceGrad, .softmaxGrad, .attentionGrad, .layerNormGrad, .lstmCellGrad, .lengthMask:
         continue

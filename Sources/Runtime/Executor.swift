@@ -100,7 +100,29 @@ public final class Executor {
   ///   inconsistent dims, out-of-range ids) before any kernel runs.
   public func run(_ inputs: [String: HostTensor],
                   dims: [String: Int] = [:]) throws(RuntimeError) -> [String: HostTensor] {
-    let env = try Bindings.bind(inputs, slots: slots, extra: dims)
+    try run(inputs, external: [:], dims: dims)
+  }
+
+  /// Runs the plan once with some f32 inputs and outputs in caller-owned memory (no copies):
+  /// a decoder's key/value caches and states, written in place step after step.
+  ///
+  /// - Parameters:
+  ///   - external: by plan input or output name, memory of exactly that tensor's shape. An input
+  ///     is read from it; an output is computed into it (and not returned). An output may share
+  ///     memory with an input only where the op that writes it allows (`cache_update` with an
+  ///     identity reorder). The memory must stay valid and unchanged by others during the call.
+  /// - Returns: the plan outputs not bound in `external`, by name.
+  public func run(_ inputs: [String: HostTensor], external: [String: ExternalTensor],
+                  dims: [String: Int] = [:]) throws(RuntimeError) -> [String: HostTensor] {
+    let outputNames = Set(plan.outputs.map(\.name))
+    var externalInputs: [String: [Int]] = [:]
+    for (name, t) in external where !outputNames.contains(name) {
+      if inputs[name] != nil {
+        throw .inputShape(name: name, detail: "fed both as a tensor and as external memory")
+      }
+      externalInputs[name] = t.shape
+    }
+    let env = try Bindings.bind(inputs, slots: slots, external: externalInputs, extra: dims)
     let bucket = try self.bucket(env)
     try ValueChecks.run(bucket.checks, inputs)
     for (k, slot) in slots.enumerated() where bucket.staging[k] != nil {
@@ -109,14 +131,33 @@ public final class Executor {
                             into: bucket.staging[k]!.assumingMemoryBound(to: Int32.self))
       }
     }
+    // Outputs computed straight into caller memory: their root buffers point there for this run.
+    var redirected: [(buffer: Int, saved: UnsafeMutableRawPointer?)] = []
+    defer { for r in redirected.reversed() { bucket.root.ptrs[r.buffer] = r.saved } }
+    for o in plan.outputs {
+      guard let t = external[o.name] else { continue }
+      let root = bucket.root.root(of: o.buffer)
+      switch plan.buffers[root].storage {
+      case .arena, .workspace: break
+      case .input, .param, .view, .outer:
+        throw .inputShape(name: o.name, detail: "output is not computed by a step (it is \(plan.buffers[root].storage)), "
+                              + "so it cannot be written into external memory")
+      }
+      guard plan.buffers[root].type.dtype == .f32, bucket.root.shapes[root] == t.shape else {
+        throw .inputShape(name: o.name, detail: "external output memory has shape \(t.shape), "
+                            + "the plan computes \(plan.buffers[root].type.dtype) \(bucket.root.shapes[root])")
+      }
+      redirected.append((root, bucket.root.ptrs[root]))
+      bucket.root.ptrs[root] = t.base
+    }
     var result: [String: HostTensor] = [:]
-    withInputs(0, inputs, bucket) {
+    withInputs(0, inputs, external, bucket) {
       bucket.root.refresh()
       pool.run({ ctx, ith, nth in
         let b = Unmanaged<Bucket>.fromOpaque(ctx!).takeUnretainedValue()
         b.root.execute(Team(ith: Int(ith), nth: Int(nth), tid: Int(ith), barrier: b.barrier[0]))
       }, Unmanaged.passUnretained(bucket).toOpaque())
-      result = collectOutputs(bucket.root)
+      result = collectOutputs(bucket.root, skipping: external)
     }
     return result
   }
@@ -159,24 +200,26 @@ public final class Executor {
 
   /// Points the plan's input buffers at the fed tensors' storage (or at their narrowed copies) for
   /// the duration of `body`, one nested `withUnsafeBufferPointer` per input.
-  private func withInputs(_ k: Int, _ inputs: [String: HostTensor], _ bucket: Bucket, _ body: () -> Void) {
+  private func withInputs(_ k: Int, _ inputs: [String: HostTensor], _ external: [String: ExternalTensor],
+                          _ bucket: Bucket, _ body: () -> Void) {
     guard k < slots.count else { return body() }
     let slot = slots[k]
     func bind(_ p: UnsafeRawPointer?) {
       let ptr = UnsafeMutableRawPointer(mutating: p) ?? bucket.arena.base
       for b in slot.buffers { bucket.root.ptrs[b] = ptr }
-      withInputs(k + 1, inputs, bucket, body)
+      withInputs(k + 1, inputs, external, bucket, body)
     }
-    switch inputs[slot.name]!.storage {
+    guard let fed = inputs[slot.name] else { return bind(UnsafeRawPointer(external[slot.name]!.base)) }
+    switch fed.storage {
     case .f32(let a): a.withUnsafeBufferPointer { bind(UnsafeRawPointer($0.baseAddress)) }
     case .i32(let a): a.withUnsafeBufferPointer { bind(UnsafeRawPointer($0.baseAddress)) }
     case .i64: bind(UnsafeRawPointer(bucket.staging[k]))
     }
   }
 
-  private func collectOutputs(_ root: BoundPlan) -> [String: HostTensor] {
+  private func collectOutputs(_ root: BoundPlan, skipping external: [String: ExternalTensor]) -> [String: HostTensor] {
     var out: [String: HostTensor] = [:]
-    for o in plan.outputs {
+    for o in plan.outputs where external[o.name] == nil {
       let shape = root.shapes[o.buffer], n = elements(shape)
       let p = root.ptrs[o.buffer] ?? weights.base
       switch plan.buffers[o.buffer].type.dtype {
@@ -210,6 +253,16 @@ public final class Executor {
     for st in plan.steps {
       for body in st.body { try collectParams(body, &out, &seen) }
     }
+  }
+}
+
+/// Caller-owned f32 memory bound to a plan input or output for one `Executor.run`.
+public struct ExternalTensor {
+  public var base: UnsafeMutableRawPointer
+  public var shape: [Int]
+  public init(base: UnsafeMutableRawPointer, shape: [Int]) {
+    self.base = base
+    self.shape = shape
   }
 }
 

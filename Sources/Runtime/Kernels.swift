@@ -97,6 +97,8 @@ func makeKernel(_ s: KernelSite, body: BoundPlan?) throws(RuntimeError) -> Kerne
   case .lstmCell: return try AttentionKernels.lstmCell(s)
   case .mixture: return try OutputKernels.mixture(s)
   case .nllLoss: return try OutputKernels.nllLoss(s)
+  case .cacheUpdate: return try DecodingKernels.cacheUpdate(s)
+  case .topK: return try DecodingKernels.topK(s)
   case .sumTo: return try BackwardKernels.sumTo(s)
   case .tanhGrad: return try BackwardKernels.activationGrad(s, s.reference ? mq_tanh_backward_ref : mq_tanh_backward)
   case .sigmoidGrad:

@@ -11,11 +11,16 @@ struct CompileCommand: ParsableCommand {
     commandName: "compile",
     abstract: "Compile MQAN into an execution plan and show the graph, plan or memory plan.")
 
-  enum PlanKind: String, ExpressibleByArgument, CaseIterable { case train, encode, all }
+  enum PlanKind: String, ExpressibleByArgument, CaseIterable {
+    case train, encode, decodeStep = "decode-step", all
+  }
   enum Emit: String, ExpressibleByArgument, CaseIterable { case summary, ir, dot, plan, kernels, memory }
 
   @OptionGroup var model: ModelOptions
-  @Option(help: "Which plan: train (forward + loss), encode (the encoder alone) or all.")
+  @Option(help: """
+    Which plan: train (forward + loss + backward), encode (the encoder for decoding), decode-step \
+    (one decoding step over key/value caches), or all three.
+    """)
   var plan: PlanKind = .train
   @Option(help: "What to print: summary, ir, dot, plan, kernels or memory.")
   var emit: Emit = .summary
@@ -25,8 +30,8 @@ struct CompileCommand: ParsableCommand {
   var verifyEach = false
   @Flag(help: "Leave out the fusion passes (the unfused plan, for comparison).")
   var noFuse = false
-  @Option(help: "Sample shape for byte and FLOP numbers, e.g. B=32,Tc=256,Tq=16,Ta=32,X=50100,Nv=60000.")
-  var shape: String = "B=32,Tc=256,Tq=16,Ta=32,X=50100,Nv=60000"
+  @Option(help: "Sample shape for byte and FLOP numbers, e.g. B=32,Tc=256,Tq=16,Ta=32,X=50100,Nv=60000,K=4,S=32 (K: beam, S: cache slots).")
+  var shape: String = "B=32,Tc=256,Tq=16,Ta=32,X=50100,Nv=60000,K=4,S=32"
   @Option(name: .shortAndLong, help: "Write the plan (JSON) to this file.")
   var output: String?
 
@@ -34,12 +39,15 @@ struct CompileCommand: ParsableCommand {
     try reportingErrors {
       let (name, config) = try model.load()
       let env = try parseShape(shape)
-      let kinds: [PlanKind] = plan == .all ? [.train, .encode] : [plan]
+      let kinds: [PlanKind] = plan == .all ? [.train, .encode, .decodeStep] : [plan]
       var plans: [Plan] = []
       for kind in kinds {
-        let graph = kind == .encode
-          ? try MQANGraph.encoder(config)
-          : try MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true))
+        let graph: Graph
+        switch kind {
+        case .encode: graph = try MQANGraph.encoder(config, crossAttention: .consistent)
+        case .decodeStep: graph = try MQANGraph.decodeStep(config, mode: .consistent)
+        case .train, .all: graph = try MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true))
+        }
         let start = DispatchTime.now().uptimeNanoseconds
         var options = CompileOptions()
         options.verifyEach = verifyEach

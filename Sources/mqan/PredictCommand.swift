@@ -82,7 +82,7 @@ struct PredictCommand: ParsableCommand {
       let inputs = try loadInputs()
       var params = ck.parameters
       params["embeddings"] = nil
-      let greedy = try GreedyDecoder(config: config, params: params, mode: mode!, threads: threads)
+      let greedy = try MQANDecoder(config: config, params: params, mode: mode!, threads: threads)
       var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table, batchSize: batchSize,
                                 maxOutput: maxOutput)
       if beam > 1 || nBest > 1 { predictor.beam = (beam, nBest, lengthPenalty) }

@@ -106,7 +106,8 @@ extension ProfileCommand {
     let (_, config) = try model.load()
     guard maxOutput >= 1 else { throw ValidationError("--max-output must be >= 1, got \(maxOutput)") }
     let params = ParameterInit.initialize(config, seed: seed)
-    let decoder = try GreedyDecoder(config: config, params: params, mode: .consistent, threads: threads)
+    let decoder = try MQANDecoder(config: config, params: params, mode: .consistent, threads: threads, fuse: !noFuse,
+                                  profile: true)
     let table = EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1)
     let b = EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: 2, vocab: vocab,
                                    config: config, seed: seed &+ 2)
@@ -118,11 +119,8 @@ extension ProfileCommand {
                                     initToken: Int32(config.initToken))
     for i in 0...steps {
       let t0 = DispatchTime.now().uptimeNanoseconds
-      if beam == 1 {
-        _ = try decoder.decodeScored(feed, maxLength: maxOutput, allSteps: true)
-      } else {
-        _ = try decoder.beamSearch(feed, options: options)
-      }
+      if i == 1 { decoder.resetProfiles() }
+      _ = try decoder.beamSearch(feed, options: options)
       let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
       if i > 0 { times.append(ms) }
       print(String(format: "%@ %d: %.1f ms", i == 0 ? "warm-up" : "run", i, ms))
@@ -130,6 +128,11 @@ extension ProfileCommand {
     times.sort()
     let median = times[times.count / 2]
     let sentences = Double(batch) / (median / 1e3)
+    let (encodeRecords, stepRecords) = decoder.profiles
+    print("encode plan (once per batch):")
+    printKernelTable(encodeRecords, steps: steps, total: median)
+    print("decode-step plan (\(maxOutput) steps per batch):")
+    printKernelTable(stepRecords, steps: steps, total: median)
     print(String(format: "decode (beam %d), %d x (%d, %d), %d steps: median %.1f ms, %.1f sentences/s, %d threads",
                  beam, batch, context, question, maxOutput, median, sentences, threads))
     if json {

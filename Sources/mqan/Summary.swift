@@ -18,9 +18,13 @@ enum Summary {
     lines.append("plan \(plan.name): MQAN \(name) (dimension \(config.dimension), heads \(widths.map(String.init).joined(separator: "/")), "
                  + "transformer_hidden \(config.transformerHidden), transformer_layers \(config.transformerLayers), "
                  + "generative_vocab \(config.generativeVocab), embedding_dim \(config.embeddingDim))")
+    // decaNLP counts the two `linear_in` layers it never calls: 2 * (d * d + d).
+    let neverCalled = 2 * (config.dimension * config.dimension + config.dimension)
+    let unused = decaNLPCount - plan.stats.parameterCount
+    let why = unused == neverCalled ? "in modules decaNLP never calls: linear_in"
+      : "not read by this plan, linear_in's \(group(neverCalled)) among them"
     lines.append("parameters: \(group(decaNLPCount)) as decaNLP counts; the graph uses \(group(plan.stats.parameterCount))"
-                 + (decaNLPCount > plan.stats.parameterCount
-                    ? " (\(group(decaNLPCount - plan.stats.parameterCount)) in modules decaNLP never calls: linear_in)" : ""))
+                 + (unused > 0 ? " (\(group(unused)) \(why))" : ""))
     lines.append("nodes: \(plan.stats.nodesBefore) before passes, \(plan.stats.nodesAfter) after (scan bodies counted)")
     let lanes = (plan.steps.map(\.lane).max() ?? 0) + 1
     lines.append("steps: \(plan.steps.count) in \(plan.stageCount) stages, up to \(lanes) lanes")

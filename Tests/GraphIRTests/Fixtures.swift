@@ -83,6 +83,15 @@ enum Fixtures {
     let dtable = try b.node(.embeddingGrad, [ec, ctx], ["rows": .dim(Nv)])[0]
     let seed = try b.input("dropout_seed", .i32, [1])
     let dmask = try b.node(.dropoutMask, [seed], ["p": .float(0.2), "salt": .int(3), "shape": .dims([B, Tc, 4])])[0]
+    // Incremental decoding: a cache of Ta slots for B rows, and the best 2 of the mixture.
+    let cache = try b.input("cache", .f32, [B, Ta, 4])
+    let step = try b.input("step", .i32, [1])
+    let rows = try b.input("reorder", .i32, [B])
+    let updated = try b.node(.cacheUpdate, [cache, rows, b.slice(x4, axis: 1, start: 0, length: 1), step])[0]
+    let top = try b.node(.topK, [mix], ["k": .dim(2), "log": .bool(true)])
+    try b.output("cache", updated)
+    try b.output("top.logp", top[0])
+    try b.output("top.ids", top[1])
     for (name, v) in [("d.yt", dyt), ("d.wv", dwv), ("d.switch", dsw), ("d.bias", dbias), ("d.cat", dcat),
                       ("d.q", datt[0]), ("d.gamma", dln[1]), ("d.gates", dcell[0]), ("live", live),
                       ("d.table", dtable), ("d.ac", mg[3]), ("dropped", try b.mul(x4, dmask))] {

@@ -37,7 +37,7 @@ private func table(_ h: UInt64, vocab: Int, forbid: Int32?) -> [Float] {
 }
 
 /// Stateless: reads each row's whole prefix. Records every call.
-private struct PrefixScorer: BeamScorer {
+private struct PrefixScorer: DenseBeamScorer {
   var seeds: [UInt64]
   var beam: Int
   var vocab: Int
@@ -60,7 +60,7 @@ private struct PrefixScorer: BeamScorer {
 /// Stateful, like a recurrent model: keeps one hash per row, gathers it by `reorder` into a second
 /// buffer (no allocation after the first call), then feeds only the last token. Its scores equal
 /// PrefixScorer's exactly when `reorder` is consistent with the prefixes.
-private final class StatefulScorer: BeamScorer {
+private final class StatefulScorer: DenseBeamScorer {
   let seeds: [UInt64], beam: Int, vocab: Int
   var state: [UInt64] = [], scratch: [UInt64] = []
   var out: [Float] = []
@@ -275,7 +275,7 @@ private func options(_ k: Int, maxLength: Int, alpha: Double = 0, nBest: Int = 1
     #expect(throws: BeamSearchError.self) { try BeamSearch(options(2, maxLength: 0, eos: 1)) }
     #expect(throws: BeamSearchError.self) { try BeamSearch(options(2, maxLength: 3, nBest: 3, eos: 1)) }
     #expect(throws: BeamSearchError.self) { try BeamSearch(options(2, maxLength: 3, alpha: -1, eos: 1)) }
-    struct Short: BeamScorer {
+    struct Short: DenseBeamScorer {
       func logProbabilities(tokens: [[Int32]], reorder: [Int]) throws -> (values: [Float], width: Int) {
         ([0, 0, 0], 4)
       }

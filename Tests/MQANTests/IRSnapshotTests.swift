@@ -11,15 +11,21 @@ import Testing
     .deletingLastPathComponent()
 
   static let cases: [(preset: String, plan: String)] = [
-    ("tiny", "train"), ("tiny", "encode"), ("default", "train"), ("default", "encode"),
+    ("tiny", "train"), ("tiny", "encode"), ("tiny", "decode-step"), ("default", "train"), ("default", "encode"),
+    ("default", "decode-step"),
   ]
 
   @Test(arguments: 0..<cases.count)
   func irMatchesCheckedInText(index: Int) throws {
     let (preset, plan) = Self.cases[index]
     let cfg = try #require(ModelConfig.presets[preset])
-    let graph = plan == "encode" ? try MQANGraph.encoder(cfg)
-      : try MQANGraph.forward(cfg, options: ForwardOptions(decoder: .consistent, loss: true))
+    // As `mqan compile --plan P` builds them.
+    let graph: Graph
+    switch plan {
+    case "encode": graph = try MQANGraph.encoder(cfg, crossAttention: .consistent)
+    case "decode-step": graph = try MQANGraph.decodeStep(cfg, mode: .consistent)
+    default: graph = try MQANGraph.forward(cfg, options: ForwardOptions(decoder: .consistent, loss: true))
+    }
     // As `mqan compile --emit ir` compiles them: the train plan with its backward pass.
     var options = CompileOptions()
     if plan == "train" { options.differentiate = "loss" }

@@ -194,7 +194,7 @@ public final class Trainer {
   /// Greedy-decodes each task's validation examples, scores them with decaNLP's metric, logs the
   /// decaScore, and keeps the best checkpoint.
   func validate(log: TrainLog, report: (TrainEvent) -> Void) throws {
-    let decoder = try GreedyDecoder(config: config, params: executor.parameters(), mode: .consistent,
+    let decoder = try MQANDecoder(config: config, params: executor.parameters(), mode: .consistent,
                                     threads: options.threads)
     let table = currentTable
     var perTask: [String: Double] = [:]
@@ -222,7 +222,7 @@ public final class Trainer {
   }
 
   /// Answers for examples, in order, as detokenized text (`Predictor`, batches of 64).
-  public func predict(_ examples: [Example], decoder: GreedyDecoder) throws -> [String] {
+  public func predict(_ examples: [Example], decoder: MQANDecoder) throws -> [String] {
     let predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: currentTable,
                               maxOutput: options.maxOutput)
     return try predictor.predict(examples, decoder: decoder).map(\.answer)

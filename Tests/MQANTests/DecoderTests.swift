@@ -5,14 +5,14 @@ import Testing
 
 /// Real greedy decoding (encoder once, decoder over a growing prefix) reproduces decaNLP's greedy
 /// output on the fixtures in decanlp mode.
-@Suite struct GreedyDecoderTests {
+@Suite struct MQANDecoderTests {
   @Test(arguments: ["tiny", "small"])
   func greedyMatchesDecaNLP(name: String) throws {
     let fx = try ParityTests.fixture(name)
     let expected = try fx.file.tensor("expected.greedy_decanlp")
     let (b, t) = (expected.shape[0], expected.shape[1])
     let want = try expected.int64s
-    let decoder = try GreedyDecoder(config: fx.config, params: fx.params, mode: .decanlp, threads: 2)
+    let decoder = try MQANDecoder(config: fx.config, params: fx.params, mode: .decanlp, threads: 2)
     let feed = try fx.inputs()
     let out = try decoder.decode(feed, maxLength: t)
     let l2f = try fx.file.tensor("input.limited_to_full").int64s
@@ -31,7 +31,7 @@ import Testing
   @Test(arguments: ["tiny", "small", "d24-h2-l2-b5", "d16-h3-l2-oovrep"])
   func beamOneIsGreedy(name: String) throws {
     let fx = try ParityTests.fixture(name)
-    let decoder = try GreedyDecoder(config: fx.config, params: fx.params, mode: .decanlp, threads: 2)
+    let decoder = try MQANDecoder(config: fx.config, params: fx.params, mode: .decanlp, threads: 2)
     let feed = try fx.inputs()
     let greedy = try decoder.decodeScored(feed, maxLength: 8)
     let beam = try decoder.beamSearch(feed, options: .greedy(maxLength: 8, eos: Int32(fx.config.eos),
@@ -46,7 +46,7 @@ import Testing
   /// a padded batch (decanlp mode does not: its cross-attention has no context mask).
   @Test func consistentModeIsBatchInvariant() throws {
     let fx = try ParityTests.fixture("d24-h2-l2-b5")
-    let decoder = try GreedyDecoder(config: fx.config, params: fx.params, mode: .consistent, threads: 1)
+    let decoder = try MQANDecoder(config: fx.config, params: fx.params, mode: .consistent, threads: 1)
     let feed = try fx.inputs()
     let together = try decoder.decodeScored(feed, maxLength: 8)
     let batch = feed["context"]!.shape[0]
@@ -74,7 +74,7 @@ import Testing
 
   @Test func wideBeamReturnsSortedNBest() throws {
     let fx = try ParityTests.fixture("small")
-    let decoder = try GreedyDecoder(config: fx.config, params: fx.params, mode: .consistent, threads: 2)
+    let decoder = try MQANDecoder(config: fx.config, params: fx.params, mode: .consistent, threads: 2)
     var options = BeamSearchOptions.greedy(maxLength: 6, eos: Int32(fx.config.eos), initToken: Int32(fx.config.initToken))
     options.beamSize = 4
     options.nBest = 3
@@ -84,6 +84,65 @@ import Testing
       #expect(hyps.count == 3)
       #expect(zip(hyps, hyps.dropFirst()).allSatisfy { $0.normalizedScore >= $1.normalizedScore })
       #expect(Set(hyps.map(\.tokens)).count == hyps.count, "n-best entries differ")
+    }
+  }
+}
+
+/// The `decode-step` plan (key/value caches, state carried and reordered between steps) against
+/// its reference twin, the teacher-forced decoder re-run over every prefix.
+@Suite struct DecodeStepTests {
+  @Test(arguments: ["tiny", "small", "d24-h2-l2-b5", "d16-h3-l2-oovrep"], DecoderMode.allCases)
+  func stepPlanMatchesPrefixRecompute(name: String, mode: DecoderMode) throws {
+    let fx = try ParityTests.fixture(name)
+    let feed = try fx.inputs()
+    let step = try MQANDecoder(config: fx.config, params: fx.params, mode: mode, threads: 2)
+    let reference = try PrefixDecoder(config: fx.config, params: fx.params, mode: mode, threads: 2)
+    for k in [1, 3] {
+      let options = BeamSearchOptions(beamSize: k, maxLength: 7, lengthPenalty: 0.6, nBest: k,
+                                      eos: Int32(fx.config.eos), initToken: Int32(fx.config.initToken))
+      let got = try step.beamSearch(feed, options: options)
+      let want = try reference.beamSearch(feed, options: options)
+      #expect(got.count == want.count)
+      for (item, (g, w)) in zip(got, want).enumerated() {
+        #expect(g.map(\.tokens) == w.map(\.tokens), "\(name) \(mode) beam \(k) item \(item)")
+        for (a, b) in zip(g, w) {
+          #expect(abs(a.score - b.score) <= 1e-4 * max(1, abs(b.score)), "\(a.score) vs \(b.score)")
+          #expect(a.finished == b.finished)
+        }
+      }
+    }
+  }
+
+  /// A beam of K = 3 keeps every item's hypotheses apart: an item decodes the same alone.
+  @Test func beamItemsAreIndependentInConsistentMode() throws {
+    let fx = try ParityTests.fixture("small")
+    let feed = try fx.inputs()
+    let decoder = try MQANDecoder(config: fx.config, params: fx.params, mode: .consistent, threads: 2)
+    let options = BeamSearchOptions(beamSize: 3, maxLength: 6, nBest: 2, eos: Int32(fx.config.eos),
+                                    initToken: Int32(fx.config.initToken))
+    let together = try decoder.beamSearch(feed, options: options)
+    let batch = feed["context"]!.shape[0]
+    for row in 0..<batch {
+      var alone: [String: HostTensor] = [:]
+      for (name, t) in feed {
+        alone[name] = ["embeddings", "limited_to_full"].contains(name) ? t : try t.rows(row)
+      }
+      let single = try decoder.beamSearch(alone, options: options)[0]
+      #expect(single.map(\.tokens) == together[row].map(\.tokens), "row \(row)")
+    }
+  }
+}
+
+extension HostTensor {
+  /// Row `r` of the leading dim, as a batch of one.
+  fileprivate func rows(_ r: Int) throws -> HostTensor {
+    let width = count / shape[0]
+    var s = shape
+    s[0] = 1
+    switch storage {
+    case .f32(let a): return try HostTensor(.f32(Array(a[(r * width)..<((r + 1) * width)])), shape: s)
+    case .i32(let a): return try HostTensor(.i32(Array(a[(r * width)..<((r + 1) * width)])), shape: s)
+    case .i64(let a): return try HostTensor(.i64(Array(a[(r * width)..<((r + 1) * width)])), shape: s)
     }
   }
 }

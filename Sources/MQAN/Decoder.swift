@@ -1,0 +1,180 @@
+import Compiler
+import Foundation
+import GraphIR
+import Runtime
+
+/// MQAN's inference: the `encode` plan once per batch, then the `decode-step` plan once per output
+/// token for all `B * K` hypotheses, with key/value caches and the pointer LSTM's state carried
+/// between steps in fixed buffers (reordered by gather inside the plan, no allocation per step).
+/// Greedy decoding is beam search with K = 1, on the same code path.
+public final class MQANDecoder {
+  public let config: ModelConfig
+  public let mode: DecoderMode
+  let encoder: Executor
+  let step: Executor
+
+  /// - Parameter fuse: run the fused plans (false: the unfused ones, for comparison).
+  public init(config: ModelConfig, params: [String: HostTensor], mode: DecoderMode = .consistent,
+              threads: Int, fuse: Bool = true, profile: Bool = false) throws {
+    self.config = config
+    self.mode = mode
+    var options = CompileOptions()
+    options.fuse = fuse
+    let run = ExecutorOptions(profile: profile)
+    encoder = try Executor(plan: Compiler.compile(MQANGraph.encoder(config, crossAttention: mode), options: options).plan,
+                           params: params, threads: threads, options: run)
+    step = try Executor(plan: Compiler.compile(MQANGraph.decodeStep(config, mode: mode), options: options).plan,
+                        params: params, threads: threads, options: run)
+  }
+
+  /// One row's greedy output: limited ids up to and including `<eos>` (or `maxLength` ids), and
+  /// the sum of their log-probabilities under the output mixture.
+  public struct Output: Sendable, Equatable {
+    public var tokens: [Int]
+    public var score: Double
+  }
+
+  /// Greedy decoding of one batch (the forward graph's feed: embeddings, context/question full
+  /// and limited ids, lengths, limited_to_full): each row's limited ids.
+  public func decode(_ feed: [String: HostTensor], maxLength: Int) throws -> [[Int]] {
+    try decodeScored(feed, maxLength: maxLength).map(\.tokens)
+  }
+
+  /// `decode(_:maxLength:)` with each answer's log-probability (beam search with K = 1).
+  public func decodeScored(_ feed: [String: HostTensor], maxLength: Int) throws -> [Output] {
+    let options = BeamSearchOptions.greedy(maxLength: maxLength, eos: Int32(config.eos),
+                                           initToken: Int32(config.initToken))
+    return try beamSearch(feed, options: options).map { hyps in
+      Output(tokens: hyps.first?.tokens.map(Int.init) ?? [], score: Double(hyps.first?.score ?? 0))
+    }
+  }
+
+  /// The n-best hypotheses (limited ids) of each batch item.
+  public func beamSearch(_ feed: [String: HostTensor], options: BeamSearchOptions) throws -> [[BeamHypothesis]] {
+    guard let l2f = feed["limited_to_full"], let cl = feed["context_limited"] else {
+      throw ModelError.graph("decoding needs limited_to_full and context_limited")
+    }
+    let batch = cl.shape[0]
+    let search = try BeamSearch(options)
+    if batch == 0 { return [] }
+    let enc = try encoder.run(Self.encoderFeed(feed))
+    var scorer = try StepScorer(step: step, config: config, feed: feed, encoded: enc, limitedToFull: l2f.asInt32(),
+                                beam: options.beamSize, slots: options.maxLength)
+    return try search.search(batch: batch, scorer: &scorer)
+  }
+
+  /// Per-step wall time of the encode and decode-step plans (when built with `profile`).
+  public var profiles: (encode: [StepProfile], step: [StepProfile]) { (encoder.profile, step.profile) }
+
+  public func resetProfiles() {
+    encoder.resetProfile()
+    step.resetProfile()
+  }
+
+  /// The inputs the encoder reads, out of a forward-graph feed.
+  static func encoderFeed(_ feed: [String: HostTensor]) -> [String: HostTensor] {
+    var out: [String: HostTensor] = [:]
+    for k in ["embeddings", "context", "context_lengths", "context_limited", "question", "question_lengths",
+              "question_limited"] {
+      out[k] = feed[k]
+    }
+    return out
+  }
+}
+
+/// Runs the `decode-step` plan for `BeamSearch`: holds the per-row state (pointer LSTM h, c, the
+/// input-fed output o) and the self-attention key/value caches of every layer. With K = 1 the
+/// caches are updated in place (the reorder is the identity); with K > 1 each step reads one set
+/// of cache buffers and writes the other (the gather by `reorder` happens in `cache_update`).
+final class StepScorer: BeamScorer {
+  let step: Executor
+  var feed: [String: HostTensor]
+  let limitedToFull: [Int32]
+  let beam: Int, rows: Int, slots: Int, width: Int, layers: Int
+  let dims: [String: Int]
+  /// Cache memory: `sets` sets of `2 * layers` tensors `[rows, slots, width]`.
+  let memory: UnsafeMutablePointer<Float>
+  let sets: Int
+  var current = 0
+  var position = 0
+
+  init(step: Executor, config: ModelConfig, feed input: [String: HostTensor], encoded: [String: HostTensor],
+       limitedToFull: [Int32], beam: Int, slots: Int) throws {
+    self.step = step
+    self.limitedToFull = limitedToFull
+    let d = config.dimension
+    guard let initH = encoded["decoder_init_h"], let initC = encoded["decoder_init_c"] else {
+      throw ModelError.graph("the encode plan gave no decoder_init_h / decoder_init_c")
+    }
+    let batch = initH.shape[0]
+    self.beam = beam
+    rows = batch * beam
+    self.slots = slots
+    width = d
+    layers = config.transformerLayers
+    dims = ["K": beam, "X": limitedToFull.count]
+    var f: [String: HostTensor] = [:]
+    for k in ["embeddings", "context_limited", "question_limited"] { f[k] = input[k] }
+    for (k, v) in encoded where k != "decoder_init_h" && k != "decoder_init_c" { f[k] = v }
+    // Rows 0 ..< B hold the encoder's states; the first reorder points every beam at its item's.
+    let n = batch * beam
+    func initial(_ t: HostTensor?) throws -> HostTensor {
+      var values = [Float](repeating: 0, count: n * d)
+      if let t { let v = try t.floats; values.replaceSubrange(0..<v.count, with: v) }
+      return HostTensor(shape: [n, d], floats: values)
+    }
+    f["h"] = try initial(initH)
+    f["c"] = try initial(initC)
+    f["o"] = try initial(nil)
+    feed = f
+    sets = beam == 1 ? 1 : 2
+    let count = sets * 2 * layers * rows * slots * d
+    memory = .allocate(capacity: max(count, 1))
+    memory.initialize(repeating: 0, count: max(count, 1))
+  }
+
+  deinit { memory.deallocate() }
+
+  private func cache(set: Int, _ index: Int) -> ExternalTensor {
+    let size = rows * slots * width
+    return ExternalTensor(base: UnsafeMutableRawPointer(memory + (set * 2 * layers + index) * size),
+                          shape: [rows, slots, width])
+  }
+
+  func candidates(tokens: [[Int32]], reorder: [Int], k: Int) throws -> BeamCandidates {
+    guard position < slots else {
+      throw BeamSearchError.scorer("step \(position) is past the \(slots) cache slots")
+    }
+    guard tokens.count == rows, reorder.count == rows else {
+      throw BeamSearchError.scorer("\(tokens.count) prefixes and \(reorder.count) reorder rows, want \(rows)")
+    }
+    var ids = [Int32](repeating: 0, count: rows)
+    for (r, prefix) in tokens.enumerated() {
+      let last = Int(prefix.last ?? 0)
+      ids[r] = last >= 0 && last < limitedToFull.count ? limitedToFull[last] : 0
+    }
+    var mask = [Float](repeating: 1, count: rows * slots)
+    for r in 0..<rows { for j in 0...position { mask[r * slots + j] = 0 } }
+    feed["token"] = HostTensor(shape: [rows], int32s: ids)
+    feed["reorder"] = HostTensor(shape: [rows], int32s: reorder.map { Int32($0) })
+    feed["step"] = HostTensor(shape: [1], int32s: [Int32(position)])
+    feed["self_mask"] = HostTensor(shape: [rows, slots], floats: mask)
+    let next = sets == 1 ? current : 1 - current
+    var external: [String: ExternalTensor] = [:]
+    for l in 0..<layers {
+      let names = [MQANGraph.Step.selfKeys(l), MQANGraph.Step.selfValues(l)]
+      for (j, name) in names.enumerated() {
+        external[name] = cache(set: current, 2 * l + j)
+        external[MQANGraph.Step.next(name)] = cache(set: next, 2 * l + j)
+      }
+    }
+    let out = try step.run(feed, external: external, dims: dims)
+    for s in MQANGraph.Step.states { feed[s] = out[MQANGraph.Step.next(s)] }
+    current = next
+    position += 1
+    guard let values = out["top_logp"], let top = out["top_ids"] else {
+      throw ModelError.graph("the decode-step plan gave no top_logp / top_ids")
+    }
+    return BeamCandidates(values: try values.floats, tokens: try top.asInt32(), perRow: beam)
+  }
+}

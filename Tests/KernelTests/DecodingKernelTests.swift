@@ -1,0 +1,75 @@
+// Incremental decoding kernels against their reference twins: mq_cache_update (gather by reorder,
+// write slot t, zero the rest; in place with an identity reorder) and mq_topk_rows.
+// Legend: R rows, S slots, D width, t the step; x [rows, n], values / indices [rows, k].
+import CKernels
+import Foundation
+import Testing
+
+@Suite struct DecodingKernelTests {
+  @Test(arguments: [(1, 1, 1, 0), (5, 7, 3, 0), (5, 7, 3, 4), (6, 4, 17, 3), (9, 32, 20, 31)])
+  func cacheUpdateMatchesReference(r: Int, s: Int, d: Int, t: Int) {
+    var rng = SplitMix64(seed: UInt64(r * 100 + s * 10 + t))
+    let cache = randomFloats(r * s * d, &rng, in: -3...3)
+    let row = randomFloats(r * d, &rng, in: -3...3)
+    let reorder = (0..<r).map { _ in Int32(Int.random(in: 0..<r, using: &rng)) }
+    var got = [Float](repeating: .nan, count: r * s * d), want = got
+    // Two row ranges, as two threads would split them.
+    let mid = r / 2
+    mq_cache_update(&got, cache, reorder, row, Int64(s), Int64(d), Int64(t), 0, Int64(mid))
+    mq_cache_update(&got, cache, reorder, row, Int64(s), Int64(d), Int64(t), Int64(mid), Int64(r))
+    mq_cache_update_ref(&want, cache, reorder, row, Int64(s), Int64(d), Int64(t), 0, Int64(r))
+    #expect(got == want)
+    // The definition, spelled out.
+    for i in 0..<r {
+      for j in 0..<s {
+        for e in 0..<d {
+          let v = j < t ? cache[(Int(reorder[i]) * s + j) * d + e] : j == t ? row[i * d + e] : 0
+          if want[(i * s + j) * d + e] != v { Issue.record("row \(i) slot \(j) elem \(e)"); return }
+        }
+      }
+    }
+  }
+
+  /// Greedy decoding updates the cache in place (out == cache, identity reorder).
+  @Test func cacheUpdateInPlaceWithIdentityReorder() {
+    let (r, s, d, t) = (4, 6, 5, 3)
+    var rng = SplitMix64(seed: 11)
+    let cache = randomFloats(r * s * d, &rng, in: -1...1)
+    let row = randomFloats(r * d, &rng, in: -1...1)
+    let identity = (0..<r).map(Int32.init)
+    var want = [Float](repeating: 0, count: r * s * d)
+    mq_cache_update_ref(&want, cache, identity, row, Int64(s), Int64(d), Int64(t), 0, Int64(r))
+    var inPlace = cache
+    inPlace.withUnsafeMutableBufferPointer { p in
+      mq_cache_update(p.baseAddress!, p.baseAddress!, identity, row, Int64(s), Int64(d), Int64(t), 0, Int64(r))
+    }
+    #expect(inPlace == want)
+  }
+
+  @Test(arguments: [(1, 1, 1), (3, 10, 4), (4, 50_123, 4), (7, 5, 9)])
+  func topKRowsMatchReference(rows: Int, n: Int, k: Int) {
+    var rng = SplitMix64(seed: UInt64(rows * n + k))
+    // Probabilities with ties and zeros, as the output mixture gives.
+    let x = (0..<(rows * n)).map { _ in Float(Int.random(in: 0..<50, using: &rng)) / 49 }
+    for takeLog: Int32 in [0, 1] {
+      var v = [Float](repeating: .nan, count: rows * k), ix = [Int32](repeating: -7, count: rows * k)
+      var rv = v, rix = ix
+      mq_topk_rows(x, Int64(n), Int64(k), takeLog, &v, &ix, 0, Int64(rows / 2))
+      mq_topk_rows(x, Int64(n), Int64(k), takeLog, &v, &ix, Int64(rows / 2), Int64(rows))
+      mq_topk_rows_ref(x, Int64(n), Int64(k), takeLog, &rv, &rix, 0, Int64(rows))
+      #expect(ix == rix)
+      #expect(zip(v, rv).allSatisfy { $0.bitPattern == $1.bitPattern })
+      for r in 0..<rows {
+        for j in 0..<k {
+          if j >= n {
+            #expect(v[r * k + j] == -.infinity && ix[r * k + j] == 0)
+            continue
+          }
+          let p = x[r * n + Int(ix[r * k + j])]
+          #expect(v[r * k + j] == (takeLog == 1 ? logf(p) : p))
+          if j > 0 { #expect(v[r * k + j] <= v[r * k + j - 1]) }
+        }
+      }
+    }
+  }
+}
