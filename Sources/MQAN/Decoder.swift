@@ -15,12 +15,12 @@ public final class MQANDecoder {
 
   /// - Parameter fuse: run the fused plans (false: the unfused ones, for comparison).
   public init(config: ModelConfig, params: [String: HostTensor], mode: DecoderMode = .consistent,
-              threads: Int, fuse: Bool = true, profile: Bool = false) throws {
+              threads: Int, fuse: Bool = true, profile: Bool = false, traceCapacity: Int = 0) throws {
     self.config = config
     self.mode = mode
     var options = CompileOptions()
     options.fuse = fuse
-    let run = ExecutorOptions(profile: profile)
+    let run = ExecutorOptions(profile: profile, traceCapacity: traceCapacity)
     encoder = try Executor(plan: Compiler.compile(MQANGraph.encoder(config, crossAttention: mode), options: options).plan,
                            params: params, threads: threads, options: run)
     step = try Executor(plan: Compiler.compile(MQANGraph.decodeStep(config, mode: mode), options: options).plan,
@@ -65,6 +65,18 @@ public final class MQANDecoder {
 
   /// Per-step wall time of the encode and decode-step plans (when built with `profile`).
   public var profiles: (encode: [StepProfile], step: [StepProfile]) { (encoder.profile, step.profile) }
+
+  /// Wall time of the encode and decode-step plans' runs, ns (when built with `profile`).
+  public var wallNanoseconds: (encode: UInt64, step: UInt64) { (encoder.wallNanoseconds, step.wallNanoseconds) }
+
+  /// The kernel executions of both plans (when built with a `traceCapacity`).
+  public var traces: (encode: [TraceEvent], step: [TraceEvent], dropped: Int) {
+    let e = encoder.trace, s = step.trace
+    return (e.events, s.events, e.dropped + s.dropped)
+  }
+
+  /// The two plans this decoder runs.
+  public var plans: (encode: Plan, step: Plan) { (encoder.plan, step.plan) }
 
   public func resetProfiles() {
     encoder.resetProfile()

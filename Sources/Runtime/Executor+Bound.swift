@@ -112,14 +112,21 @@ final class BoundPlan {
     let excluded = Set(plan.outputs.map { roots[$0.buffer] } + plan.outputs.map(\.buffer) + plan.inputs)
     for (si, var list) in stageSteps.enumerated() {
       list.sort { (plan.steps[$0].lane, $0) < (plan.steps[$1].lane, $1) }
-      var stage = BoundStage(steps: list, barriers: nil, poison: [])
-      let k = list.count
+      // A step that dwarfs the rest of its stage (the 50,000-word output layer beside two small
+      // concats) gets the whole team in a stage of its own, right after the others.
+      var groups = [list]
+      if teamSize > 1, list.count > 1, let heavy = BoundPlan.dominantStep(list, plan, shapes) {
+        groups = [list.filter { $0 != heavy }, [heavy]]
+      }
+      for (gi, group) in groups.enumerated() {
+      var stage = BoundStage(steps: group, barriers: nil, poison: [])
+      let k = group.count
       if k > 1 {
         let sizes = (0..<k).map { j in BoundPlan.subTeamSize(position: j, steps: k, team: teamSize) }
-        for (j, step) in list.enumerated() { teams[step] = sizes[j] }
+        for (j, step) in group.enumerated() { teams[step] = sizes[j] }
         stage.barriers = BarrierArray(sizes: sizes)
       }
-      if c.options.poisonFreed {
+      if c.options.poisonFreed, gi == groups.count - 1 {
         for (i, b) in plan.buffers.enumerated() where !excluded.contains(i) {
           switch b.storage {
           case .arena(_, let last) where last == si, .workspace(_, _, let last) where last == si:
@@ -129,6 +136,7 @@ final class BoundPlan {
         }
       }
       stages.append(stage)
+      }
     }
     self.stages = stages
 
@@ -161,6 +169,35 @@ final class BoundPlan {
 
   /// The buffer that owns buffer `b`'s memory (itself unless `b` is a view).
   func root(of b: Int) -> Int { roots[b] }
+
+  /// The step of a stage whose estimated work is at least 3/4 of the stage's and large (2^20
+  /// multiply-adds or element operations), if there is one.
+  static func dominantStep(_ list: [Int], _ plan: Plan, _ shapes: [[Int]]) -> Int? {
+    let costs = list.map { estimatedWork(plan.steps[$0], shapes) }
+    let total = costs.reduce(0, +)
+    guard let i = costs.indices.max(by: { costs[$0] < costs[$1] }), costs[i] >= Double(1 << 20),
+          4 * costs[i] >= 3 * total else { return nil }
+    return list[i]
+  }
+
+  /// A rough work estimate from concrete shapes: multiply-adds for the GEMM ops and attention,
+  /// output elements times the sequence length for scans, output elements otherwise.
+  static func estimatedWork(_ st: Step, _ shapes: [[Int]]) -> Double {
+    func shape(_ b: Int?) -> [Int] { b.map { $0 >= 0 && $0 < shapes.count ? shapes[$0] : [] } ?? [] }
+    let input = shape(st.inputs.first), out = Double(elements(shape(st.outputs.first)))
+    switch st.op {
+    case .linear, .linearGradInput: return out * Double(input.last ?? 1)
+    case .linearGradWeight: return out * Double(elements(input) / max(input.last ?? 1, 1))
+    case .matmul:
+      let k = st.attrs.bool("transA") ? input.dropLast().last : input.last
+      return out * Double(k ?? 1)
+    case .attention, .attentionGrad:
+      let keys = shape(st.inputs.dropFirst(st.op == .attention ? 1 : 2).first)
+      return Double(elements(input)) * Double(keys.count == 3 ? keys[1] : 1) * 2
+    case .scan: return out * Double(input.count >= 2 ? input[1] : 1)
+    default: return out
+    }
+  }
 
   /// Threads a stage's step `position` of `steps` gets out of a team of `team`: round-robin by
   /// lane, or one thread per step when there are more steps than threads.

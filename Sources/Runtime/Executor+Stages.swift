@@ -41,16 +41,19 @@ extension BoundPlan {
   }
 
   /// Runs one step on `team`; when profiling, the team's thread 0 records the wall time (for a
-  /// whole-team step, up to the end of the stage's barrier, so it covers the slowest thread).
+  /// whole-team step, up to the end of the stage's barrier, so it covers the slowest thread), and
+  /// when tracing, every thread records its own kernel interval.
   @inline(__always)
   private func run(_ step: Int, _ team: Team, timeBarrier: Bool) {
-    guard let profile, team.ith == 0 else {
-      kernels[step](team)
-      if profile != nil, timeBarrier { team.sync(); team.sync() }
-      return
-    }
+    guard let profile else { return kernels[step](team) }
     let t0 = monotonicNanoseconds()
     kernels[step](team)
+    if let trace = profile.trace { trace.add(thread: team.tid, table: profile.id, step: step, start: t0,
+                                             end: monotonicNanoseconds()) }
+    guard team.ith == 0 else {
+      if timeBarrier { team.sync(); team.sync() }
+      return
+    }
     if timeBarrier { team.sync() }
     profile.record(step, nanoseconds: monotonicNanoseconds() &- t0)
     if timeBarrier { team.sync() }
@@ -83,16 +86,22 @@ final class ProfileTable {
   let nanoseconds: UnsafeMutablePointer<UInt64>
   let calls: UnsafeMutablePointer<Int>
   private(set) var children: [Int: ProfileTable] = [:]
+  /// This table's index in the trace's table list; the trace is shared by the whole tree.
+  let id: Int
+  let trace: TraceRecorder?
 
-  init(plan: Plan) {
+  init(plan: Plan, trace: TraceRecorder?) {
     self.plan = plan
+    self.trace = trace
+    id = trace?.register(plan) ?? 0
     let n = max(plan.steps.count, 1)
     nanoseconds = .allocate(capacity: n)
     nanoseconds.initialize(repeating: 0, count: n)
     calls = .allocate(capacity: n)
     calls.initialize(repeating: 0, count: n)
     for (i, st) in plan.steps.enumerated() where st.body.count == 1 {
-      children[i] = ProfileTable(plan: st.body[0])
+      children[i] = ProfileTable(plan: st.body[0], trace: trace)
+      trace?.setPath(of: children[i]!.id, parent: id, step: i)
     }
   }
 
@@ -113,6 +122,7 @@ final class ProfileTable {
     nanoseconds.update(repeating: 0, count: max(plan.steps.count, 1))
     calls.update(repeating: 0, count: max(plan.steps.count, 1))
     for c in children.values { c.reset() }
+    if id == 0 { trace?.reset() }
   }
 
   /// Records in plan order, a body's steps right after their scan, paths like `train/3/1`.
@@ -138,4 +148,82 @@ public struct StepProfile: Sendable, Hashable {
   public var calls: Int
   /// Wall time summed over calls, as measured by the thread that leads the step's team.
   public var nanoseconds: UInt64
+}
+
+/// Per-thread kernel intervals for a Chrome trace: each thread appends to its own preallocated
+/// event array (no locks, no allocation while running); events past the capacity are counted
+/// and dropped.
+final class TraceRecorder {
+  struct Event {
+    var table: Int32, step: Int32
+    var start: UInt64, end: UInt64
+  }
+  let threads: Int
+  let capacity: Int
+  private let events: UnsafeMutablePointer<Event>
+  private let counts: UnsafeMutablePointer<Int>
+  private(set) var plans: [Plan] = []
+  /// Per table: its path (`decode-step`, `train/12`), for event names.
+  private(set) var paths: [String] = []
+
+  init(threads: Int, capacity: Int) {
+    self.threads = threads
+    self.capacity = capacity
+    events = .allocate(capacity: threads * capacity)
+    counts = .allocate(capacity: threads)
+    counts.initialize(repeating: 0, count: threads)
+  }
+
+  deinit {
+    events.deallocate()
+    counts.deallocate()
+  }
+
+  func register(_ plan: Plan) -> Int {
+    plans.append(plan)
+    paths.append(plan.name)
+    return plans.count - 1
+  }
+
+  func setPath(of table: Int, parent: Int, step: Int) { paths[table] = "\(paths[parent])/\(step)" }
+
+  @inline(__always)
+  func add(thread: Int, table: Int, step: Int, start: UInt64, end: UInt64) {
+    let n = counts[thread]
+    counts[thread] = n + 1
+    guard n < capacity else { return }
+    events[thread * capacity + n] = Event(table: Int32(table), step: Int32(step), start: start, end: end)
+  }
+
+  func reset() { counts.update(repeating: 0, count: threads) }
+
+  /// Every recorded event, by thread then time.
+  func collect() -> (events: [TraceEvent], dropped: Int) {
+    var out: [TraceEvent] = []
+    var dropped = 0
+    for t in 0..<threads {
+      let n = min(counts[t], capacity)
+      dropped += counts[t] - n
+      for i in 0..<n {
+        let e = events[t * capacity + i]
+        let plan = plans[Int(e.table)], st = plan.steps[Int(e.step)]
+        out.append(TraceEvent(path: "\(paths[Int(e.table)])/\(e.step)", label: st.label, op: st.op, thread: t,
+                              startNanoseconds: e.start, durationNanoseconds: e.end &- e.start))
+      }
+    }
+    return (out, dropped)
+  }
+}
+
+/// One kernel execution on one thread.
+public struct TraceEvent: Sendable, Hashable {
+  /// The step, as `StepProfile.path` names it.
+  public var path: String
+  public var label: String
+  public var op: OpKind
+  /// The pool thread (0 = the caller's).
+  public var thread: Int
+  /// CLOCK_MONOTONIC.
+  public var startNanoseconds: UInt64
+  public var durationNanoseconds: UInt64
 }

@@ -11,11 +11,15 @@ public struct ExecutorOptions: Sendable, Hashable {
   public var useReference: Bool
   /// Record per-step wall time and call counts (`Executor.profile`).
   public var profile: Bool
+  /// Record every kernel execution on every thread (`Executor.trace`), up to this many events
+  /// per thread between resets (0: off). Implies `profile`.
+  public var traceCapacity: Int
 
-  public init(poisonFreed: Bool = false, useReference: Bool = false, profile: Bool = false) {
+  public init(poisonFreed: Bool = false, useReference: Bool = false, profile: Bool = false, traceCapacity: Int = 0) {
     self.poisonFreed = poisonFreed
     self.useReference = useReference
-    self.profile = profile
+    self.profile = profile || traceCapacity > 0
+    self.traceCapacity = max(traceCapacity, 0)
   }
 }
 
@@ -87,7 +91,8 @@ public final class Executor {
     self.params = pointers
     slots = try Bindings.slots(of: plan)
     checks = ValueChecks.collect(plan)
-    profileTable = options.profile ? ProfileTable(plan: plan) : nil
+    let trace = options.traceCapacity > 0 ? TraceRecorder(threads: threads, capacity: options.traceCapacity) : nil
+    profileTable = options.profile ? ProfileTable(plan: plan, trace: trace) : nil
     pool = try ThreadPool(threads: threads)
   }
 
@@ -114,6 +119,8 @@ public final class Executor {
   /// - Returns: the plan outputs not bound in `external`, by name.
   public func run(_ inputs: [String: HostTensor], external: [String: ExternalTensor],
                   dims: [String: Int] = [:]) throws(RuntimeError) -> [String: HostTensor] {
+    let start = profileTable == nil ? 0 : monotonicNanoseconds()
+    defer { if profileTable != nil { wallNanoseconds &+= monotonicNanoseconds() &- start; wallRuns += 1 } }
     let outputNames = Set(plan.outputs.map(\.name))
     var externalInputs: [String: [Int]] = [:]
     for (name, t) in external where !outputNames.contains(name) {
@@ -166,7 +173,21 @@ public final class Executor {
   /// `options.profile`.
   public var profile: [StepProfile] { profileTable?.records(path: plan.name) ?? [] }
 
-  public func resetProfile() { profileTable?.reset() }
+  /// Wall time of all runs (binding, value checks and output copies included) and their count
+  /// since init or `resetProfile`, when profiling.
+  public private(set) var wallNanoseconds: UInt64 = 0
+  public private(set) var wallRuns = 0
+
+  /// Resets the profile, the wall time and the trace.
+  public func resetProfile() {
+    profileTable?.reset()
+    wallNanoseconds = 0
+    wallRuns = 0
+  }
+
+  /// Every kernel execution since init (or `resetProfile`), by thread then time, and how many
+  /// were dropped past the capacity; empty unless `options.traceCapacity > 0`.
+  public var trace: (events: [TraceEvent], dropped: Int) { profileTable?.trace?.collect() ?? ([], 0) }
 
   /// Shape buckets bound and cached.
   public var bucketCount: Int { buckets.count }

@@ -22,10 +22,26 @@ enum LinearKernels {
     let ref = s.reference
     let bias = ref ? mq_add_bias_ref : mq_add_bias
     let activation = try epilogue(s)
+    // Few rows and many columns (decoding: 64 hypotheses x 50,000 words): threads split the
+    // columns, so each reads only its share of the weight instead of all of it.
+    let splitColumns = n > m
     return { team in
+      let out = f32(p, yb)
+      if splitColumns && team.nth > 1 {
+        let (c0, c1) = team.shareColumns(n)
+        guard c0 < c1 else { return }
+        let width = c1 - c0
+        gemm(ref, transB: true, m: m, n: width, k: k, a: f32(p, xb), lda: k, b: f32(p, wb) + c0 * k, ldb: k,
+             c: out + c0, ldc: n)
+        for r in 0..<m {
+          let row = out + r * n + c0
+          if bb >= 0 { bias(row, f32(p, bb) + c0, Int64(width), 0, 1) }
+          activation?(row, row, 0, Int64(width))
+        }
+        return
+      }
       let (r0, r1) = team.share(m)
       guard r0 < r1 else { return }
-      let out = f32(p, yb)
       gemm(ref, transB: true, m: r1 - r0, n: n, k: k, a: f32(p, xb) + r0 * k, lda: k,
            b: f32(p, wb), ldb: k, c: out + r0 * n, ldc: n)
       if bb >= 0 { bias(out, f32(p, bb), Int64(n), Int64(r0), Int64(r1)) }

@@ -91,4 +91,13 @@ struct Team {
     let r0 = min(dr * ith, rows)
     return (r0, min(r0 + dr, rows))
   }
+
+  /// This thread's columns of `columns`, in blocks of 16 (64 bytes of floats) so no two threads
+  /// write the same cache line of a row.
+  func shareColumns(_ columns: Int) -> (Int, Int) {
+    let blocks = (columns + 15) / 16
+    let per = (blocks + nth - 1) / nth
+    let c0 = min(per * 16 * ith, columns)
+    return (c0, min(c0 + per * 16, columns))
+  }
 }

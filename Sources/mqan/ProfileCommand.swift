@@ -5,168 +5,211 @@ import GraphIR
 import MQAN
 import Runtime
 
-/// `mqan profile forward`: times MQAN's teacher-forced forward pass and loss on a synthetic batch.
-///
-/// (The training step and decoding, the per-kernel table and the trace come with the training,
-/// inference and performance issues.)
+/// `mqan profile forward|train|decode`: times MQAN on synthetic ids and shows where the time goes.
 struct ProfileCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "profile",
-    abstract: "Time MQAN's forward pass and loss on a synthetic batch.")
+    abstract: "Time a training step or batched decoding and show where the time goes, kernel by kernel.",
+    discussion: """
+      Runs on synthetic ids of the given shapes: one warm-up run, then --steps timed runs. Prints the \
+      phases (forward, backward, optimizer; encode, decode-step, beam search), each phase's slowest \
+      kernels named as the IR names them (op and node, with their path through scan bodies), with \
+      calls, ms and share of the run, GFLOP/s and the bytes their operands occupy; --trace writes \
+      every kernel execution on every thread as a Chrome trace (Perfetto, chrome://tracing).
+      """)
 
   enum Mode: String, ExpressibleByArgument, CaseIterable { case forward, train, decode }
 
   @Argument(help: """
-    What to time: forward (teacher-forced forward pass + loss), train (forward + backward) or decode     (greedy decoding of --max-output steps, no early stop).
+    What to time: forward (teacher-forced forward pass + loss), train (forward + loss + backward + \
+    decaNLP's Adam step) or decode (the encoder, then --max-output decoding steps, all of them).
     """)
   var mode: Mode
   @OptionGroup var model: ModelOptions
   @Option(help: "Batch size.") var batch = 32
   @Option(help: "Context length (tokens, counting <init> and <eos>).") var context = 256
   @Option(help: "Question length.") var question = 16
-  @Option(help: "Answer length.") var answer = 32
+  @Option(help: "Answer length (train and forward).") var answer = 32
   @Option(help: "Words in the full vocabulary the random ids come from.") var vocab = 60_000
-  @Option(help: "Timed steps (after one warm-up step).") var steps = 3
+  @Option(help: "Timed runs (after one warm-up run).") var steps = 3
   @Option(help: "Threads.") var threads = 2
   @Option(help: "Decode: output steps (all of them are run).") var maxOutput = 32
   @Option(help: "Decode: beam size (1: greedy).") var beam = 1
   @Option(help: "Seed for weights and ids.") var seed: UInt64 = 1
-  @Option(help: "Run this plan file (from mqan compile -o) instead of compiling the model.") var plan: String?
-  @Flag(help: "Run the unfused plan (no fusion passes), for comparison.") var noFuse = false
+  @Option(help: "Run this plan file (from mqan compile -o) instead of compiling the model (train, forward).")
+  var plan: String?
+  @Option(help: "Write a Chrome trace of the timed runs (one lane per thread, one event per kernel).")
+  var trace: String?
+  @Flag(help: "Run the unfused plans (no fusion passes), for comparison.") var noFuse = false
   @Flag(help: "End with one JSON object.") var json = false
+
+  /// Kernel events kept per thread for --trace.
+  static let traceCapacity = 1 << 19
 
   func run() throws {
     for (name, v) in [("batch", batch), ("context", context), ("question", question), ("answer", answer),
-                      ("steps", steps), ("threads", threads)] where v < 1 {
+                      ("steps", steps), ("threads", threads), ("max-output", maxOutput), ("beam", beam)] where v < 1 {
       throw ValidationError("--\(name) must be >= 1, got \(v)")
     }
     guard context >= 2, question >= 2, answer >= 2 else {
       throw ValidationError("--context, --question and --answer must be >= 2 (<init> and <eos>)")
     }
-    if mode == .decode {
-      try reportingErrors { try profileDecode() }
-      return
-    }
+    guard vocab >= 4 else { throw ValidationError("--vocab must be >= 4, got \(vocab)") }
     try reportingErrors {
-      let (_, config) = try model.load()
-      guard vocab >= 4 else { throw ValidationError("--vocab must be >= 4, got \(vocab)") }
-      let plan: Plan
-      if let path = self.plan {
-        plan = try PlanFile.read(path: path).plan(named: "train", path: path)
-      } else {
-        var options = CompileOptions()
-        if mode == .train { options.differentiate = "loss" }
-        options.fuse = !noFuse
-        plan = try compile(MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true)),
-                           options: options).plan
-      }
-      let params = ParameterInit.initialize(config, seed: seed)
-      let exec = try Executor(plan: plan, params: params, threads: threads, options: ExecutorOptions(profile: true))
-      let table = EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1)
-      let b = EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: answer,
-                                     vocab: vocab, config: config, seed: seed &+ 2)
-      let feed = b.feed(config: config, embeddings: table)
-      var times: [Double] = []
-      var loss: Float = 0
-      for i in 0...steps {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        let out = try exec.run(feed)
-        let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-        loss = (try? out["loss"]?.floats.first ?? 0) ?? 0
-        if i > 0 { times.append(ms) }
-        print(String(format: "%@ %d: %.1f ms, loss %.4f", i == 0 ? "warm-up" : "step", i, ms, loss))
-      }
-      printKernelTable(exec.profile, steps: steps + 1, total: times.reduce(0, +) * Double(steps + 1) / Double(steps))
-      times.sort()
-      let median = times[times.count / 2]
-      let tokens = batch * (context + question + answer)
-      let env = ["B": batch, "Tc": context, "Tq": question, "Ta": answer, "Nv": vocab,
-                 "X": feed["limited_to_full"]?.count ?? config.generativeVocab]
-      let flops = Double(try plan.stats.flops.evaluate(env))
-      print(String(format: "\(mode == .train ? "forward+loss+backward" : "forward+loss"): median %.1f ms (min %.1f, max %.1f) over %d steps, %.0f tokens/s, %.1f GFLOP/s, %d threads",
-                   median, times.first ?? 0, times.last ?? 0, times.count, Double(tokens) / (median / 1e3),
-                   flops / (median / 1e3) / 1e9, threads))
-      if json {
-        let obj: [String: Any] = [
-          "mode": mode.rawValue, "step_ms": median, "step_ms_min": times.first ?? 0, "step_ms_max": times.last ?? 0,
-          "tokens_per_s": Double(tokens) / (median / 1e3), "gflops_per_s": flops / (median / 1e3) / 1e9,
-          "threads": threads, "peak_rss_bytes": peakRSSBytes(), "loss": Double(loss),
-        ]
-        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
-        print(String(decoding: data, as: UTF8.self))
-      }
+      if mode == .decode { try profileDecode() } else { try profileTrain() }
     }
+  }
+
+  var traceCapacity: Int { trace == nil ? 0 : Self.traceCapacity }
+
+  /// Median, min and max of the timed runs.
+  func summarize(_ times: [Double]) -> (median: Double, min: Double, max: Double) {
+    let t = times.sorted()
+    return (t[t.count / 2], t.first ?? 0, t.last ?? 0)
+  }
+
+  func printJSON(_ obj: [String: Any]) throws {
+    print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
   }
 }
 
 extension ProfileCommand {
-  /// Greedy decoding of a synthetic batch: the encoder once, then `maxOutput` decoder steps over
-  /// the growing prefix (every step, no early stop), timed end to end.
+  /// forward: the forward pass and loss; train: forward, backward and decaNLP's Adam step.
+  func profileTrain() throws {
+    let (_, config) = try model.load()
+    let plan: Plan
+    if let path = self.plan {
+      plan = try PlanFile.read(path: path).plan(named: "train", path: path)
+    } else {
+      var options = CompileOptions()
+      if mode == .train { options.differentiate = "loss" }
+      options.fuse = !noFuse
+      plan = try compile(MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true)),
+                         options: options).plan
+    }
+    let training = plan.outputs.contains { $0.name.hasPrefix("grad.") }
+    let params = ParameterInit.initialize(config, seed: seed)
+    let exec = try Executor(plan: plan, params: params, threads: threads,
+                            options: ExecutorOptions(profile: true, traceCapacity: traceCapacity))
+    let optimizer = training
+      ? try AdamOptimizer(config: .decaNLP(dimension: config.dimension), parameters: exec.parameterBuffers(),
+                          threads: threads)
+      : nil
+    let table = EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1)
+    let b = EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: answer,
+                                   vocab: vocab, config: config, seed: seed &+ 2)
+    let feed = b.feed(config: config, embeddings: table)
+    var times: [Double] = [], adamMs: [Double] = []
+    var chrome = ChromeTrace()
+    var adamIntervals: [(UInt64, UInt64)] = []
+    var loss: Float = 0
+    for i in 0...steps {
+      if i == 1 { exec.resetProfile() }
+      let t0 = monotonicNow()
+      let out = try exec.run(feed)
+      let t1 = monotonicNow()
+      if let optimizer { _ = try optimizer.step(grads: out, prefix: "grad.") }
+      let t2 = monotonicNow()
+      loss = (try? out["loss"]?.floats.first ?? 0) ?? 0
+      let ms = Double(t2 - t0) / 1e6
+      if i > 0 {
+        times.append(ms)
+        adamMs.append(Double(t2 - t1) / 1e6)
+        adamIntervals.append((t1, t2))
+      }
+      print(String(format: "%@ %d: %.1f ms, loss %.4f", i == 0 ? "warm-up" : "step", i, ms, loss))
+    }
+    let (median, lo, hi) = summarize(times)
+    let env = ["B": batch, "Tc": context, "Tq": question, "Ta": answer, "Nv": vocab,
+               "X": feed["limited_to_full"]?.count ?? config.generativeVocab]
+    let backward = plan.backwardSteps
+    var report = ProfileReport()
+    report.add(exec.profile, plan: plan, env: env, runs: steps) { backward.contains($0) ? "backward" : "forward" }
+    report.addWall(Double(exec.wallNanoseconds) / 1e6 / Double(max(exec.wallRuns, 1)), rowsFrom: 0)
+    if optimizer != nil { report.phases.append(("optimizer", adamMs.reduce(0, +) / Double(adamMs.count))) }
+    report.print(total: times.reduce(0, +) / Double(times.count))
+    if let path = trace {
+      chrome.add(exec.trace.events) { e in
+        let top = Int(e.path.split(separator: "/").dropFirst().first ?? "") ?? 0
+        return backward.contains(top) ? "backward" : "forward"
+      }
+      for (s, e) in adamIntervals { chrome.addHost("adam (clip + update)", phase: "optimizer", start: s, end: e) }
+      try chrome.write(to: path, threads: threads)
+      print("trace: \(path) (\(exec.trace.events.count) kernel events\(exec.trace.dropped > 0 ? ", \(exec.trace.dropped) dropped" : ""))")
+    }
+    let tokens = batch * (context + question + answer)
+    let flops = Double(try plan.stats.flops.evaluate(env))
+    let what = training ? "forward+loss+backward+adam" : "forward+loss"
+    print(String(format: "\(what): median %.1f ms (min %.1f, max %.1f) over %d steps, %.0f tokens/s, %.1f GFLOP/s, %d threads",
+                 median, lo, hi, times.count, Double(tokens) / (median / 1e3), flops / (median / 1e3) / 1e9, threads))
+    if json {
+      try printJSON(["mode": mode.rawValue, "step_ms": median, "step_ms_min": lo, "step_ms_max": hi,
+                     "tokens_per_s": Double(tokens) / (median / 1e3), "gflops_per_s": flops / (median / 1e3) / 1e9,
+                     "threads": threads, "peak_rss_bytes": peakRSSBytes(), "loss": Double(loss),
+                     "optimizer_ms": adamMs.isEmpty ? 0 : summarize(adamMs).median])
+    }
+  }
+
+  /// Decoding of a synthetic batch: the encoder once, then `maxOutput` decode-step runs for all
+  /// B x K hypotheses (no early stop: the end token is out of range), timed end to end.
   func profileDecode() throws {
     let (_, config) = try model.load()
-    guard maxOutput >= 1 else { throw ValidationError("--max-output must be >= 1, got \(maxOutput)") }
     let params = ParameterInit.initialize(config, seed: seed)
     let decoder = try MQANDecoder(config: config, params: params, mode: .consistent, threads: threads, fuse: !noFuse,
-                                  profile: true)
+                                  profile: true, traceCapacity: traceCapacity)
     let table = EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1)
     let b = EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: 2, vocab: vocab,
                                    config: config, seed: seed &+ 2)
     let feed = b.feed(config: config, embeddings: table)
-    var times: [Double] = []
-    guard beam >= 1 else { throw ValidationError("--beam must be >= 1, got \(beam)") }
-    // A beam search whose <eos> id is out of range never finishes early: every step runs.
     let options = BeamSearchOptions(beamSize: beam, maxLength: maxOutput, nBest: 1, eos: -1,
                                     initToken: Int32(config.initToken))
+    var times: [Double] = []
+    var chrome = ChromeTrace()
+    var runs: [(UInt64, UInt64)] = []
     for i in 0...steps {
-      let t0 = DispatchTime.now().uptimeNanoseconds
       if i == 1 { decoder.resetProfiles() }
+      let t0 = monotonicNow()
       _ = try decoder.beamSearch(feed, options: options)
-      let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-      if i > 0 { times.append(ms) }
-      print(String(format: "%@ %d: %.1f ms", i == 0 ? "warm-up" : "run", i, ms))
+      let t1 = monotonicNow()
+      if i > 0 {
+        times.append(Double(t1 - t0) / 1e6)
+        runs.append((t0, t1))
+      }
+      print(String(format: "%@ %d: %.1f ms", i == 0 ? "warm-up" : "run", i, Double(t1 - t0) / 1e6))
     }
-    times.sort()
-    let median = times[times.count / 2]
-    let sentences = Double(batch) / (median / 1e3)
+    let (median, lo, hi) = summarize(times)
+    let mean = times.reduce(0, +) / Double(times.count)
+    let x = feed["limited_to_full"]?.count ?? config.generativeVocab
+    let env = ["B": batch, "Tc": context, "Tq": question, "Nv": vocab, "X": x, "K": beam, "S": maxOutput]
     let (encodeRecords, stepRecords) = decoder.profiles
-    print("encode plan (once per batch):")
-    printKernelTable(encodeRecords, steps: steps, total: median)
-    print("decode-step plan (\(maxOutput) steps per batch):")
-    printKernelTable(stepRecords, steps: steps, total: median)
-    print(String(format: "decode (beam %d), %d x (%d, %d), %d steps: median %.1f ms, %.1f sentences/s, %d threads",
-                 beam, batch, context, question, maxOutput, median, sentences, threads))
-    if json {
-      let obj: [String: Any] = ["mode": "decode", "step_ms": median, "step_ms_min": times.first ?? 0,
-                                "step_ms_max": times.last ?? 0, "sentences_per_s": sentences, "threads": threads,
-                                "peak_rss_bytes": peakRSSBytes(), "beam": beam, "max_output": maxOutput]
-      print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+    let plans = decoder.plans
+    var report = ProfileReport()
+    report.add(encodeRecords, plan: plans.encode, env: env, runs: steps) { _ in "encode" }
+    report.add(stepRecords, plan: plans.step, env: env, runs: steps) { _ in "decode-step" }
+    let wall = decoder.wallNanoseconds
+    let encodeMs = Double(wall.encode) / 1e6 / Double(steps), stepMs = Double(wall.step) / 1e6 / Double(steps)
+    report.phases += [("encode", encodeMs), ("decode-step", stepMs)]
+    // Beam search proper: the time outside both plans (candidate selection, feeds, copies).
+    report.phases.append(("beam search", max(mean - encodeMs - stepMs, 0)))
+    report.print(total: mean)
+    if let path = trace {
+      let traces = decoder.traces
+      chrome.add(traces.encode) { _ in "encode" }
+      chrome.add(traces.step) { _ in "decode-step" }
+      for (s, e) in runs { chrome.addHost("beam search (beam \(beam), \(maxOutput) steps)", phase: "beam search", start: s, end: e) }
+      try chrome.write(to: path, threads: threads)
+      print("trace: \(path) (\(traces.encode.count + traces.step.count) kernel events\(traces.dropped > 0 ? ", \(traces.dropped) dropped" : ""))")
     }
-  }
-}
-
-/// The kernels by time: op, where (IR label through scan bodies), calls, ms per run, % of the run.
-func printKernelTable(_ records: [StepProfile], steps: Int, total: Double) {
-  var byOp: [String: (calls: Int, ns: UInt64)] = [:]
-  for r in records where r.op != .scan {
-    byOp[r.op.rawValue, default: (0, 0)].calls += r.calls
-    byOp[r.op.rawValue, default: (0, 0)].ns += r.nanoseconds
-  }
-  let perRun = Double(max(steps, 1))
-  print(String(format: "%-22@ %10@ %10@ %6@", "op" as NSString, "calls/run" as NSString, "ms/run" as NSString,
-               "%" as NSString))
-  for (op, v) in byOp.sorted(by: { $0.value.ns > $1.value.ns }).prefix(15) {
-    let ms = Double(v.ns) / 1e6 / perRun
-    print(String(format: "%-22@ %10.0f %10.1f %6.1f", op as NSString, Double(v.calls) / perRun, ms, 100 * ms / max(total, 1e-9)))
-  }
-  print("slowest steps:")
-  for r in records.filter({ $0.op != .scan }).sorted(by: { $0.nanoseconds > $1.nanoseconds }).prefix(12) {
-    print(String(format: "  %-20@ %-14@ %-8@ calls %6.0f %8.1f ms/run", r.op.rawValue as NSString, r.path as NSString,
-                 r.label as NSString, Double(r.calls) / perRun, Double(r.nanoseconds) / 1e6 / perRun))
-  }
-  let scans = records.filter { $0.op == .scan }.sorted { $0.nanoseconds > $1.nanoseconds }.prefix(8)
-  for r in scans {
-    print(String(format: "scan %-16@ %@ %10.1f ms/run", r.label as NSString, r.path as NSString,
-                 Double(r.nanoseconds) / 1e6 / perRun))
+    let sentences = Double(batch) / (median / 1e3)
+    let flops = report.flopsPerRun
+    print(String(format: "decode (beam %d), %d x (%d, %d), %d steps: median %.1f ms (min %.1f, max %.1f), %.1f sentences/s, %.1f GFLOP/s, %d threads",
+                 beam, batch, context, question, maxOutput, median, lo, hi, sentences, flops / (median / 1e3) / 1e9, threads))
+    if json {
+      try printJSON(["mode": "decode", "step_ms": median, "step_ms_min": lo, "step_ms_max": hi,
+                     "sentences_per_s": sentences, "tokens_per_s": sentences * Double(maxOutput),
+                     "gflops_per_s": flops / (median / 1e3) / 1e9, "threads": threads,
+                     "peak_rss_bytes": peakRSSBytes(), "beam": beam, "max_output": maxOutput])
+    }
   }
 }
 
