@@ -7,6 +7,7 @@
 // mq_topk keeps a size-k min-heap (root = the worst kept element) in the output arrays, scans x
 // once (O(n log k), one compare per element in the common case), then heap-sorts the k kept
 // elements in place. mq_topk_ref sorts all n (index, value) pairs and copies the first k.
+#pragma STDC FP_CONTRACT OFF
 #include <stdlib.h>
 #include "ckernels.h"
 #include "mq_math.h"
@@ -93,4 +94,147 @@ void mq_topk_ref(const float *x, int64_t n, int64_t k, float *values, int32_t *i
     indices[i] = (int32_t)p[i].i;
   }
   free(p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding's output layer in one pass per row: softmax over the logits, the pointer-generator
+// mixture and the k best of the extended vocabulary, without writing the [rows, X] mixture.
+//
+// Legend: logits [rows, V], gamma / lambda [rows], ac [rows, Lc], cids [B, Lc], aq [rows, Lq],
+// qids [B, Lq] (row r belongs to item r / T); values / indices [rows, k]. Per row, the values are
+// bit for bit what mq_masked_softmax (no mask, scale 1, eps 0) + mq_pointer_mixture + mq_topk
+// give: the same exp, max and sum (mq_sum16 over the exps, kept in the scratch row), the same
+// products, and each copied id's additions in the same order. Words no pointer touches rank by
+// gamma * p, words the pointers touch by their full value, untouched OOV slots at 1e-10.
+//
+// scratch (per thread, floats): V (the exps) + ceil(V / 32) (a bitmap of touched words) +
+// 2 * (Lc + Lq) (touched ids and values); it must hold mq_mixture_topk_scratch(V, Lc, Lq) floats.
+
+int64_t mq_mixture_topk_scratch(int64_t V, int64_t Lc, int64_t Lq) { return V + (V + 31) / 32 + 2 * (Lc + Lq); }
+
+// Offers (v, i) to the size-m min-heap of the k best (root = the worst kept); `size` grows to k.
+MQ_INLINE void mq_heap_offer(float *hv, int32_t *hi, int64_t *size, int64_t k, float v, int32_t i) {
+  if (*size < k) {
+    // Sift up: parents rank after their children.
+    int64_t c = (*size)++;
+    while (c > 0) {
+      const int64_t p = (c - 1) / 2;
+      if (!mq_topk_before(hv[p], hi[p], v, i)) break;
+      hv[c] = hv[p];
+      hi[c] = hi[p];
+      c = p;
+    }
+    hv[c] = v;
+    hi[c] = i;
+    return;
+  }
+  if (!mq_topk_before(v, i, hv[0], hi[0])) return;
+  hv[0] = v;
+  hi[0] = i;
+  mq_topk_sift_down(hv, hi, k, 0);
+}
+
+MQ_HOT void mq_mixture_topk(float *values, int32_t *indices, const float *logits, const float *gamma,
+                            const float *lambda, const float *ac, const int32_t *cids, const float *aq,
+                            const int32_t *qids, int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq,
+                            int64_t k, int take_log, float *scratch, int64_t r0, int64_t r1) {
+  float *e = scratch;
+  uint32_t *touched = (uint32_t *)(scratch + V);
+  int32_t *tid = (int32_t *)(scratch + V + (V + 31) / 32);
+  float *tval = scratch + V + (V + 31) / 32 + (Lc + Lq);
+  memset(touched, 0, (size_t)((V + 31) / 32) * sizeof(uint32_t));
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t b = r / T;
+    const float *l = logits + r * V;
+    // The softmax, as mq_masked_softmax computes it (x * 1 is x).
+    const float m = mq_max16(l, V);
+#pragma omp simd
+    for (int64_t j = 0; j < V; j++) e[j] = mq_expf(l[j] - m);
+    const float sum = mq_sum16(e, V);
+    const float g = gamma[r];
+    // The words' mixture values gamma * p, in place (vectorized, in cache).
+#pragma omp simd
+    for (int64_t j = 0; j < V; j++) e[j] = g * (e[j] / sum + 0.0f);
+    const float cc = lambda[r] * (1.0f - g);
+    const float cq = (1.0f - lambda[r]) * (1.0f - g);
+    // The copied ids, their mixture values built in mq_pointer_mixture's order.
+    int64_t nt = 0;
+    for (int64_t s = 0; s < Lc + Lq; s++) {
+      const int32_t id = s < Lc ? cids[b * Lc + s] : qids[b * Lq + (s - Lc)];
+      const float add = s < Lc ? cc * ac[r * Lc + s] : cq * aq[r * Lq + (s - Lc)];
+      int64_t t = 0;
+      while (t < nt && tid[t] != id) t++;
+      if (t == nt) {
+        tid[nt] = id;
+        tval[nt] = id < V ? e[id] : 1e-10f;
+        if (id < V) touched[id >> 5] |= 1u << (id & 31);
+        nt++;
+      }
+      tval[t] += add;
+    }
+    // Words in index order: once the heap is full, only a strictly larger value (or a number
+    // against a NaN root) can enter, as in mq_topk.
+    float *hv = values + r * k;
+    int32_t *hi = indices + r * k;
+    int64_t size = 0;
+    float thr = 0;
+    for (int64_t j = 0; j < V; j++) {
+      const float v = e[j];
+      if (size == k && !(v > thr || (thr != thr && v == v))) continue;
+      if (touched[j >> 5] >> (j & 31) & 1u) continue;
+      mq_heap_offer(hv, hi, &size, k, v, (int32_t)j);
+      if (size == k) thr = hv[0];
+    }
+    for (int64_t t = 0; t < nt; t++) mq_heap_offer(hv, hi, &size, k, tval[t], tid[t]);
+    // Untouched OOV slots hold 1e-10; the lowest k of them are the only ones that can rank.
+    int64_t offered = 0;
+    for (int64_t j = V; j < X && offered < k; j++) {
+      int untouched = 1;
+      for (int64_t t = 0; t < nt; t++) if (tid[t] == j) { untouched = 0; break; }
+      if (!untouched) continue;
+      mq_heap_offer(hv, hi, &size, k, 1e-10f, (int32_t)j);
+      offered++;
+    }
+    for (int64_t t = 0; t < nt; t++) if (tid[t] < V) touched[tid[t] >> 5] = 0;
+    // Best first (heap sort), then the log when asked; slots past X hold -inf and index 0.
+    for (int64_t s = size - 1; s > 0; s--) {
+      const float tv = hv[0];
+      const int32_t ti = hi[0];
+      hv[0] = hv[s];
+      hi[0] = hi[s];
+      hv[s] = tv;
+      hi[s] = ti;
+      mq_topk_sift_down(hv, hi, s, 0);
+    }
+    if (take_log)
+      for (int64_t s = 0; s < size; s++) hv[s] = logf(hv[s]);
+    for (int64_t s = size; s < k; s++) {
+      hv[s] = -INFINITY;
+      hi[s] = 0;
+    }
+  }
+}
+
+// The same from the reference kernels: the softmax, the mixture into the scratch row (X floats),
+// then mq_topk_ref. scratch must hold V + X floats.
+void mq_mixture_topk_ref(float *values, int32_t *indices, const float *logits, const float *gamma,
+                         const float *lambda, const float *ac, const int32_t *cids, const float *aq,
+                         const int32_t *qids, int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq, int64_t k,
+                         int take_log, float *scratch, int64_t r0, int64_t r1) {
+  float *p = scratch, *mix = scratch + V;
+  for (int64_t r = r0; r < r1; r++) {
+    mq_masked_softmax_ref(p, logits + r * V, NULL, 1, V, 1.0f, -1e10f, 0.0f, 0, 0, 0, 1);
+    // One row of the mixture: a row index of 0 with T = 1 and this row's item's ids.
+    const int64_t b = r / T;
+    mq_pointer_mixture_ref(mix, p, gamma + r, lambda + r, ac + r * Lc, cids + b * Lc, aq + r * Lq, qids + b * Lq, 1,
+                           V, X, Lc, Lq, 0, 1);
+    const int64_t m = k < X ? k : X;
+    mq_topk_ref(mix, X, m, values + r * k, indices + r * k);
+    for (int64_t s = 0; s < m; s++)
+      if (take_log) values[r * k + s] = logf(values[r * k + s]);
+    for (int64_t s = m; s < k; s++) {
+      values[r * k + s] = -INFINITY;
+      indices[r * k + s] = 0;
+    }
+  }
 }

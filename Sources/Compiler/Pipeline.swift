@@ -90,6 +90,8 @@ public enum Pipeline {
     if fuse {
       // After CSE, so a linear that CSE gave a second reader is not folded away from it.
       list.append(.graph(FuseEpilogues()))
+      // Decoding's softmax + mixture + top-k as one pass over each row.
+      list.append(.graph(FuseOutputTopK()))
     }
     list += [
       // Removes what CSE and fusion left unread, and renumbers.

@@ -18,7 +18,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
   // Output layer (Ops/Output.swift)
   case mixture, nllLoss = "nll_loss"
   // Incremental decoding (Ops/Decoding.swift)
-  case cacheUpdate = "cache_update", topK = "top_k"
+  case cacheUpdate = "cache_update", topK = "top_k", mixtureTopK = "mixture_top_k"
   // Backward-only ops that gradient rules emit (Ops/Backward.swift)
   case sumTo = "sum_to", tanhGrad = "tanh_grad", sigmoidGrad = "sigmoid_grad", reluGrad = "relu_grad"
   case linearGradInput = "linear_grad_input", linearGradWeight = "linear_grad_weight"
@@ -64,6 +64,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     case .nllLoss: return OutputOps.nllLoss
     case .cacheUpdate: return DecodingOps.cacheUpdate
     case .topK: return DecodingOps.topK
+    case .mixtureTopK: return DecodingOps.mixtureTopK
     case .sumTo: return BackwardOps.sumTo
     case .tanhGrad: return BackwardOps.activationGrad("mq_tanh_backward")
     case .sigmoidGrad: return BackwardOps.activationGrad("mq_sigmoid_backward")

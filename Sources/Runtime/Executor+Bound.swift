@@ -236,12 +236,13 @@ final class BoundPlan {
   static func scratchFloats(_ plan: Plan, env: [String: Int]) -> Int {
     var m = 0
     for st in plan.steps {
-      // The kernels' own rule (attention: Tq*Tk, attention_grad: 2*Tq*Tk), at this binding.
-      if [.attention, .attentionGrad].contains(st.op), st.inputs.allSatisfy({ $0 >= 0 && $0 < plan.buffers.count }) {
+      // The kernels' own rule (attention: Tq*Tk, attention_grad: 2*Tq*Tk, mixture_top_k: a row), at this binding.
+      if [.attention, .attentionGrad, .mixtureTopK].contains(st.op),
+         st.inputs.allSatisfy({ $0 >= 0 && $0 < plan.buffers.count }) {
         let shapes = st.inputs.map { b in plan.buffers[b].type.shape.map { (try? $0.evaluate(env)) ?? 0 } }
         var byBuffer = [[Int]](repeating: [], count: plan.buffers.count)
         for (b, shape) in zip(st.inputs, shapes) { byBuffer[b] = shape }
-        m = max(m, Runtime.scratchFloats(st, shapes: byBuffer))
+        m = max(m, Runtime.scratchFloats(st, shapes: byBuffer, env: env))
       }
       for b in st.body { m = max(m, scratchFloats(b, env: env)) }
     }

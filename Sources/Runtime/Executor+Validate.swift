@@ -51,7 +51,7 @@ enum ValueChecks {
       switch st.op {
       case .embedding:
         add(1, i, upper: st.inputs.first.flatMap { dim($0, 0) }, "ids (rows of the table)")
-      case .mixture:
+      case .mixture, .mixtureTopK:
         let ext = st.attrs.dim("extended") ?? st.outputs.first.flatMap { dim($0, -1) }
         add(4, i, upper: ext, "context ids (extended vocabulary)")
         add(6, i, upper: ext, "question ids (extended vocabulary)")

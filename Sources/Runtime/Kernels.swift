@@ -99,6 +99,7 @@ func makeKernel(_ s: KernelSite, body: BoundPlan?) throws(RuntimeError) -> Kerne
   case .nllLoss: return try OutputKernels.nllLoss(s)
   case .cacheUpdate: return try DecodingKernels.cacheUpdate(s)
   case .topK: return try DecodingKernels.topK(s)
+  case .mixtureTopK: return try DecodingKernels.mixtureTopK(s)
   case .sumTo: return try BackwardKernels.sumTo(s)
   case .tanhGrad: return try BackwardKernels.activationGrad(s, s.reference ? mq_tanh_backward_ref : mq_tanh_backward)
   case .sigmoidGrad:
@@ -122,12 +123,18 @@ func makeKernel(_ s: KernelSite, body: BoundPlan?) throws(RuntimeError) -> Kerne
 }
 
 /// Floats of per-thread scratch a step needs at this binding (attention: Tq * Tk for P;
-/// attention_grad: 2 * Tq * Tk for P and dP).
-func scratchFloats(_ step: Step, shapes: [[Int]]) -> Int {
+/// attention_grad: 2 * Tq * Tk for P and dP; mixture_top_k: the exps of a row and the copied ids).
+func scratchFloats(_ step: Step, shapes: [[Int]], env: [String: Int]) -> Int {
   let first: Int
   switch step.op {
   case .attention: first = 0
   case .attentionGrad: first = 1
+  case .mixtureTopK:
+    guard step.inputs.count == 7, let v = shapes[step.inputs[0]].last, let lc = shapes[step.inputs[4]].last,
+          let lq = shapes[step.inputs[6]].last else { return 0 }
+    // The reference twin keeps a whole mixture row: V + X.
+    let x = (try? step.attrs.dim("extended")?.evaluate(env)) ?? v
+    return max(Int(mq_mixture_topk_scratch(Int64(v), Int64(lc), Int64(lq))), v + x)
   default: return 0
   }
   guard step.inputs.count >= first + 2 else { return 0 }

@@ -89,6 +89,9 @@ enum Fixtures {
     let rows = try b.input("reorder", .i32, [B])
     let updated = try b.node(.cacheUpdate, [cache, rows, b.slice(x4, axis: 1, start: 0, length: 1), step])[0]
     let top = try b.node(.topK, [mix], ["k": .dim(2), "log": .bool(true)])
+    let fusedTop = try b.node(.mixtureTopK, [b.reshape(pv, [B * Ta, V]), gsw, lsw, ac, ctx, aq, q],
+                              ["extended": .dim(V + N), "k": .dim(3), "log": .bool(false)])
+    try b.output("fused.ids", fusedTop[1])
     try b.output("cache", updated)
     try b.output("top.logp", top[0])
     try b.output("top.ids", top[1])

@@ -73,3 +73,49 @@ import Testing
     }
   }
 }
+
+/// mq_mixture_topk against the three kernels it fuses (bit for bit) and against its reference twin.
+@Suite struct MixtureTopKTests {
+  @Test(arguments: [(1, 1, 7, 10, 3, 2, 1), (2, 3, 50, 57, 6, 4, 4), (3, 2, 1000, 1003, 9, 5, 3), (2, 4, 5, 9, 4, 3, 12)])
+  func fusedEqualsSoftmaxMixtureTopK(b: Int, t: Int, v: Int, x: Int, lc: Int, lq: Int, k: Int) {
+    var rng = SplitMix64(seed: UInt64(b * 1000 + v + k))
+    let rows = b * t
+    // Logits with repeats (ties), copy ids with repeats, inside and past V.
+    let logits = (0..<(rows * v)).map { _ in Float(Int.random(in: -40...40, using: &rng)) / 8 }
+    let gamma = randomFloats(rows, &rng, in: 0.01...0.99), lambda = randomFloats(rows, &rng, in: 0.01...0.99)
+    func attention(_ n: Int) -> [Float] {
+      var a = randomFloats(rows * n, &rng, in: 0...1)
+      for r in 0..<rows { let s = a[(r * n)..<((r + 1) * n)].reduce(0, +); for i in 0..<n { a[r * n + i] /= s } }
+      return a
+    }
+    let ac = attention(lc), aq = attention(lq)
+    let cids = (0..<(b * lc)).map { _ in Int32(Int.random(in: 0..<x, using: &rng)) }
+    var qids = (0..<(b * lq)).map { _ in Int32(Int.random(in: 0..<x, using: &rng)) }
+    qids[0] = cids[0]  // one id copied from both
+    for takeLog: Int32 in [0, 1] {
+      // Unfused: softmax, mixture, top-k.
+      var p = [Float](repeating: 0, count: rows * v), mix = [Float](repeating: 0, count: rows * x)
+      mq_masked_softmax(&p, logits, nil, 1, Int64(v), 1, -1e10, 0, 0, 0, 0, Int64(rows))
+      mq_pointer_mixture(&mix, p, gamma, lambda, ac, cids, aq, qids, Int64(t), Int64(v), Int64(x), Int64(lc), Int64(lq),
+                         0, Int64(rows))
+      var wantV = [Float](repeating: 0, count: rows * k), wantI = [Int32](repeating: 0, count: rows * k)
+      mq_topk_rows(mix, Int64(x), Int64(k), takeLog, &wantV, &wantI, 0, Int64(rows))
+      // Fused, in two row ranges with a dirty scratch.
+      var scratch = [Float](repeating: .nan, count: Int(mq_mixture_topk_scratch(Int64(v), Int64(lc), Int64(lq))) + v + x)
+      var gotV = [Float](repeating: 7, count: rows * k), gotI = [Int32](repeating: -1, count: rows * k)
+      for (r0, r1) in [(0, rows / 2), (rows / 2, rows)] {
+        mq_mixture_topk(&gotV, &gotI, logits, gamma, lambda, ac, cids, aq, qids, Int64(t), Int64(v), Int64(x), Int64(lc),
+                        Int64(lq), Int64(k), takeLog, &scratch, Int64(r0), Int64(r1))
+      }
+      #expect(gotI == wantI, "ids, log \(takeLog)")
+      #expect(zip(gotV, wantV).allSatisfy { $0.bitPattern == $1.bitPattern }, "values, log \(takeLog)")
+      // The reference twin: same ids, values within float rounding (its exp is libm's).
+      var refV = [Float](repeating: 0, count: rows * k), refI = [Int32](repeating: 0, count: rows * k)
+      mq_mixture_topk_ref(&refV, &refI, logits, gamma, lambda, ac, cids, aq, qids, Int64(t), Int64(v), Int64(x),
+                          Int64(lc), Int64(lq), Int64(k), takeLog, &scratch, 0, Int64(rows))
+      for i in 0..<(rows * k) where refV[i].isFinite {
+        #expect(abs(refV[i] - gotV[i]) <= 1e-5 * max(1, abs(refV[i])), "value \(i): \(refV[i]) vs \(gotV[i])")
+      }
+    }
+  }
+}

@@ -323,7 +323,7 @@ import Darwin
     .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad,
     .attentionGrad, .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad,
     // ExternalMemoryTests.swift
-    .cacheUpdate, .topK,
+    .cacheUpdate, .topK, .mixtureTopK,
   ]
 
   @Test func everyOpKindHasAKernelTest() {

@@ -320,6 +320,21 @@ void mq_dropout_mask_ref(float *out, float p, uint64_t seed, uint64_t salt, int6
 void mq_topk(const float *x, int64_t n, int64_t k, float *values, int32_t *indices);
 void mq_topk_ref(const float *x, int64_t n, int64_t k, float *values, int32_t *indices);
 
+// Decoding's output layer fused (topk.c): softmax of logits [rows, V] (no mask, scale 1), the
+// pointer mixture (as mq_pointer_mixture, T rows per item) and the k best of the X extended ids
+// per row, best first (log of the values when take_log), without the [rows, X] mixture. Equal
+// to the three kernels run one after the other. scratch: mq_mixture_topk_scratch(V, Lc, Lq)
+// floats per thread (any contents); the _ref twin needs V + X.
+int64_t mq_mixture_topk_scratch(int64_t V, int64_t Lc, int64_t Lq);
+void mq_mixture_topk(float *values, int32_t *indices, const float *logits, const float *gamma, const float *lambda,
+                     const float *ac, const int32_t *cids, const float *aq, const int32_t *qids, int64_t T, int64_t V,
+                     int64_t X, int64_t Lc, int64_t Lq, int64_t k, int take_log, float *scratch, int64_t r0,
+                     int64_t r1);
+void mq_mixture_topk_ref(float *values, int32_t *indices, const float *logits, const float *gamma,
+                         const float *lambda, const float *ac, const int32_t *cids, const float *aq,
+                         const int32_t *qids, int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq, int64_t k,
+                         int take_log, float *scratch, int64_t r0, int64_t r1);
+
 // ---------------------------------------------------------------------------------------------
 // Incremental decoding (decoding.c).
 // Cache update, rows [r0, r1) of out [R, S, D]: slots [0, t) = cache[reorder[r]], slot t = row[r]

@@ -39,4 +39,29 @@ enum DecodingOps {
     let shape = Array(x.shape.dropLast()) + [k]
     return [.f32(shape), .i32(shape)]
   }
+
+  /// `mixture_top_k {extended, k, log}(logits [..., V], gamma [B, T, 1], lambda [B, T, 1],
+  /// ac [B, T, Lc], cids [B, Lc], aq [B, T, Lq], qids [B, Lq])` -> `values [B, T, k]`,
+  /// `indices i32 [B, T, k]`: `top_k(mixture(softmax(logits), ...))` in one pass per row, never
+  /// writing the `[B, T, extended]` mixture (the logits' rows are the B * T positions). The
+  /// decode-step plan's output layer after `fuse-output`.
+  static let mixtureTopK = OpSpec(
+    arity: 7...7, kernel: "mq_mixture_topk", nonDifferentiable: Set(0...6),
+    flops: { c, _ in c.inputs[0].elementCount * Dim(8) + c.inputs[3].elementCount * Dim(3) + c.inputs[5].elementCount * Dim(3) }
+  ) { c throws(GraphError) in
+    let logits = try c.require(0, .f32, name: "logits")
+    guard let v = logits.shape.last else { throw c.mismatch("logits rank", expected: "rank >= 1", actual: logits.description) }
+    let types = try OutputOps.mixture.infer(InferContext(
+      node: c.node, op: .mixture, inputs: [.f32([c.inputs[1].shape.first ?? 0, c.inputs[1].shape.dropFirst().first ?? 0, v])]
+        + Array(c.inputs.dropFirst()), attrs: c.attrs))
+    let bt = Array(types[0].shape.prefix(2))
+    let rows = logits.shape.dropLast().reduce(Dim(1)) { $0 * $1 }
+    try c.requireEqual(rows, bt[0] * bt[1], "logits rows against gamma's B * T")
+    let k = try c.dim("k")
+    if let kc = k.constant, kc < 1 {
+      throw .attribute(node: c.node, op: c.op, name: "k", problem: "must be >= 1, got \(kc)")
+    }
+    if c.attrs["log"] != nil { _ = try c.bool("log") }
+    return [.f32(bt + [k]), .i32(bt + [k])]
+  }
 }

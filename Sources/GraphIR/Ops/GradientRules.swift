@@ -5,7 +5,7 @@
 enum GradientRules {
   static func rule(for op: OpKind) -> GradientRule? {
     switch op {
-    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .padMask, .scan, .cacheUpdate, .topK: return nil
+    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .padMask, .scan, .cacheUpdate, .topK, .mixtureTopK: return nil
     case .add: return add
     case .sub: return sub
     case .mul: return mul

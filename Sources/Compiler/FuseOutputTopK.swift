@@ -1,0 +1,52 @@
+import GraphIR
+
+/// Fuses decoding's output layer: `top_k(mixture(softmax(logits), ...))` (the softmax maybe
+/// reshaped to the mixture's `[B, T, V]`) becomes one `mixture_top_k(logits, ...)` step that
+/// never writes the `[B, T, V]` probabilities nor the `[B, T, X]` mixture: per row it keeps the
+/// exps in a scratch row, builds only the copied ids' mixture values and selects the k best.
+///
+/// Only when the softmax is plain (no mask, scale 1, eps 0) and neither it, its reshape nor the
+/// mixture has another reader (or is a graph output). The fused node takes the top_k's place;
+/// the rest is left unread for the next `dce`.
+public struct FuseOutputTopK: GraphPass {
+  public let name = "fuse-output"
+  public init() {}
+
+  public func run(_ g: Graph) throws(CompileError) -> Graph {
+    do {
+      return try Self.fuse(g)
+    } catch {
+      throw .inPass(pass: name, error)
+    }
+  }
+
+  static func fuse(_ g: Graph) throws(GraphError) -> Graph {
+    var out = g
+    let uses = g.useCounts()
+    func only(_ v: ValueRef) -> Bool { uses[v] == 1 }
+    for (j, n) in g.nodes.enumerated() {
+      if n.op == .scan {
+        out.nodes[j] = try n.mappingBody(at: j, fuse)
+        continue
+      }
+      guard n.op == .topK, let m = n.inputs.first, m.index == 0, only(m) else { continue }
+      let mixture = g.nodes[m.node]
+      guard mixture.op == .mixture, mixture.inputs.count == 7 else { continue }
+      var p = mixture.inputs[0]
+      guard only(p) else { continue }
+      if g.nodes[p.node].op == .reshape {
+        p = g.nodes[p.node].inputs[0]
+        guard only(p) else { continue }
+      }
+      let softmax = g.nodes[p.node]
+      guard softmax.op == .softmax, softmax.inputs.count == 1, p.index == 0,
+            (softmax.attrs.float("scale") ?? 1) == 1, (softmax.attrs.float("eps") ?? 0) == 0,
+            softmax.attrs.bool("causal") != true else { continue }
+      var attrs = n.attrs
+      attrs["extended"] = mixture.attrs["extended"]
+      out.nodes[j] = Node(op: .mixtureTopK, inputs: [softmax.inputs[0]] + Array(mixture.inputs.dropFirst()),
+                          attrs: attrs, types: n.types)
+    }
+    return out
+  }
+}
