@@ -178,7 +178,18 @@ MQ_HOT void mq_mixture_topk(float *values, int32_t *indices, const float *logits
     int32_t *hi = indices + r * k;
     int64_t size = 0;
     float thr = 0;
-    for (int64_t j = 0; j < V; j++) {
+    int64_t j = 0;
+    for (; j < V; j++) {
+      // Once the heap is full and its threshold a number, skip blocks of 16 with nothing larger.
+      if (size == k && thr == thr && (j & 15) == 0 && j + 16 <= V) {
+        int any = 0;
+#pragma omp simd reduction(| : any)
+        for (int q = 0; q < 16; q++) any |= e[j + q] > thr;
+        if (!any) {
+          j += 15;
+          continue;
+        }
+      }
       const float v = e[j];
       if (size == k && !(v > thr || (thr != thr && v == v))) continue;
       if (touched[j >> 5] >> (j & 31) & 1u) continue;

@@ -117,6 +117,14 @@ final class BoundPlan {
       var groups = [list]
       if teamSize > 1, list.count > 1, let heavy = BoundPlan.dominantStep(list, plan, shapes) {
         groups = [list.filter { $0 != heavy }, [heavy]]
+      } else if teamSize > 1, list.count > teamSize, list.count % teamSize != 0 {
+        // More steps than threads, not a multiple (3 projections on 2 threads): rounds of one
+        // step per thread, the largest first, and the leftover steps with the team split among
+        // them, instead of some threads running two steps while the others wait.
+        let ranked = list.sorted { BoundPlan.estimatedWork(plan.steps[$0], shapes) > BoundPlan.estimatedWork(plan.steps[$1], shapes) }
+        let full = list.count / teamSize * teamSize
+        groups = stride(from: 0, to: full, by: teamSize).map { Array(ranked[$0..<($0 + teamSize)]).sorted() }
+          + [Array(ranked[full...]).sorted()]
       }
       for (gi, group) in groups.enumerated() {
       var stage = BoundStage(steps: group, barriers: nil, poison: [])
