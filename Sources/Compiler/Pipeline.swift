@@ -77,6 +77,10 @@ public enum Pipeline {
       // Before CSE, so CSE neither hashes nor merges nodes nobody reads.
       .graph(EliminateDeadNodes()),
     ]
+    if fuse {
+      // Before autodiff: the fused loss brings its own gradient rule.
+      list.append(.graph(FuseLoss()))
+    }
     if let loss {
       // Before CSE and fusion, as glow differentiates before lowering: gradient rules see the
       // plain ops, and CSE then also merges what the forward and backward passes share.

@@ -16,7 +16,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
   // Recurrence (Ops/Recurrence.swift)
   case lstmCell = "lstm_cell", scan
   // Output layer (Ops/Output.swift)
-  case mixture, nllLoss = "nll_loss"
+  case mixture, nllLoss = "nll_loss", mixtureNll = "mixture_nll"
   // Incremental decoding (Ops/Decoding.swift)
   case cacheUpdate = "cache_update", topK = "top_k", mixtureTopK = "mixture_top_k"
   // Backward-only ops that gradient rules emit (Ops/Backward.swift)
@@ -25,6 +25,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
   case sliceGrad = "slice_grad", softmaxGrad = "softmax_grad", attentionGrad = "attention_grad"
   case layerNormGrad = "layer_norm_grad", lstmCellGrad = "lstm_cell_grad", mixtureGrad = "mixture_grad"
   case nllLossGrad = "nll_loss_grad", lengthMask = "length_mask", embeddingGrad = "embedding_grad"
+  case mixtureNllGrad = "mixture_nll_grad"
 
   public var spec: OpSpec {
     var s = baseSpec
@@ -62,6 +63,8 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     case .scan: return Recurrence.scan
     case .mixture: return OutputOps.mixture
     case .nllLoss: return OutputOps.nllLoss
+    case .mixtureNll: return OutputOps.mixtureNll
+    case .mixtureNllGrad: return BackwardOps.mixtureNllGrad
     case .cacheUpdate: return DecodingOps.cacheUpdate
     case .topK: return DecodingOps.topK
     case .mixtureTopK: return DecodingOps.mixtureTopK

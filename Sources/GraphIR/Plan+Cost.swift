@@ -51,7 +51,8 @@ extension Plan {
       let isBackwardOp: Bool
       switch st.op {
       case .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad,
-           .attentionGrad, .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad:
+           .attentionGrad, .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad,
+           .mixtureNllGrad:
         isBackwardOp = true
       default:
         isBackwardOp = false

@@ -58,6 +58,12 @@ enum ValueChecks {
       case .nllLoss:
         add(1, i, upper: st.inputs.first.flatMap { dim($0, -1) }, ignore: st.attrs.int("ignore"),
             "targets (columns of P)")
+      case .mixtureNll, .mixtureNllGrad:
+        let o = st.op == .mixtureNll ? 0 : 1
+        let ext = st.attrs.dim("extended")
+        add(4 + o, i, upper: ext, "context ids (extended vocabulary)")
+        add(6 + o, i, upper: ext, "question ids (extended vocabulary)")
+        add(7 + o, i, upper: ext, ignore: st.attrs.int("ignore"), "targets (extended vocabulary)")
       case .nllLossGrad:
         add(2, i, upper: st.inputs.dropFirst().first.flatMap { dim($0, -1) }, ignore: st.attrs.int("ignore"),
             "targets (columns of P)")

@@ -97,6 +97,8 @@ func makeKernel(_ s: KernelSite, body: BoundPlan?) throws(RuntimeError) -> Kerne
   case .lstmCell: return try AttentionKernels.lstmCell(s)
   case .mixture: return try OutputKernels.mixture(s)
   case .nllLoss: return try OutputKernels.nllLoss(s)
+  case .mixtureNll: return try OutputKernels.mixtureNll(s)
+  case .mixtureNllGrad: return try OutputKernels.mixtureNllGrad(s)
   case .cacheUpdate: return try DecodingKernels.cacheUpdate(s)
   case .topK: return try DecodingKernels.topK(s)
   case .mixtureTopK: return try DecodingKernels.mixtureTopK(s)

@@ -43,6 +43,8 @@ enum Summary {
       if case .string(let a)? = s.attrs.values["activation"], let op = LinearOps.epilogues[a] {
         kernel += "+\(op.spec.kernel)  (fused: \(a) epilogue)"
       }
+      if s.op == .mixtureNll { kernel += "  (fused: softmax + mixture + nll_loss, no [B, T, X] tensor)" }
+      if s.op == .mixtureNllGrad { kernel += "  (fused: the gradient of mixture_nll)" }
       if s.op == .mixtureTopK { kernel += "  (fused: softmax + mixture + top_k, no [B, K, X] tensor)" }
       let label = s.label.padding(toLength: 8, withPad: " ", startingAt: 0)
       lines.append("\(indent)\(label) \(s.op.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0)) \(kernel)")

@@ -92,6 +92,12 @@ enum Fixtures {
     let fusedTop = try b.node(.mixtureTopK, [b.reshape(pv, [B * Ta, V]), gsw, lsw, ac, ctx, aq, q],
                               ["extended": .dim(V + N), "k": .dim(3), "log": .bool(false)])
     try b.output("fused.ids", fusedTop[1])
+    let fusedLoss = try b.node(.mixtureNll, [b.reshape(pv, [B * Ta, V]), gsw, lsw, ac, ctx, aq, q, ans],
+                               ["extended": .dim(V + N), "ignore": .int(1)])
+    let fusedGrad = try b.node(.mixtureNllGrad, [one, b.reshape(pv, [B * Ta, V]), gsw, lsw, ac, ctx, aq, q, ans,
+                                                 fusedLoss[1]], ["ignore": .int(1)])
+    try b.output("fused.loss", fusedLoss[0])
+    try b.output("fused.dlogits", fusedGrad[0])
     try b.output("cache", updated)
     try b.output("top.logp", top[0])
     try b.output("top.ids", top[1])

@@ -142,6 +142,21 @@ enum BackwardOps {
     return [p]
   }
 
+  /// `mixture_nll_grad {ignore}(g [], logits, gamma, lambda, ac, cids, aq, qids, targets, stats)` ->
+  /// `dlogits, dgamma, dlambda, dac, daq`: the gradient of `mixture_nll`, from its saved stats.
+  static let mixtureNllGrad = OpSpec(arity: 10...10, kernel: "mq_mixture_nll_backward",
+                                     nonDifferentiable: Set(0...9),
+                                     flops: { c, _ in c.inputs[1].elementCount * Dim(8) }) { c throws(GraphError) in
+    _ = try c.require(0, .f32, rank: 0, name: "g")
+    let logits = try c.require(1, .f32, name: "logits")
+    let stats = try c.require(9, .f32, rank: 3, name: "stats")
+    if Array(stats.shape.prefix(2)) != Array(c.inputs[8].shape.prefix(2)) {
+      throw c.mismatch("stats against targets \(c.inputs[8])", expected: "[B, T, 3]", actual: stats.description)
+    }
+    _ = try c.int("ignore")
+    return [logits, c.inputs[2], c.inputs[3], c.inputs[4], c.inputs[6]]
+  }
+
   /// `length_mask {length}(lengths [B])` -> `f32[B, length]`: 1 where t < lengths[b], else 0
   /// (the rows a masked scan step updates; backward scans zero the others' gradients with it).
   static let lengthMask = OpSpec(arity: 1...1, kernel: "mq_length_mask", nonDifferentiable: [0]) {

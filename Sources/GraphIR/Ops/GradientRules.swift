@@ -27,9 +27,10 @@ enum GradientRules {
     case .lstmCell: return lstmCell
     case .mixture: return mixture
     case .nllLoss: return nllLoss
+    case .mixtureNll: return mixtureNll
     case .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad,
          .softmaxGrad, .attentionGrad, .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask,
-         .embeddingGrad:
+         .embeddingGrad, .mixtureNllGrad:
       return nil
     }
   }
@@ -147,6 +148,11 @@ enum GradientRules {
     let i = c.inputs
     let out = try c.builder.node(.mixtureGrad, [try c.g(), i[0], i[1], i[2], i[3], i[4], i[5], i[6]])
     return [out[0], out[1], out[2], out[3], nil, out[4], nil]
+  }
+  static let mixtureNll: GradientRule = { c throws(GraphError) in
+    let i = c.inputs
+    let out = try c.builder.node(.mixtureNllGrad, [try c.g()] + Array(i[0...7]) + [c.outputs[1]], c.node.attrs)
+    return [out[0], out[1], out[2], out[3], nil, out[4], nil, nil]
   }
   static let nllLoss: GradientRule = { c throws(GraphError) in
     [try c.builder.node(.nllLossGrad, [try c.g(), c.inputs[0], c.inputs[1]], c.node.attrs)[0], nil]

@@ -41,4 +41,28 @@ enum OutputOps {
     }
     return [.f32([])]
   }
+
+  /// `mixture_nll {ignore, extended}(logits [..., V], gamma [B, T, 1], lambda [B, T, 1],
+  /// ac [B, T, Lc], cids [B, Lc], aq [B, T, Lq], qids [B, Lq], targets [B, T])` -> `loss f32[]`,
+  /// `stats [B, T, 3]`: `nll_loss(mixture(softmax(logits), ...), targets)` without the
+  /// `[B, T, V]` probabilities or the `[B, T, extended]` mixture (the logits' rows are the B * T
+  /// positions); `stats` (max, sum of exps, P[target] per position) is what the backward needs.
+  /// The train plan's loss after `fuse-loss`.
+  static let mixtureNll = OpSpec(
+    arity: 8...8, kernel: "mq_mixture_nll", nonDifferentiable: [4, 6, 7],
+    flops: { c, _ in c.inputs[0].elementCount * Dim(6) }
+  ) { c throws(GraphError) in
+    let logits = try c.require(0, .f32, name: "logits")
+    guard let v = logits.shape.last else { throw c.mismatch("logits rank", expected: "rank >= 1", actual: logits.description) }
+    let g = c.inputs[1]
+    let pv = TensorType.f32([g.shape.first ?? 0, g.shape.dropFirst().first ?? 0, v])
+    let mixed = try mixture.infer(InferContext(node: c.node, op: .mixture, inputs: [pv] + Array(c.inputs[1...6]),
+                                               attrs: c.attrs))
+    let bt = Array(mixed[0].shape.prefix(2))
+    try c.requireEqual(logits.shape.dropLast().reduce(Dim(1)) { $0 * $1 }, bt[0] * bt[1], "logits rows against B * T")
+    let targets = try c.require(7, .i32, rank: 2, name: "targets")
+    if targets.shape != bt { throw c.mismatch("targets", expected: "i32\(bt)", actual: targets.description) }
+    _ = try c.int("ignore")
+    return [.f32([]), .f32(bt + [3])]
+  }
 }

@@ -1,0 +1,55 @@
+import GraphIR
+
+/// Fuses training's output layer before autodiff: `nll_loss(mixture(softmax(logits), ...))`
+/// (the softmax maybe reshaped to the mixture's `[B, T, V]`) becomes one `mixture_nll(logits,
+/// ..., targets)` whose gradient rule emits `mixture_nll_grad`. Neither pass then materializes the
+/// `[B, T, 50k]` probabilities, the `[B, T, X]` mixture or their gradients (decaNLP spends about
+/// 40% of a step there): only the target's probability is built, and the backward writes the
+/// logits' gradient straight from the saved row statistics.
+///
+/// Only when the softmax is plain (no mask, scale 1, eps 0) and neither it, its reshape nor the
+/// mixture has another reader (or is a graph output: a graph that returns the probabilities keeps
+/// them). Runs before autodiff, so the fused op's own gradient rule is used.
+public struct FuseLoss: GraphPass {
+  public let name = "fuse-loss"
+  public init() {}
+
+  public func run(_ g: Graph) throws(CompileError) -> Graph {
+    do {
+      return try Self.fuse(g)
+    } catch {
+      throw .inPass(pass: name, error)
+    }
+  }
+
+  static func fuse(_ g: Graph) throws(GraphError) -> Graph {
+    var out = g
+    let uses = g.useCounts()
+    func only(_ v: ValueRef) -> Bool { uses[v] == 1 }
+    for (j, n) in g.nodes.enumerated() {
+      if n.op == .scan {
+        out.nodes[j] = try n.mappingBody(at: j, fuse)
+        continue
+      }
+      guard n.op == .nllLoss, n.inputs.count == 2, let m = n.inputs.first, m.index == 0, only(m) else { continue }
+      let mixture = g.nodes[m.node]
+      guard mixture.op == .mixture, mixture.inputs.count == 7 else { continue }
+      var p = mixture.inputs[0]
+      guard only(p) else { continue }
+      if g.nodes[p.node].op == .reshape {
+        p = g.nodes[p.node].inputs[0]
+        guard only(p) else { continue }
+      }
+      let softmax = g.nodes[p.node]
+      guard softmax.op == .softmax, softmax.inputs.count == 1, p.index == 0,
+            (softmax.attrs.float("scale") ?? 1) == 1, (softmax.attrs.float("eps") ?? 0) == 0,
+            softmax.attrs.bool("causal") != true else { continue }
+      var attrs = n.attrs
+      attrs["extended"] = mixture.attrs["extended"]
+      let inputs = [softmax.inputs[0]] + Array(mixture.inputs.dropFirst()) + [n.inputs[1]]
+      let ctx = InferContext(node: j, op: .mixtureNll, inputs: inputs.map { g.type(of: $0) }, attrs: attrs)
+      out.nodes[j] = Node(op: .mixtureNll, inputs: inputs, attrs: attrs, types: try OpKind.mixtureNll.spec.infer(ctx))
+    }
+    return out
+  }
+}
