@@ -141,32 +141,38 @@ void mq_mixture_nll_backward_ref(float *dlogits, float *dgamma, float *dlambda, 
                                  const float *ac, const int32_t *cids, const float *aq, const int32_t *qids,
                                  const int32_t *targets, const float *stats, int64_t T, int64_t V, int64_t Lc,
                                  int64_t Lq, int32_t ignore, int64_t r0, int64_t r1) {
+  // dlogits may be logits itself (planned in place): each logit is read before its gradient is
+  // written.
   for (int64_t r = r0; r < r1; r++) {
     const int64_t b = r / T;
     const int32_t t = targets[r];
-    for (int64_t j = 0; j < V; j++) dlogits[r * V + j] = 0.0f;
     for (int64_t i = 0; i < Lc; i++) dac[r * Lc + i] = 0.0f;
     for (int64_t i = 0; i < Lq; i++) daq[r * Lq + i] = 0.0f;
     dgamma[r] = dlambda[r] = 0.0f;
-    if (t == ignore || count <= 0) continue;
+    const int live = t != ignore && count > 0;
     const float g = gamma[r], lm = lambda[r], m = stats[r * 3], sum = stats[r * 3 + 1];
-    const float dp = (float)(-(double)gl / (double)count) / stats[r * 3 + 2];
-    const float pt = t < V ? expf(logits[r * V + t] - m) / sum : 0.0f;
-    double sc = 0.0, sq = 0.0;
-    for (int64_t i = 0; i < Lc; i++)
-      if (cids[b * Lc + i] == t) {
-        sc += (double)ac[r * Lc + i];
-        dac[r * Lc + i] = lm * (1.0f - g) * dp;
-      }
-    for (int64_t i = 0; i < Lq; i++)
-      if (qids[b * Lq + i] == t) {
-        sq += (double)aq[r * Lq + i];
-        daq[r * Lq + i] = (1.0f - lm) * (1.0f - g) * dp;
-      }
-    dgamma[r] = (float)((double)dp * ((double)pt - (double)lm * sc - (double)(1.0f - lm) * sq));
-    dlambda[r] = (float)((double)dp * (double)(1.0f - g) * (sc - sq));
-    if (t >= V) continue;
+    const float dp = live ? (float)(-(double)gl / (double)count) / stats[r * 3 + 2] : 0.0f;
+    const float pt = live && t < V ? expf(logits[r * V + t] - m) / sum : 0.0f;
+    if (live) {
+      double sc = 0.0, sq = 0.0;
+      for (int64_t i = 0; i < Lc; i++)
+        if (cids[b * Lc + i] == t) {
+          sc += (double)ac[r * Lc + i];
+          dac[r * Lc + i] = lm * (1.0f - g) * dp;
+        }
+      for (int64_t i = 0; i < Lq; i++)
+        if (qids[b * Lq + i] == t) {
+          sq += (double)aq[r * Lq + i];
+          daq[r * Lq + i] = (1.0f - lm) * (1.0f - g) * dp;
+        }
+      dgamma[r] = (float)((double)dp * ((double)pt - (double)lm * sc - (double)(1.0f - lm) * sq));
+      dlambda[r] = (float)((double)dp * (double)(1.0f - g) * (sc - sq));
+    }
     for (int64_t j = 0; j < V; j++) {
+      if (!live || t >= V) {
+        dlogits[r * V + j] = 0.0f;
+        continue;
+      }
       const float pj = expf(logits[r * V + j] - m) / sum;
       dlogits[r * V + j] = g * dp * pj * ((j == t ? 1.0f : 0.0f) - pt);
     }

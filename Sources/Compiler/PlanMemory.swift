@@ -16,6 +16,7 @@ public struct PlanMemory: PlanPass {
   public func run(_ plan: Plan) throws(CompileError) -> Plan {
     var p = try plan.mappingBodies(run)
     _ = try p.producers()  // checks every step's buffer ids before they index arrays below
+    Self.planInPlace(&p)
     let lastStage = max(p.stageCount - 1, 0)
     var first = [Int?](repeating: nil, count: p.buffers.count)
     var last = [Int](repeating: 0, count: p.buffers.count)
@@ -53,5 +54,49 @@ public struct PlanMemory: PlanPass {
       }
     }
     return p
+  }
+
+  /// Lets a step write an output over one of its inputs (the output becomes a view of that
+  /// input's memory) where the op table allows it (`OpSpec.inPlace`) and nothing else still needs
+  /// the input: it is an arena buffer some step produced, of the output's size and type, neither
+  /// a graph output nor a body's pinned input, and every other step that reads it (through any
+  /// view) runs in an earlier stage. What autodiff saves for the backward pass has later readers,
+  /// so it is never overwritten.
+  static func planInPlace(_ p: inout Plan) {
+    var readers = [[Int]](repeating: [], count: p.buffers.count)
+    for (i, s) in p.steps.enumerated() {
+      for b in s.inputs where b >= 0 && b < p.buffers.count { readers[p.rootBuffer(b)].append(i) }
+    }
+    var protected = Set(p.inputs.map { p.rootBuffer($0) })
+    for o in p.outputs where o.buffer >= 0 && o.buffer < p.buffers.count {
+      protected.insert(o.buffer)
+      protected.insert(p.rootBuffer(o.buffer))
+    }
+    let producers = (try? p.producingSteps()) ?? []
+    for (i, s) in p.steps.enumerated() {
+      for (output, candidates) in s.op.spec.inPlace.sorted(by: { $0.key < $1.key }) {
+        guard output < s.outputs.count else { continue }
+        let out = s.outputs[output]
+        guard case .arena = p.buffers[out].storage, !protected.contains(out) else { continue }
+        for k in candidates where k < s.inputs.count {
+          let root = p.rootBuffer(s.inputs[k])
+          guard case .arena = p.buffers[root].storage, !protected.contains(root), root < producers.count,
+                producers[root] != nil, p.buffers[root].type.dtype == p.buffers[out].type.dtype,
+                p.buffers[root].type.elementCount == p.buffers[out].type.elementCount,
+                readers[root].allSatisfy({ $0 == i || p.steps[$0].stage < s.stage })
+          else { continue }
+          // Readers of the output (and of its views, which stay views of it) now read the input's
+          // memory. The output is a view of the nearest buffer some step wrote on the input's view
+          // chain (its root, or an earlier in-place output), so the chain says which value it replaces.
+          readers[root] += readers[out]
+          var base = s.inputs[k]
+          while case .view(let next) = p.buffers[base].storage, base < producers.count, producers[base] == nil {
+            base = next
+          }
+          p.buffers[out].storage = .view(of: base)
+          break
+        }
+      }
+    }
   }
 }

@@ -30,7 +30,25 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
   public var spec: OpSpec {
     var s = baseSpec
     s.gradient = GradientRules.rule(for: self)
+    s.inPlace = inPlace
     return s
+  }
+
+  /// Which inputs an output may overwrite (the memory planner's choice, when nothing else still
+  /// needs that input): the kernel reads each element, or a whole row, before writing it at the
+  /// same place.
+  var inPlace: [Int: [Int]] {
+    switch self {
+    case .tanh, .sigmoid, .relu, .affine, .softmax, .layerNorm: return [0: [0]]
+    case .add, .sub, .mul: return [0: [0, 1]]
+    case .tanhGrad, .sigmoidGrad, .reluGrad, .softmaxGrad: return [0: [0, 1]]
+    case .mixtureNllGrad: return [0: [1]]
+    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .linear, .matmul, .concat, .slice, .reshape,
+         .transpose, .broadcast, .embedding, .padMask, .attention, .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll,
+         .cacheUpdate, .topK, .mixtureTopK, .sumTo, .linearGradInput, .linearGradWeight, .sliceGrad, .attentionGrad,
+         .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad:
+      return [:]
+    }
   }
 
   var baseSpec: OpSpec {
@@ -116,6 +134,8 @@ public struct OpSpec: Sendable {
   public var isView: Bool
   /// The gradient rule autodiff uses (the training issue fills these in; nil: not differentiable yet).
   public var gradient: GradientRule?
+  /// Output -> the inputs it may overwrite, in preference order (`OpKind.inPlace`).
+  public var inPlace: [Int: [Int]] = [:]
 
   public init(arity: ClosedRange<Int>, kernel: String, nonDifferentiable: Set<Int> = [],
               isView: Bool = false, gradient: GradientRule? = nil,

@@ -102,6 +102,19 @@ extension Plan {
     let reuse = layout.arenaBytes == 0 ? "no" : Plan.ratio(layout.totalBytes, layout.arenaBytes) + "x"
     lines.append("  arena \(Plan.bytes(layout.arenaBytes)) for \(Plan.bytes(layout.totalBytes)) of buffers "
                  + "(\(reuse) reuse), \(placed.count) buffers -> 1 arena")
+    // Step outputs written over an input (views with a producing step).
+    var inPlace = 0, savedBytes = 0
+    for s in steps {
+      for o in s.outputs where o >= 0 && o < buffers.count {
+        guard case .view = buffers[o].storage else { continue }
+        inPlace += 1
+        savedBytes += (try? buffers[o].type.byteCount.evaluate(env)) ?? 0
+      }
+    }
+    if inPlace > 0 {
+      lines.append("  \(inPlace) step outputs written in place over an input they replace (\(Plan.bytes(savedBytes)) "
+                   + "not allocated)")
+    }
     let largest = placed.sorted { (layout.sizes[$0], $1) > (layout.sizes[$1], $0) }.prefix(10)
     if !largest.isEmpty { lines.append("  largest buffers:") }
     for i in largest {

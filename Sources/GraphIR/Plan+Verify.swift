@@ -38,6 +38,18 @@ extension Plan {
     return root
   }
 
+  /// `b`, the buffer it is a view of, and so on to its root.
+  public func viewChain(_ b: Int) -> [Int] {
+    var chain = [b]
+    var x = b
+    for _ in 0..<buffers.count {
+      guard x >= 0, x < buffers.count, case .view(let next) = buffers[x].storage, next >= 0, next < buffers.count else { break }
+      chain.append(next)
+      x = next
+    }
+    return chain
+  }
+
   /// The step that writes each buffer (nil for inputs, params, views, consts, pinned inputs).
   public func producingSteps() throws(PlanError) -> [Int?] {
     var producers = [Int?](repeating: nil, count: buffers.count)
@@ -101,8 +113,17 @@ func verifyPlan(_ plan: Plan, outerInputs: Int?) throws(PlanError) {
         throw fail("step \(s.label) (stage \(s.stage)) reads #\(b), written in stage \(plan.steps[p].stage)")
       }
     }
-    for b in s.outputs {
-      guard case .arena = plan.buffers[b].storage else { throw fail("step \(s.label) writes non-arena #\(b)") }
+    for (k, b) in s.outputs.enumerated() {
+      switch plan.buffers[b].storage {
+      case .arena:
+        continue
+      case .view(let base) where (s.op.spec.inPlace[k] ?? []).contains(where: {
+        $0 < s.inputs.count && plan.viewChain(s.inputs[$0]).contains(base)
+      }):
+        try verifyInPlace(step: i, output: b, base: plan.rootBuffer(base), in: plan)
+      default:
+        throw fail("step \(s.label) writes non-arena #\(b)")
+      }
     }
     try verifyScanParts(of: s, at: i, in: plan)
   }
@@ -120,7 +141,8 @@ func verifyPlan(_ plan: Plan, outerInputs: Int?) throws(PlanError) {
       }
     case .view(let base):
       guard base >= 0, base < plan.buffers.count, base != i else { throw fail("view #\(i) of missing #\(base)") }
-      if case .view = plan.buffers[base].storage { throw fail("view #\(i) aliases view #\(base)") }
+      // A view of a view only through an output written in place (which is a view of its input).
+      if case .view = plan.buffers[base].storage, producers[base] == nil { throw fail("view #\(i) aliases view #\(base)") }
     case .outer(let k):
       guard let n = outerInputs, k >= 0, k < n else { throw fail("#\(i) is outer input \(k) outside a scan's inputs") }
     case .workspace(let s, _, _):
@@ -129,6 +151,33 @@ func verifyPlan(_ plan: Plan, outerInputs: Int?) throws(PlanError) {
       }
     case .input, .param:
       continue
+    }
+  }
+}
+
+/// An output written in place over `base` (the root of one of the step's inputs): every other step
+/// that reads `base`'s memory without going through that output runs in an earlier stage, and every
+/// step that reads the output (or a view of it) in a later one.
+private func verifyInPlace(step i: Int, output: Int, base: Int, in plan: Plan) throws(PlanError) {
+  func fail(_ problem: String) -> PlanError { PlanError(plan: plan.name, problem: problem) }
+  let stage = plan.steps[i].stage
+  func passesThrough(_ b: Int) -> Bool {
+    var x = b
+    for _ in 0..<plan.buffers.count {
+      if x == output { return true }
+      guard case .view(let next) = plan.buffers[x].storage else { return false }
+      x = next
+    }
+    return false
+  }
+  guard case .arena = plan.buffers[base].storage else { throw fail("step \(plan.steps[i].label) writes #\(output) in place of non-arena #\(base)") }
+  for (j, t) in plan.steps.enumerated() where j != i {
+    for b in t.inputs where b >= 0 && b < plan.buffers.count && plan.rootBuffer(b) == base {
+      if passesThrough(b) {
+        if t.stage <= stage { throw fail("step \(t.label) reads #\(output), written in place in stage \(stage), in stage \(t.stage)") }
+      } else if t.stage >= stage {
+        throw fail("step \(t.label) (stage \(t.stage)) reads #\(base), which step \(plan.steps[i].label) overwrites in stage \(stage)")
+      }
     }
   }
 }
