@@ -1,5 +1,6 @@
 // Compiling MQAN's default preset (decaNLP's defaults: d = 200, 3 heads, V = 50,000) into plans:
-// the `train` graph (teacher-forced forward pass + loss) and the `encode` graph (the encoder alone),
+// the `train` graph (teacher-forced forward pass + loss), the `encode` graph (the encoder for
+// decoding) and the `decode-step` graph (one step over key/value caches),
 // through the whole pass pipeline (shape inference, DCE, CSE, scheduling, memory planning,
 // lowering) with `CompileOptions()` (no per-pass verification in release builds). The DESIGN
 // target: every plan compiles in under one second.
@@ -18,7 +19,8 @@ final class Slot<S>: @unchecked Sendable {
 
 let graphs: [(String, @Sendable () throws -> Graph)] = [
   ("train", { try MQANGraph.forward(.default, options: ForwardOptions(decoder: .consistent, loss: true)) }),
-  ("encode", { try MQANGraph.encoder(.default) }),
+  ("encode", { try MQANGraph.encoder(.default, crossAttention: .consistent) }),
+  ("decode-step", { try MQANGraph.decodeStep(.default, mode: .consistent) }),
 ]
 
 let benchmarks: @Sendable () -> Void = {

@@ -269,6 +269,111 @@ let benchmarks: @Sendable () -> Void = {
                1 / Float(D).squareRoot(), -1e10, 0, s.scratch, 0, Int64(rows))
            })
   }
+  outputLayerBenchmarks()
+}
+
+/// The fused output layers against the unfused chains they replace: training's softmax +
+/// mixture + NLL (and backward) over the teacher-forced rows, decoding's softmax + mixture + top-k
+/// over 64 x 4 beam rows.
+let outputLayerBenchmarks: @Sendable () -> Void = {
+  let T = Ta - 1, rows = decRows, Lc = Tc, Lq = Tq
+  let bytes = Double(rows * V * 4)
+  kernel("output layer unfused: mq_masked_softmax+mq_pointer_mixture+mq_nll \(rows)x\(V)", .bytes(bytes), seconds: 3,
+         maxIterations: 100, setup: { OutputLayerState(rows: rows, Lc: Lc, Lq: Lq, seed: 71) },
+         body: { s in
+           mq_masked_softmax(s.p, s.logits, nil, 1, Int64(V), 1, -1e10, 0, 0, 0, 0, Int64(rows))
+           mq_pointer_mixture(s.mix, s.p, s.gamma, s.lambda, s.ac, s.cids, s.aq, s.qids, Int64(T), Int64(V), Int64(X),
+                              Int64(Lc), Int64(Lq), 0, Int64(rows))
+           var sum = 0.0, count: Int64 = 0
+           mq_nll(&sum, &count, s.mix, s.targets, Int64(X), 1, 0, Int64(rows))
+           blackHole(sum)
+         })
+  kernel("output layer fused: mq_mixture_nll \(rows)x\(V)", .bytes(bytes), seconds: 3, maxIterations: 100,
+         setup: { OutputLayerState(rows: rows, Lc: Lc, Lq: Lq, seed: 71) },
+         body: { s in
+           var sum = 0.0, count: Int64 = 0
+           mq_mixture_nll(&sum, &count, s.stats, s.logits, s.gamma, s.lambda, s.ac, s.cids, s.aq, s.qids, s.targets,
+                          Int64(T), Int64(V), Int64(Lc), Int64(Lq), 1, 0, Int64(rows))
+           blackHole(sum)
+         })
+  kernel("output layer backward unfused: mq_nll_backward+mq_pointer_mixture_backward+mq_softmax_backward \(rows)x\(V)",
+         .bytes(bytes), seconds: 3, maxIterations: 100,
+         setup: { () -> OutputLayerState in
+           let s = OutputLayerState(rows: rows, Lc: Lc, Lq: Lq, seed: 71)
+           mq_masked_softmax(s.p, s.logits, nil, 1, Int64(V), 1, -1e10, 0, 0, 0, 0, Int64(rows))
+           mq_pointer_mixture(s.mix, s.p, s.gamma, s.lambda, s.ac, s.cids, s.aq, s.qids, Int64(T), Int64(V), Int64(X),
+                              Int64(Lc), Int64(Lq), 0, Int64(rows))
+           return s
+         },
+         body: { s in
+           mq_nll_backward(s.dmix, s.mix, s.targets, Int64(X), 1, 1, Int64(rows), 0, Int64(rows))
+           mq_pointer_mixture_backward(s.dp, s.dg, s.dl, s.dac, s.daq, s.dmix, s.p, s.gamma, s.lambda, s.ac, s.cids, s.aq,
+                                       s.qids, Int64(T), Int64(V), Int64(X), Int64(Lc), Int64(Lq), 0, Int64(rows))
+           mq_softmax_backward(s.dlogits, s.dp, s.p, Int64(V), 1, 0, 0, Int64(rows))
+         })
+  kernel("output layer backward fused: mq_mixture_nll_backward \(rows)x\(V)", .bytes(bytes), seconds: 3,
+         maxIterations: 100,
+         setup: { () -> OutputLayerState in
+           let s = OutputLayerState(rows: rows, Lc: Lc, Lq: Lq, seed: 71)
+           var sum = 0.0, count: Int64 = 0
+           mq_mixture_nll(&sum, &count, s.stats, s.logits, s.gamma, s.lambda, s.ac, s.cids, s.aq, s.qids, s.targets,
+                          Int64(T), Int64(V), Int64(Lc), Int64(Lq), 1, 0, Int64(rows))
+           return s
+         },
+         body: { s in
+           mq_mixture_nll_backward(s.dlogits, s.dg, s.dl, s.dac, s.daq, 1, Int64(rows), s.logits, s.gamma, s.lambda, s.ac,
+                                   s.cids, s.aq, s.qids, s.targets, s.stats, Int64(T), Int64(V), Int64(Lc), Int64(Lq), 1, 0,
+                                   Int64(rows))
+         })
+  // Decoding: 64 items x beam 4, context 128, question 16, the 4 best of each row.
+  let beam = 4, items = 64, drows = items * beam, dLc = 128
+  kernel("decode output unfused: mq_masked_softmax+mq_pointer_mixture+mq_topk_rows \(drows)x\(V) k\(beam)",
+         .bytes(Double(drows * V * 4)), seconds: 3, maxIterations: 200,
+         setup: { OutputLayerState(rows: drows, Lc: dLc, Lq: Lq, seed: 81, items: items) },
+         body: { s in
+           mq_masked_softmax(s.p, s.logits, nil, 1, Int64(V), 1, -1e10, 0, 0, 0, 0, Int64(drows))
+           mq_pointer_mixture(s.mix, s.p, s.gamma, s.lambda, s.ac, s.cids, s.aq, s.qids, Int64(beam), Int64(V), Int64(X),
+                              Int64(dLc), Int64(Lq), 0, Int64(drows))
+           mq_topk_rows(s.mix, Int64(X), Int64(beam), 1, s.topValues, s.topIds, 0, Int64(drows))
+         })
+  kernel("decode output fused: mq_mixture_topk \(drows)x\(V) k\(beam)", .bytes(Double(drows * V * 4)), seconds: 3,
+         maxIterations: 200, setup: { OutputLayerState(rows: drows, Lc: dLc, Lq: Lq, seed: 81, items: items) },
+         body: { s in
+           mq_mixture_topk(s.topValues, s.topIds, s.logits, s.gamma, s.lambda, s.ac, s.cids, s.aq, s.qids, Int64(beam),
+                           Int64(V), Int64(X), Int64(dLc), Int64(Lq), Int64(beam), 1, s.scratch, 0, Int64(drows))
+         })
+}
+
+final class OutputLayerState: @unchecked Sendable {
+  let arena: Arena
+  let logits, p, mix, dmix, dp, dlogits, gamma, lambda, ac, aq, stats, dg, dl, dac, daq, topValues, scratch:
+    UnsafeMutablePointer<Float>
+  let cids, qids, targets, topIds: UnsafeMutablePointer<Int32>
+
+  init(rows: Int, Lc: Int, Lq: Int, seed: UInt64, items: Int = B) {
+    arena = Arena(seed: seed)
+    logits = arena.uniform(rows * V, -4, 4)
+    p = arena.zeros(rows * V)
+    mix = arena.zeros(rows * X)
+    dmix = arena.zeros(rows * X)
+    dp = arena.zeros(rows * V)
+    dlogits = arena.zeros(rows * V)
+    gamma = arena.uniform(rows, 0.05, 0.95)
+    lambda = arena.uniform(rows, 0.05, 0.95)
+    ac = arena.uniform(rows * Lc, 0, 2 / Float(Lc))
+    aq = arena.uniform(rows * Lq, 0, 2 / Float(Lq))
+    stats = arena.zeros(rows * 3)
+    dg = arena.zeros(rows)
+    dl = arena.zeros(rows)
+    dac = arena.zeros(rows * Lc)
+    daq = arena.zeros(rows * Lq)
+    topValues = arena.zeros(rows * 4)
+    topIds = arena.ids(rows * 4, 0, 1)
+    scratch = arena.zeros(Int(mq_mixture_topk_scratch(Int64(V), Int64(Lc), Int64(Lq))) + V + X)
+    cids = arena.ids(items * Lc, 4, X)
+    qids = arena.ids(items * Lq, 4, X)
+    targets = arena.ids(rows, 4, X)
+  }
 }
 
 final class MixtureState: @unchecked Sendable {
