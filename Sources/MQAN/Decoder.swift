@@ -95,19 +95,22 @@ public final class MQANDecoder {
 }
 
 /// Runs the `decode-step` plan for `BeamSearch`: holds the per-row state (pointer LSTM h, c, the
-/// input-fed output o) and the self-attention key/value caches of every layer. With K = 1 the
-/// caches are updated in place (the reorder is the identity); with K > 1 each step reads one set
-/// of cache buffers and writes the other (the gather by `reorder` happens in `cache_update`).
+/// input-fed output o) and the self-attention key/value caches of every layer in one block
+/// allocated per batch, bound to the plan as external memory (no copies, no allocation per step).
+/// Each step reads one set of states and writes the other (the gather by `reorder` happens inside
+/// the plan). With K = 1 the caches are updated in place (the reorder is the identity); with K > 1
+/// they are double-buffered too.
 final class StepScorer: BeamScorer {
   let step: Executor
   var feed: [String: HostTensor]
   let limitedToFull: [Int32]
   let beam: Int, rows: Int, slots: Int, width: Int, layers: Int
   let dims: [String: Int]
-  /// Cache memory: `sets` sets of `2 * layers` tensors `[rows, slots, width]`.
+  /// `sets` sets of `2 * layers` cache tensors `[rows, slots, width]`, then two sets of the three
+  /// states `[rows, width]`.
   let memory: UnsafeMutablePointer<Float>
   let sets: Int
-  var current = 0
+  var current = 0, currentState = 0
   var position = 0
 
   init(step: Executor, config: ModelConfig, feed input: [String: HostTensor], encoded: [String: HostTensor],
@@ -128,21 +131,20 @@ final class StepScorer: BeamScorer {
     var f: [String: HostTensor] = [:]
     for k in ["embeddings", "context_limited", "question_limited"] { f[k] = input[k] }
     for (k, v) in encoded where k != "decoder_init_h" && k != "decoder_init_c" { f[k] = v }
-    // Rows 0 ..< B hold the encoder's states; the first reorder points every beam at its item's.
-    let n = batch * beam
-    func initial(_ t: HostTensor?) throws -> HostTensor {
-      var values = [Float](repeating: 0, count: n * d)
-      if let t { let v = try t.floats; values.replaceSubrange(0..<v.count, with: v) }
-      return HostTensor(shape: [n, d], floats: values)
-    }
-    f["h"] = try initial(initH)
-    f["c"] = try initial(initC)
-    f["o"] = try initial(nil)
     feed = f
+    // Two sets of state (h, c, o and the caches): each step reads one and writes the other (K = 1:
+    // the caches are updated in place, one set of them suffices).
     sets = beam == 1 ? 1 : 2
-    let count = sets * 2 * layers * rows * slots * d
+    let count = sets * 2 * layers * rows * slots * d + 2 * 3 * rows * d
     memory = .allocate(capacity: max(count, 1))
     memory.initialize(repeating: 0, count: max(count, 1))
+    // Rows 0 ..< B of the first state set hold the encoder's states; the first reorder points
+    // every beam at its item's.
+    for (j, t) in [initH, initC].enumerated() {
+      let values = try t.floats
+      values.withUnsafeBufferPointer { src in state(set: 0, j).base.assumingMemoryBound(to: Float.self)
+        .update(from: src.baseAddress!, count: min(src.count, rows * d)) }
+    }
   }
 
   deinit { memory.deallocate() }
@@ -151,6 +153,13 @@ final class StepScorer: BeamScorer {
     let size = rows * slots * width
     return ExternalTensor(base: UnsafeMutableRawPointer(memory + (set * 2 * layers + index) * size),
                           shape: [rows, slots, width])
+  }
+
+  /// State `index` (0 h, 1 c, 2 o) of set `set` (0 or 1).
+  private func state(set: Int, _ index: Int) -> ExternalTensor {
+    let base = sets * 2 * layers * rows * slots * width
+    return ExternalTensor(base: UnsafeMutableRawPointer(memory + base + (set * 3 + index) * rows * width),
+                          shape: [rows, width])
   }
 
   func candidates(tokens: [[Int32]], reorder: [Int], k: Int) throws -> BeamCandidates {
@@ -180,9 +189,13 @@ final class StepScorer: BeamScorer {
         external[MQANGraph.Step.next(name)] = cache(set: next, 2 * l + j)
       }
     }
+    for (j, name) in MQANGraph.Step.states.enumerated() {
+      external[name] = state(set: currentState, j)
+      external[MQANGraph.Step.next(name)] = state(set: 1 - currentState, j)
+    }
     let out = try step.run(feed, external: external, dims: dims)
-    for s in MQANGraph.Step.states { feed[s] = out[MQANGraph.Step.next(s)] }
     current = next
+    currentState = 1 - currentState
     position += 1
     guard let values = out["top_logp"], let top = out["top_ids"] else {
       throw ModelError.graph("the decode-step plan gave no top_logp / top_ids")
