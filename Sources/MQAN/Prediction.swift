@@ -36,6 +36,9 @@ public struct Predictor {
   public var embeddings: HostTensor
   /// Examples per batch.
   public var batchSize: Int
+  /// Token budget of a batch (count x longest context + question, padded); nil: `batchSize`
+  /// examples per batch.
+  public var batchTokens: Int?
   /// Longest answer in tokens (`<eos>` included).
   public var maxOutput: Int
   /// Beam search instead of greedy (beam, n-best, length penalty); nil: greedy.
@@ -58,10 +61,14 @@ public struct Predictor {
                       progress: ((_ done: Int) -> Void)? = nil) throws -> [Prediction] {
     let encoded = examples.map { EncodedExample($0, vocabulary: vocabulary) }
     var predictions = [Prediction](repeating: Prediction(answer: "", score: 0, tokens: 0), count: examples.count)
-    // Sorted by context length (the answer is what is being predicted, so it does not count).
+    // Sorted by length (the answer is what is being predicted, so it does not count).
     let lengths = encoded.map { (context: max($0.context.count - 2, 0), answer: 0) }
+    let batches = batchTokens.map { budget in
+      Batching.tokenBudget(lengths: encoded.map { $0.context.count + $0.question.count }, tokens: budget,
+                           maxCount: batchSize)
+    } ?? Batching.fixedSize(lengths: lengths, batchSize: batchSize, sorted: true)
     var done = 0
-    for idx in Batching.fixedSize(lengths: lengths, batchSize: batchSize, sorted: true) {
+    for idx in batches {
       let batch = EncodedBatch(context: idx.map { encoded[$0].context }, question: idx.map { encoded[$0].question },
                                answer: idx.map { _ in [config.initToken, config.eos] })
       let limitedToFull = batch.limited(generativeVocab: config.generativeVocab).limitedToFull

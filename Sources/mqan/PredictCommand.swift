@@ -17,7 +17,11 @@ struct PredictCommand: ParsableCommand {
   @Option(help: "Write the answers (JSONL) to this file instead of stdout.") var out: String?
   @Flag(help: "Score each task with decaNLP's metric and print the decaScore.") var metrics = false
   @Option(help: "Threads.") var threads = 2
-  @Option(help: "Examples per batch.") var batchSize = 64
+  @Option(help: "Examples per batch (at most, with --batch-tokens).") var batchSize = 64
+  @Option(help: """
+    Token budget per batch: length-sorted examples are batched while count x the longest \
+    (context + question) tokens stays within it (default: --batch-size examples per batch).
+    """) var batchTokens: Int?
   @Option(help: "Beam size (1: greedy).") var beam = 1
   @Option(help: "Answers per input, best first (at most --beam).") var nBest = 1
   @Option(help: "GNMT length penalty alpha: scores divided by ((5 + length) / 6)^alpha; 0: none.") var lengthPenalty = 0.0
@@ -39,7 +43,7 @@ struct PredictCommand: ParsableCommand {
       throw ValidationError("--length-penalty must be a finite number >= 0, got \(lengthPenalty)")
     }
     for (name, v) in [("max-output", maxOutput), ("threads", threads), ("batch-size", batchSize), ("beam", beam),
-                      ("n-best", nBest)] where v < 1 {
+                      ("n-best", nBest), ("batch-tokens", batchTokens ?? 1)] where v < 1 {
       throw ValidationError("--\(name) must be >= 1, got \(v)")
     }
     var mode: DecoderMode?
@@ -86,6 +90,7 @@ struct PredictCommand: ParsableCommand {
       var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table, batchSize: batchSize,
                                 maxOutput: maxOutput)
       if beam > 1 || nBest > 1 { predictor.beam = (beam, nBest, lengthPenalty) }
+      predictor.batchTokens = batchTokens
 
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.withoutEscapingSlashes]

@@ -129,6 +129,10 @@ import Darwin
                                                 "--tasks", "multi30k.en.de", "--batch-size", "1"]).stdout)
       #expect(one == [all[i]], "line \(i + 1): alone \(one), in the file \(all[i])")
     }
+    // Batched by a token budget instead: same answers, in input order.
+    let budget = try Self.rows(try Self.predict(["--data", try Self.file("order.jsonl", lines), "--tasks", "multi30k.en.de",
+                                                 "--batch-tokens", "120"]).stdout)
+    #expect(budget.map(\.answer) == all.map(\.answer))
   }
 
   /// An empty context decodes (`<init> <eos>`); a context over decaNLP's 400 tokens is cut, and said so.

@@ -114,6 +114,31 @@ public enum Batching {
     }
   }
 
+  /// Prediction batches over length-sorted inputs by a token budget: consecutive examples (by
+  /// `lengths`, the padded tokens an example puts into a batch: context + question) while the
+  /// padded batch, count x longest, stays within `tokens` and the count within `maxCount`. An
+  /// example longer than the budget gets a batch of its own. Each batch lists indices into
+  /// `lengths`, longest first.
+  public static func tokenBudget(lengths: [Int], tokens: Int, maxCount: Int) -> [[Int]] {
+    precondition(tokens >= 1 && maxCount >= 1, "Batching.tokenBudget: tokens and maxCount must be >= 1")
+    let order = lengths.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
+    var batches: [[Int]] = []
+    var current: [Int] = []
+    var longest = 0
+    for i in order {
+      let l = max(lengths[i], 1)
+      if !current.isEmpty, current.count + 1 > maxCount || (current.count + 1) * max(longest, l) > tokens {
+        batches.append(current.reversed())
+        current = []
+        longest = 0
+      }
+      current.append(i)
+      longest = max(longest, l)
+    }
+    if !current.isEmpty { batches.append(current.reversed()) }
+    return batches
+  }
+
   /// Context and answer lengths without `<init>`/`<eos>`, as decaNLP counts them.
   public static func lengths(of examples: [EncodedExample]) -> [(context: Int, answer: Int)] {
     examples.map { (max($0.context.count - 2, 0), max($0.answer.count - 2, 0)) }

@@ -151,6 +151,16 @@ extension DataTests {
       #expect(Batching.fixedSize(lengths: lengths, batchSize: 2, sorted: true) == [[3, 1], [4, 0], [2]])
     }
 
+    @Test func tokenBudgetBatchesForPrediction() {
+      // Sorted: 1, 3, 5, 7, 9, 40. Budget 15: [1, 3, 5] (3 x 5), [7] (2 x 9 > 15), [9], [40] alone.
+      let lengths = [5, 1, 9, 3, 7, 40]
+      #expect(Batching.tokenBudget(lengths: lengths, tokens: 15, maxCount: 10) == [[0, 3, 1], [4], [2], [5]])
+      // The count cap splits too; every index appears once.
+      let capped = Batching.tokenBudget(lengths: lengths, tokens: 1000, maxCount: 4)
+      #expect(capped == [[4, 0, 3, 1], [5, 2]])
+      #expect(Batching.tokenBudget(lengths: [], tokens: 5, maxCount: 2).isEmpty)
+    }
+
     @Test func batchesFeedTheModel() throws {
       let examples = try Self.examples()
       var it = try BucketBatchIterator(examples: examples, batchTokens: 1000, seed: 3)
