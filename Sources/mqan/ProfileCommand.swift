@@ -26,6 +26,8 @@ struct ProfileCommand: ParsableCommand {
     """)
   var mode: Mode
   @OptionGroup var model: ModelOptions
+  @Option(help: "Profile a checkpoint of mqan train (its config, weights and word-vector table) instead of a preset.")
+  var checkpoint: String?
   @Option(help: "Batch size.") var batch = 32
   @Option(help: "Context length (tokens, counting <init> and <eos>).") var context = 256
   @Option(help: "Question length.") var question = 16
@@ -62,6 +64,29 @@ struct ProfileCommand: ParsableCommand {
 
   var traceCapacity: Int { trace == nil ? 0 : Self.traceCapacity }
 
+  /// The model: a preset or config with PyTorch's default initialisation and a random table of
+  /// `--vocab` rows, or a checkpoint's config, weights and table (ids then range over its rows).
+  func loadModel() throws -> (config: ModelConfig, params: [String: HostTensor], table: HostTensor) {
+    guard let path = checkpoint else {
+      let (_, config) = try model.load()
+      return (config, ParameterInit.initialize(config, seed: seed),
+              EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1))
+    }
+    if model.preset != nil || model.config != nil { throw ValidationError("give --checkpoint or a model, not both") }
+    let ck = try Checkpoint.read(path: path)
+    let config: ModelConfig
+    do { config = try JSONDecoder().decode(ModelConfig.self, from: Data(ck.modelConfig.utf8)) } catch {
+      throw CheckpointError.invalidMetadata(file: path, key: "model_config", reason: "not a model config (\(error))")
+    }
+    var params = ck.parameters
+    guard let table = params.removeValue(forKey: "embeddings"), table.shape.count == 2, table.shape[0] >= 4 else {
+      throw CheckpointError.missingTensor(file: path, tensor: "embeddings", reason: "the word-vector table")
+    }
+    // decaNLP's linear_in weights are not in mqan's checkpoints; the plans never read them.
+    for (name, t) in ParameterInit.initialize(config, seed: seed) where params[name] == nil { params[name] = t }
+    return (config, params, table)
+  }
+
   /// Median, min and max of the timed runs.
   func summarize(_ times: [Double]) -> (median: Double, min: Double, max: Double) {
     let t = times.sorted()
@@ -76,7 +101,8 @@ struct ProfileCommand: ParsableCommand {
 extension ProfileCommand {
   /// forward: the forward pass and loss; train: forward, backward and decaNLP's Adam step.
   func profileTrain() throws {
-    let (_, config) = try model.load()
+    let (config, params, table) = try loadModel()
+    let vocab = table.shape[0]
     let plan: Plan
     if let path = self.plan {
       plan = try PlanFile.read(path: path).plan(named: "train", path: path)
@@ -88,14 +114,12 @@ extension ProfileCommand {
                          options: options).plan
     }
     let training = plan.outputs.contains { $0.name.hasPrefix("grad.") }
-    let params = ParameterInit.initialize(config, seed: seed)
     let exec = try Executor(plan: plan, params: params, threads: threads,
                             options: ExecutorOptions(profile: true, traceCapacity: traceCapacity))
     let optimizer = training
       ? try AdamOptimizer(config: .decaNLP(dimension: config.dimension), parameters: exec.parameterBuffers(),
                           threads: threads)
       : nil
-    let table = EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1)
     let b = EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: answer,
                                    vocab: vocab, config: config, seed: seed &+ 2)
     let feed = b.feed(config: config, embeddings: table)
@@ -153,11 +177,10 @@ extension ProfileCommand {
   /// Decoding of a synthetic batch: the encoder once, then `maxOutput` decode-step runs for all
   /// B x K hypotheses (no early stop: the end token is out of range), timed end to end.
   func profileDecode() throws {
-    let (_, config) = try model.load()
-    let params = ParameterInit.initialize(config, seed: seed)
+    let (config, params, table) = try loadModel()
+    let vocab = table.shape[0]
     let decoder = try MQANDecoder(config: config, params: params, mode: .consistent, threads: threads, fuse: !noFuse,
                                   profile: true, traceCapacity: traceCapacity)
-    let table = EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1)
     let b = EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: 2, vocab: vocab,
                                    config: config, seed: seed &+ 2)
     let feed = b.feed(config: config, embeddings: table)

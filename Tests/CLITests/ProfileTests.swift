@@ -46,4 +46,15 @@ import Testing
     #expect(events.filter { ($0["name"] as? String ?? "").hasPrefix("cache_update") }.count >= 4)
     #expect(Set(events.compactMap { $0["cat"] as? String }).isSuperset(of: ["encode", "decode-step", "beam search"]))
   }
+
+  /// A checkpoint of mqan train profiles with its own config, weights and table.
+  @Test func profilesACheckpoint() throws {
+    let ck = try PredictTests.checkpoint()
+    let r = try CLITests.run(["profile", "decode", "--checkpoint", ck, "--batch", "2", "--context", "9", "--question", "5",
+                              "--max-output", "3", "--steps", "1", "--json"])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout.contains("sentences_per_s"))
+    try CLITests.expectOneLineError(["profile", "decode", "--checkpoint", ck, "--preset", "tiny"], mentions: "--checkpoint")
+    try CLITests.expectOneLineError(["profile", "train", "--checkpoint", "/nonexistent.safetensors"], mentions: "nonexistent")
+  }
 }
