@@ -25,28 +25,16 @@ public struct FuseLoss: GraphPass {
   static func fuse(_ g: Graph) throws(GraphError) -> Graph {
     var out = g
     let uses = g.useCounts()
-    func only(_ v: ValueRef) -> Bool { uses[v] == 1 }
     for (j, n) in g.nodes.enumerated() {
       if n.op == .scan {
         out.nodes[j] = try n.mappingBody(at: j, fuse)
         continue
       }
-      guard n.op == .nllLoss, n.inputs.count == 2, let m = n.inputs.first, m.index == 0, only(m) else { continue }
-      let mixture = g.nodes[m.node]
-      guard mixture.op == .mixture, mixture.inputs.count == 7 else { continue }
-      var p = mixture.inputs[0]
-      guard only(p) else { continue }
-      if g.nodes[p.node].op == .reshape {
-        p = g.nodes[p.node].inputs[0]
-        guard only(p) else { continue }
-      }
-      let softmax = g.nodes[p.node]
-      guard softmax.op == .softmax, softmax.inputs.count == 1, p.index == 0,
-            (softmax.attrs.float("scale") ?? 1) == 1, (softmax.attrs.float("eps") ?? 0) == 0,
-            softmax.attrs.bool("causal") != true else { continue }
+      guard n.op == .nllLoss, n.inputs.count == 2,
+            let layer = OutputLayerPattern(probs: n.inputs[0], in: g, uses: uses) else { continue }
       var attrs = n.attrs
-      attrs["extended"] = mixture.attrs["extended"]
-      let inputs = [softmax.inputs[0]] + Array(mixture.inputs.dropFirst()) + [n.inputs[1]]
+      attrs["extended"] = layer.mixture.attrs["extended"]
+      let inputs = layer.inputs + [n.inputs[1]]
       let ctx = InferContext(node: j, op: .mixtureNll, inputs: inputs.map { g.type(of: $0) }, attrs: attrs)
       out.nodes[j] = Node(op: .mixtureNll, inputs: inputs, attrs: attrs, types: try OpKind.mixtureNll.spec.infer(ctx))
     }

@@ -37,26 +37,14 @@ enum OutputKernels {
     let ignore = try s.int("ignore")
     try s.require(Int32(exactly: ignore) != nil, "ignore \(ignore) does not fit in i32")
     let rows = pr[0] * pr[1], x = pr[2], ignore32 = Int32(ignore)
-    // One cache line per slot: a double sum, then an Int64 count.
-    let slots = try AlignedBuffer(bytes: 64 * s.teamSize, what: "\(s.name) loss slots")
+    let slots = try LossSlots(s)
     let f = s.reference ? mq_nll_ref : mq_nll
     let p = s.ptrs, o = s.step.outputs[0], pb = s.step.inputs[0], tb = s.step.inputs[1]
     return { team in
       let (r0, r1) = team.share(rows)
-      let slot = slots.base + 64 * team.ith
-      let sum = slot.assumingMemoryBound(to: Double.self)
-      let count = (slot + 8).assumingMemoryBound(to: Int64.self)
-      sum.pointee = 0
-      count.pointee = 0
+      let (sum, count) = slots.start(team)
       if r0 < r1 { f(sum, count, f32(p, pb), i32(p, tb), Int64(x), ignore32, Int64(r0), Int64(r1)) }
-      team.sync()
-      guard team.ith == 0 else { return }
-      var total = 0.0, n: Int64 = 0
-      for i in 0..<team.nth {
-        total += (slots.base + 64 * i).load(as: Double.self)
-        n += (slots.base + 64 * i + 8).load(as: Int64.self)
-      }
-      f32(p, o).pointee = n == 0 ? 0 : Float(total / Double(n))
+      slots.finish(team, into: f32(p, o))
     }
   }
 
@@ -89,28 +77,18 @@ enum OutputKernels {
     let (b, t, v, lc, lq) = try outputLayerShapes(s, first: 0)
     try s.require(elements(s.outShape(0)) == 1 && s.outShape(1) == [b, t, 3], "outputs \(s.outShape(0)), \(s.outShape(1))")
     let ignore = try Self.ignore(s)
-    let slots = try AlignedBuffer(bytes: 64 * s.teamSize, what: "\(s.name) loss slots")
+    let slots = try LossSlots(s)
     let f = s.reference ? mq_mixture_nll_ref : mq_mixture_nll
     let p = s.ptrs, ins = s.step.inputs, lb = s.step.outputs[0], sb = s.step.outputs[1]
     return { team in
       let (r0, r1) = team.share(b * t)
-      let slot = slots.base + 64 * team.ith
-      let sum = slot.assumingMemoryBound(to: Double.self), count = (slot + 8).assumingMemoryBound(to: Int64.self)
-      sum.pointee = 0
-      count.pointee = 0
+      let (sum, count) = slots.start(team)
       if r0 < r1 {
         f(sum, count, f32(p, sb), f32(p, ins[0]), f32(p, ins[1]), f32(p, ins[2]), f32(p, ins[3]), i32(p, ins[4]),
           f32(p, ins[5]), i32(p, ins[6]), i32(p, ins[7]), Int64(t), Int64(v), Int64(lc), Int64(lq), ignore, Int64(r0),
           Int64(r1))
       }
-      team.sync()
-      guard team.ith == 0 else { return }
-      var total = 0.0, n: Int64 = 0
-      for i in 0..<team.nth {
-        total += (slots.base + 64 * i).load(as: Double.self)
-        n += (slots.base + 64 * i + 8).load(as: Int64.self)
-      }
-      f32(p, lb).pointee = n == 0 ? 0 : Float(total / Double(n))
+      slots.finish(team, into: f32(p, lb))
     }
   }
 
@@ -139,5 +117,37 @@ enum OutputKernels {
         i32(p, ins[7]), targets, f32(p, ins[9]), Int64(t), Int64(v), Int64(lc), Int64(lq), ignore, Int64(r0),
         Int64(r1))
     }
+  }
+}
+
+/// Per-thread partial sums of a mean loss: one cache line per thread (a double sum, then an
+/// Int64 count); after the team's barrier thread 0 adds them in thread order, so the result does
+/// not depend on timing.
+struct LossSlots {
+  let memory: AlignedBuffer
+
+  init(_ s: KernelSite) throws(RuntimeError) {
+    memory = try AlignedBuffer(bytes: 64 * s.teamSize, what: "\(s.name) loss slots")
+  }
+
+  /// This thread's zeroed sum and count.
+  func start(_ team: Team) -> (sum: UnsafeMutablePointer<Double>, count: UnsafeMutablePointer<Int64>) {
+    let slot = memory.base + 64 * team.ith
+    let sum = slot.assumingMemoryBound(to: Double.self), count = (slot + 8).assumingMemoryBound(to: Int64.self)
+    sum.pointee = 0
+    count.pointee = 0
+    return (sum, count)
+  }
+
+  /// Waits for the team, then thread 0 writes sum / count (0 when nothing counted) to `loss`.
+  func finish(_ team: Team, into loss: UnsafeMutablePointer<Float>) {
+    team.sync()
+    guard team.ith == 0 else { return }
+    var total = 0.0, n: Int64 = 0
+    for i in 0..<team.nth {
+      total += (memory.base + 64 * i).load(as: Double.self)
+      n += (memory.base + 64 * i + 8).load(as: Int64.self)
+    }
+    loss.pointee = n == 0 ? 0 : Float(total / Double(n))
   }
 }
