@@ -20,21 +20,14 @@ public struct FuseEpilogues: GraphPass {
   }
 
   static func fuse(_ g: Graph) throws(GraphError) -> Graph {
-    var out = g
-    let uses = g.useCounts()
-    for (j, n) in g.nodes.enumerated() {
-      if n.op == .scan {
-        out.nodes[j] = try n.mappingBody(at: j, fuse)
-        continue
-      }
+    try g.rewritingNodes { g, _, n, uses in
       guard let activation = LinearOps.epilogues.first(where: { $0.value == n.op })?.key,
-            let source = n.inputs.first, source.index == 0 else { continue }
+            let source = n.inputs.first, source.index == 0 else { return nil }
       let producer = g.nodes[source.node]
-      guard producer.op == .linear, producer.attrs["activation"] == nil, uses[source] == 1 else { continue }
+      guard producer.op == .linear, producer.attrs["activation"] == nil, uses[source] == 1 else { return nil }
       var attrs = producer.attrs
       attrs["activation"] = .string(activation)
-      out.nodes[j] = Node(op: .linear, inputs: producer.inputs, attrs: attrs, types: n.types)
+      return Node(op: .linear, inputs: producer.inputs, attrs: attrs, types: n.types)
     }
-    return out
   }
 }

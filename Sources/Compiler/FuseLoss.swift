@@ -23,21 +23,14 @@ public struct FuseLoss: GraphPass {
   }
 
   static func fuse(_ g: Graph) throws(GraphError) -> Graph {
-    var out = g
-    let uses = g.useCounts()
-    for (j, n) in g.nodes.enumerated() {
-      if n.op == .scan {
-        out.nodes[j] = try n.mappingBody(at: j, fuse)
-        continue
-      }
+    try g.rewritingNodes { g, j, n, uses throws(GraphError) in
       guard n.op == .nllLoss, n.inputs.count == 2,
-            let layer = OutputLayerPattern(probs: n.inputs[0], in: g, uses: uses) else { continue }
+            let layer = OutputLayerPattern(probs: n.inputs[0], in: g, uses: uses) else { return nil }
       var attrs = n.attrs
       attrs["extended"] = layer.mixture.attrs["extended"]
       let inputs = layer.inputs + [n.inputs[1]]
       let ctx = InferContext(node: j, op: .mixtureNll, inputs: inputs.map { g.type(of: $0) }, attrs: attrs)
-      out.nodes[j] = Node(op: .mixtureNll, inputs: inputs, attrs: attrs, types: try OpKind.mixtureNll.spec.infer(ctx))
+      return Node(op: .mixtureNll, inputs: inputs, attrs: attrs, types: try OpKind.mixtureNll.spec.infer(ctx))
     }
-    return out
   }
 }

@@ -21,19 +21,12 @@ public struct FuseOutputTopK: GraphPass {
   }
 
   static func fuse(_ g: Graph) throws(GraphError) -> Graph {
-    var out = g
-    let uses = g.useCounts()
-    for (j, n) in g.nodes.enumerated() {
-      if n.op == .scan {
-        out.nodes[j] = try n.mappingBody(at: j, fuse)
-        continue
-      }
+    try g.rewritingNodes { g, _, n, uses in
       guard n.op == .topK, let probs = n.inputs.first,
-            let layer = OutputLayerPattern(probs: probs, in: g, uses: uses) else { continue }
+            let layer = OutputLayerPattern(probs: probs, in: g, uses: uses) else { return nil }
       var attrs = n.attrs
       attrs["extended"] = layer.mixture.attrs["extended"]
-      out.nodes[j] = Node(op: .mixtureTopK, inputs: layer.inputs, attrs: attrs, types: n.types)
+      return Node(op: .mixtureTopK, inputs: layer.inputs, attrs: attrs, types: n.types)
     }
-    return out
   }
 }

@@ -66,6 +66,24 @@ extension Node {
 }
 
 extension Graph {
+  /// A peephole rewrite, as the fusion passes do it: each node (scan bodies too, recursively) is
+  /// offered to `rewrite` with the use counts of this graph; a returned node replaces it in
+  /// place (same outputs), nil keeps it. What a replacement stops reading is left for `dce`.
+  func rewritingNodes(_ rewrite: (Graph, Int, Node, [ValueRef: Int]) throws(GraphError) -> Node?)
+    throws(GraphError) -> Graph
+  {
+    var out = self
+    let uses = useCounts()
+    for (j, n) in nodes.enumerated() {
+      if n.op == .scan {
+        out.nodes[j] = try n.mappingBody(at: j) { body throws(GraphError) in try body.rewritingNodes(rewrite) }
+      } else if let replacement = try rewrite(self, j, n, uses) {
+        out.nodes[j] = replacement
+      }
+    }
+    return out
+  }
+
   /// Throws unless every input of node `index` refers to an existing output of an earlier node.
   func checkReferences(of index: Int) throws(GraphError) {
     for r in nodes[index].inputs {
