@@ -25,18 +25,33 @@ enum LinearKernels {
     // Few rows and many columns (decoding: 64 hypotheses x 50,000 words): threads split the
     // columns, so each reads only its share of the weight instead of all of it.
     let splitColumns = n > m
+    // A few rows against a weight larger than the caches (batch-1 decoding: one row against the
+    // 40 MB output layer) is bound by reading the weight. Each thread then walks its columns in
+    // blocks, forward on one call and backward on the next, so each call starts on the blocks the
+    // last one read most recently, which the last-level cache still holds.
+    let serpentine = m <= 8 && n * k * 4 >= 8 << 20
+    let block = 1024
+    let parity = try AlignedBuffer(bytes: 64 * s.teamSize, what: "\(s.name) block order")
     return { team in
       let out = f32(p, yb)
-      if splitColumns && team.nth > 1 {
-        let (c0, c1) = team.shareColumns(n)
+      if splitColumns && team.nth > 1 || serpentine {
+        let (c0, c1) = team.nth > 1 ? team.shareColumns(n) : (0, n)
         guard c0 < c1 else { return }
-        let width = c1 - c0
-        gemm(ref, transB: true, m: m, n: width, k: k, a: f32(p, xb), lda: k, b: f32(p, wb) + c0 * k, ldb: k,
-             c: out + c0, ldc: n)
-        for r in 0..<m {
-          let row = out + r * n + c0
-          if bb >= 0 { bias(row, f32(p, bb) + c0, Int64(width), 0, 1) }
-          activation?(row, row, 0, Int64(width))
+        let blocks = serpentine ? (c1 - c0 + block - 1) / block : 1
+        let flip = parity.base.advanced(by: 64 * team.ith).assumingMemoryBound(to: Int.self)
+        let backward = flip.pointee & 1 == 1
+        flip.pointee &+= 1
+        for i in 0..<blocks {
+          let j = backward ? blocks - 1 - i : i
+          let b0 = serpentine ? c0 + j * block : c0, b1 = serpentine ? min(b0 + block, c1) : c1
+          let width = b1 - b0
+          gemm(ref, transB: true, m: m, n: width, k: k, a: f32(p, xb), lda: k, b: f32(p, wb) + b0 * k, ldb: k,
+               c: out + b0, ldc: n)
+          for r in 0..<m {
+            let row = out + r * n + b0
+            if bb >= 0 { bias(row, f32(p, bb) + b0, Int64(width), 0, 1) }
+            activation?(row, row, 0, Int64(width))
+          }
         }
         return
       }
