@@ -110,3 +110,30 @@ void mq_add_bias_ref(float *y, const float *bias, int64_t n, int64_t r0, int64_t
   for (int64_t r = r0; r < r1; r++)
     for (int64_t j = 0; j < n; j++) y[r * n + j] = y[r * n + j] + bias[j];
 }
+
+// y[r, j] = (y[r, j] + bias[j]) + res[r, j] (bias may be NULL) for rows [r0, r1) of n columns,
+// rows ld floats apart in both y and res: a linear's bias and residual epilogue, the same sums as
+// mq_add_bias then mq_add.
+MQ_HOT void mq_add_bias_residual(float *y, const float *bias, const float *res, int64_t n, int64_t ld, int64_t r0,
+                                 int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    float *yr = y + r * ld;
+    const float *rr = res + r * ld;
+    if (bias) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; j++) yr[j] = (yr[j] + bias[j]) + rr[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; j++) yr[j] = yr[j] + rr[j];
+    }
+  }
+}
+void mq_add_bias_residual_ref(float *y, const float *bias, const float *res, int64_t n, int64_t ld, int64_t r0,
+                              int64_t r1) {
+  for (int64_t r = r0; r < r1; r++)
+    for (int64_t j = 0; j < n; j++) {
+      float v = y[r * ld + j];
+      if (bias) v = v + bias[j];
+      y[r * ld + j] = v + res[r * ld + j];
+    }
+}

@@ -2,7 +2,10 @@ import GraphIR
 
 /// Folds an activation into the `linear` that feeds it: `relu(linear(x, w, b))` becomes
 /// `linear {activation="relu"}(x, w, b)`, one GEMM step whose epilogue applies the activation to
-/// the rows it just wrote, instead of a GEMM and a second pass over memory.
+/// the rows it just wrote, instead of a GEMM and a second pass over memory. Then folds a sum into
+/// the linear it adds to: `add(r, linear(x, w, b))` becomes `linear {residual=true}(x, w, b, r)`
+/// (the transformer's residual connections, and an LSTM step's gates: the input projection of
+/// that step plus the recurrent GEMM, so a step is one GEMM and one `lstm_cell`).
 ///
 /// Only a linear whose result has no other reader (and is no graph output) is folded, so no value
 /// disappears that something still needs. The fused node takes the activation's place; the old
@@ -20,14 +23,30 @@ public struct FuseEpilogues: GraphPass {
   }
 
   static func fuse(_ g: Graph) throws(GraphError) -> Graph {
-    try g.rewritingNodes { g, _, n, uses in
+    // Activations first, so a residual is only folded into a linear without one.
+    let activated = try g.rewritingNodes { g, _, n, uses in
       guard let activation = LinearOps.epilogues.first(where: { $0.value == n.op })?.key,
             let source = n.inputs.first, source.index == 0 else { return nil }
       let producer = g.nodes[source.node]
-      guard producer.op == .linear, producer.attrs["activation"] == nil, uses[source] == 1 else { return nil }
+      guard producer.op == .linear, producer.attrs["activation"] == nil, producer.attrs["residual"] == nil,
+            uses[source] == 1 else { return nil }
       var attrs = producer.attrs
       attrs["activation"] = .string(activation)
       return Node(op: .linear, inputs: producer.inputs, attrs: attrs, types: n.types)
+    }
+    // `add(r, linear(...))` (either order, same shapes): the residual and LSTM gate sums.
+    return try activated.rewritingNodes { g, _, n, uses in
+      guard n.op == .add, n.inputs.count == 2 else { return nil }
+      for (k, source) in n.inputs.enumerated() where source.index == 0 {
+        let producer = g.nodes[source.node]
+        let other = n.inputs[1 - k]
+        guard producer.op == .linear, producer.attrs["activation"] == nil, producer.attrs["residual"] == nil,
+              uses[source] == 1, g.type(of: other) == n.types[0], g.type(of: source) == n.types[0] else { continue }
+        var attrs = producer.attrs
+        attrs["residual"] = .bool(true)
+        return Node(op: .linear, inputs: producer.inputs + [other], attrs: attrs, types: n.types)
+      }
+      return nil
     }
   }
 }

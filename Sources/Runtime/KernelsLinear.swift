@@ -8,20 +8,43 @@ enum LinearKernels {
   /// `linear(x [..., K], w [N, K], b [N]?)` -> `[..., N]`: rows are the M = product of x's leading
   /// dims; each thread runs sgemm (RowMajor, NoTrans x, Trans w) on its rows, then `mq_add_bias`.
   static func linear(_ s: KernelSite) throws(RuntimeError) -> Kernel {
-    try s.arity(inputs: 2...3, outputs: 1)
+    try s.arity(inputs: 2...4, outputs: 1)
     let x = s.inShape(0), w = s.inShape(1), y = s.outShape(0)
     try s.require(x.count >= 1 && w.count == 2, "x \(x) and weight \(w) are not [..., K] and [N, K]")
     let k = x[x.count - 1], n = w[0]
     try s.require(w[1] == k, "x \(x) against weight \(w)")
     let m = elements(Array(x.dropLast()))
     try s.require(elements(y) == m * n, "output \(y) is not [\(m), \(n)]")
-    let hasBias = s.step.inputs.count == 3
+    let residual = s.step.attrs.bool("residual")
+    let hasBias = s.step.inputs.count == (residual ? 4 : 3)
     if hasBias { try s.require(elements(s.inShape(2)) == n, "bias \(s.inShape(2)) against weight \(w)") }
+    if residual { try s.require(s.inShape(s.step.inputs.count - 1) == y, "residual \(s.inShape(s.step.inputs.count - 1)) against output \(y)") }
     let p = s.ptrs, xb = s.step.inputs[0], wb = s.step.inputs[1], yb = s.step.outputs[0]
-    let bb = hasBias ? s.step.inputs[2] : -1
+    let bb = hasBias ? s.step.inputs[2] : -1, rb = residual ? s.step.inputs[s.step.inputs.count - 1] : -1
     let ref = s.reference
-    let bias = ref ? mq_add_bias_ref : mq_add_bias
+    let addBias = ref ? mq_add_bias_ref : mq_add_bias
+    let addBiasResidual = ref ? mq_add_bias_residual_ref : mq_add_bias_residual
+    // The epilogue on rows [r0, r1), columns [c0, c1) just written: bias, then the residual or the
+    // activation.
     let activation = try epilogue(s)
+    func finish(_ out: UnsafeMutablePointer<Float>, _ r0: Int, _ r1: Int, _ c0: Int, _ c1: Int) {
+      let biasPtr: UnsafePointer<Float>? = bb >= 0 ? UnsafePointer(f32(p, bb)) + c0 : nil
+      if rb >= 0 {
+        addBiasResidual(out + r0 * n + c0, biasPtr, f32(p, rb) + r0 * n + c0, Int64(c1 - c0), Int64(n), 0,
+                        Int64(r1 - r0))
+        return
+      }
+      if c0 == 0 && c1 == n {
+        if let biasPtr { addBias(out, biasPtr, Int64(n), Int64(r0), Int64(r1)) }
+        activation?(out, out, Int64(r0 * n), Int64(r1 * n))
+        return
+      }
+      for r in r0..<r1 {
+        let row = out + r * n + c0
+        if let biasPtr { addBias(row, biasPtr, Int64(c1 - c0), 0, 1) }
+        activation?(row, row, 0, Int64(c1 - c0))
+      }
+    }
     // Few rows and many columns (decoding: 64 hypotheses x 50,000 words): threads split the
     // columns, so each reads only its share of the weight instead of all of it.
     let splitColumns = n > m
@@ -47,11 +70,7 @@ enum LinearKernels {
           let width = b1 - b0
           gemm(ref, transB: true, m: m, n: width, k: k, a: f32(p, xb), lda: k, b: f32(p, wb) + b0 * k, ldb: k,
                c: out + b0, ldc: n)
-          for r in 0..<m {
-            let row = out + r * n + b0
-            if bb >= 0 { bias(row, f32(p, bb) + b0, Int64(width), 0, 1) }
-            activation?(row, row, 0, Int64(width))
-          }
+          finish(out, 0, m, b0, b1)
         }
         return
       }
@@ -59,9 +78,8 @@ enum LinearKernels {
       guard r0 < r1 else { return }
       gemm(ref, transB: true, m: r1 - r0, n: n, k: k, a: f32(p, xb) + r0 * k, lda: k,
            b: f32(p, wb), ldb: k, c: out + r0 * n, ldc: n)
-      if bb >= 0 { bias(out, f32(p, bb), Int64(n), Int64(r0), Int64(r1)) }
-      // The fused epilogue runs on the rows this thread just wrote, while they are in cache.
-      activation?(out, out, Int64(r0 * n), Int64(r1 * n))
+      // The epilogue runs on the rows this thread just wrote, while they are in cache.
+      finish(out, r0, r1, 0, n)
     }
   }
 

@@ -66,3 +66,66 @@ import Testing
     #expect(a == u)
   }
 }
+
+/// The residual epilogue: `add(r, linear(...))` folded into the GEMM, bit for bit, and the
+/// gradient rule of a linear that carries a residual.
+@Suite struct ResidualFusionTests {
+  let B = Dim.sym("B")
+
+  func graph(residualNode: Bool) throws -> Graph {
+    let b = GraphBuilder(name: "residual")
+    let x = try b.input("x", .f32, [B, 5])
+    let r = try b.tanh(b.linear(x, b.param("r.weight", [4, 5])))
+    let w = try b.param("w", [4, 5]), bias = try b.param("b", [4])
+    let y = residualNode ? try b.node(.linear, [x, w, bias, r], ["residual": .bool(true)])[0] : try b.add(r, b.linear(x, w, bias))
+    let wide = try b.add(y, b.linear(x, b.param("v", [4, 5])))          // folds too (either order)
+    let broadcast = try b.add(b.linear(x, b.param("u", [4, 5])), bias)  // [B, 4] + [4]: stays an add
+    try b.output("loss", b.node(.nllLoss, [b.reshape(b.softmax(b.add(wide, broadcast)), [B, 1, 4]),
+                                           b.input("t", .i32, [B, 1])], ["ignore": .int(-1)])[0])
+    return b.finish()
+  }
+
+  @Test func foldsSameShapeSumsAndKeepsTheBits() throws {
+    let c = try compile(graph(residualNode: false))
+    #expect(c.graph.nodes.filter { $0.op == .linear && $0.attrs.bool("residual") == true }.count == 2)
+    #expect(c.graph.nodes.filter { $0.op == .add }.count == 2, "the broadcast add and the final add stay")
+    var off = CompileOptions()
+    off.fuse = false
+    let plain = try compile(graph(residualNode: false), options: off)
+    var rng = SystemRandomNumberGenerator()
+    var params: [String: HostTensor] = [:]
+    for (name, shape) in [("r.weight", [4, 5]), ("w", [4, 5]), ("b", [4]), ("v", [4, 5]), ("u", [4, 5])] {
+      params[name] = HostTensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in Float.random(in: -1...1, using: &rng) })
+    }
+    let feed = ["x": HostTensor(shape: [6, 5], floats: (0..<30).map { _ in Float.random(in: -1...1, using: &rng) }),
+                "t": HostTensor(shape: [6, 1], int32s: [0, 1, 2, 3, 0, 1])]
+    for threads in [1, 2] {
+      let a = try Executor(plan: c.plan, params: params, threads: threads).run(feed)
+      let b = try Executor(plan: plain.plan, params: params, threads: threads).run(feed)
+      #expect(a["loss"] == b["loss"])
+    }
+  }
+
+  /// Differentiating a graph that already holds `linear {residual}` gives the gradients of the
+  /// same graph written with an add.
+  @Test func residualLinearDifferentiates() throws {
+    var options = CompileOptions()
+    options.differentiate = "loss"
+    options.fuse = false
+    let explicit = try compile(graph(residualNode: true), options: options)
+    let plain = try compile(graph(residualNode: false), options: options)
+    var params: [String: HostTensor] = [:]
+    var rng = SystemRandomNumberGenerator()
+    for (name, shape) in [("r.weight", [4, 5]), ("w", [4, 5]), ("b", [4]), ("v", [4, 5]), ("u", [4, 5])] {
+      params[name] = HostTensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in Float.random(in: -1...1, using: &rng) })
+    }
+    let feed = ["x": HostTensor(shape: [3, 5], floats: (0..<15).map { _ in Float.random(in: -1...1, using: &rng) }),
+                "t": HostTensor(shape: [3, 1], int32s: [0, 2, 3])]
+    let a = try Executor(plan: explicit.plan, params: params, threads: 1).run(feed)
+    let b = try Executor(plan: plain.plan, params: params, threads: 1).run(feed)
+    for name in ["grad.r.weight", "grad.w", "grad.b", "grad.v"] {
+      let x = try #require(a[name]).floats, y = try #require(b[name]).floats
+      #expect(zip(x, y).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) }, "\(name)")
+    }
+  }
+}

@@ -78,6 +78,12 @@ void mq_relu_ref(float *out, const float *x, int64_t r0, int64_t r1);
 // Row bias: y[r, :] += bias[:] for rows [r0, r1) of an [rows, n] matrix.
 void mq_add_bias(float *y, const float *bias, int64_t n, int64_t r0, int64_t r1);
 void mq_add_bias_ref(float *y, const float *bias, int64_t n, int64_t r0, int64_t r1);
+// Bias and residual: y[r, j] = (y[r, j] + bias[j]) + res[r, j] (bias may be NULL), rows [r0, r1)
+// of n columns, rows ld floats apart in y and res.
+void mq_add_bias_residual(float *y, const float *bias, const float *res, int64_t n, int64_t ld, int64_t r0,
+                          int64_t r1);
+void mq_add_bias_residual_ref(float *y, const float *bias, const float *res, int64_t n, int64_t ld, int64_t r0,
+                              int64_t r1);
 
 // Masked softmax over the last axis of x viewed as [rows, n]; rows = batch * q (q rows per batch
 // item). Row r belongs to batch item r / q and query position i = r % q.

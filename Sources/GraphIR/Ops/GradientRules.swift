@@ -68,8 +68,10 @@ enum GradientRules {
       dz = try b.node(grad, [dz, c.outputs[0]])[0]
     }
     let (x, w) = (c.inputs[0], c.inputs[1])
+    let residual = c.node.attrs.bool("residual") ?? false
     var grads: [Value?] = [try b.node(.linearGradInput, [dz, w])[0], try b.node(.linearGradWeight, [dz, x])[0]]
-    if c.inputs.count == 3 { grads.append(try reduce(b, dz, to: c.inputs[2].shape)) }
+    if c.inputs.count == (residual ? 4 : 3) { grads.append(try reduce(b, dz, to: c.inputs[2].shape)) }
+    if residual { grads.append(dz) }
     return grads
   }
 

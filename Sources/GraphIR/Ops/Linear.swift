@@ -3,10 +3,12 @@ public enum LinearOps {
   /// Activations a `linear` can apply in its epilogue (the `fuse-epilogues` pass puts them there).
   public static let epilogues: [String: OpKind] = ["relu": .relu, "tanh": .tanh, "sigmoid": .sigmoid]
 
-  /// `linear {activation?}(x [..., K], w [N, K], b [N]?)` -> `[..., N]`: x wᵀ + b, as torch's
-  /// nn.Linear, then the optional activation (relu, tanh or sigmoid) applied in the same kernel.
+  /// `linear {activation?, residual?}(x [..., K], w [N, K], b [N]?, r [..., N]?)` -> `[..., N]`:
+  /// x wᵀ + b, as torch's nn.Linear, then the optional activation (relu, tanh or sigmoid), or with
+  /// `residual` the last input added ((x wᵀ + b) + r, the residual and LSTM gate sums), all in the
+  /// GEMM's epilogue (the `fuse-epilogues` pass puts them there).
   static let linear = OpSpec(
-    arity: 2...3, kernel: "cblas_sgemm+mq_add_bias",
+    arity: 2...4, kernel: "cblas_sgemm+mq_add_bias",
     flops: { c, out in
       var f = out[0].elementCount * c.inputs[0].shape.last! * Dim(2)
       if let a = c.attrs.string("activation"), let op = epilogues[a] {
@@ -24,11 +26,24 @@ public enum LinearOps {
     let w = try c.require(1, .f32, rank: 2, name: "weight")
     guard x.rank >= 1 else { throw c.mismatch("x rank", expected: "rank >= 1", actual: x.description) }
     try c.requireEqual(x.shape.last!, w.shape[1], "last dim of x \(x) against weight [out, in] \(w)")
-    if c.inputs.count == 3 {
+    let residual = c.attrs["residual"] != nil ? try c.bool("residual") : false
+    if residual && c.attrs["activation"] != nil {
+      throw .attribute(node: c.node, op: c.op, name: "residual", problem: "does not combine with an activation")
+    }
+    let out = TensorType.f32(Array(x.shape.dropLast()) + [w.shape[0]])
+    let biasCount = c.inputs.count - 2 - (residual ? 1 : 0)
+    guard biasCount == 0 || biasCount == 1 else {
+      throw .arity(node: c.node, op: c.op, expected: residual ? "3...4 with a residual" : "2...3", actual: c.inputs.count)
+    }
+    if biasCount == 1 {
       let b = try c.require(2, .f32, rank: 1, name: "bias")
       try c.requireEqual(b.shape[0], w.shape[0], "bias length against weight rows \(w)")
     }
-    return [.f32(Array(x.shape.dropLast()) + [w.shape[0]])]
+    if residual {
+      let r = try c.require(c.inputs.count - 1, .f32, name: "residual")
+      if r != out { throw c.mismatch("residual", expected: out.description, actual: r.description) }
+    }
+    return [out]
   }
 
   /// `matmul {transA, transB}(a [..., M, K] or [..., K, M], b [..., K, N] or [..., N, K])` ->
