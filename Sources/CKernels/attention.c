@@ -22,6 +22,37 @@ int64_t mq_attention_chunks(int64_t D, int64_t heads) {
   return (D + w - 1) / w;
 }
 
+// One chunk of attention for a few queries (Tq small): S = q kᵀ by dot products, the masked
+// softmax, out = P v accumulated over keys; q, k, v, out strided by D, chunk width hw.
+MQ_HOT static void mq_attention_few(float *out, const float *q, const float *k, const float *v, const float *mask,
+                                    int64_t Tq, int64_t Tk, int64_t D, int64_t hw, float scale, float fill, int causal,
+                                    float *scratch) {
+  for (int64_t i = 0; i < Tq; i++) {
+    const float *qi = q + i * D;
+    for (int64_t j = 0; j < Tk; j++) {
+      const float *kj = k + j * D;
+      float acc[8] = {0};
+      int64_t e = 0;
+      for (; e + 8 <= hw; e += 8)
+        for (int l = 0; l < 8; l++) acc[l] += qi[e + l] * kj[e + l];
+      for (int l = 0; e + l < hw; l++) acc[l] += qi[e + l] * kj[e + l];
+      scratch[i * Tk + j] = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    }
+  }
+  mq_masked_softmax(scratch, scratch, mask, Tq, Tk, scale, fill, 0.0f, causal, 0, 0, Tq);
+  for (int64_t i = 0; i < Tq; i++) {
+    float *oi = out + i * D;
+    for (int64_t e = 0; e < hw; e++) oi[e] = 0.0f;
+    for (int64_t j = 0; j < Tk; j++) {
+      const float pj = scratch[i * Tk + j];
+      if (pj == 0.0f) continue;  // masked keys (and underflow): their values are never read
+      const float *vj = v + j * D;
+#pragma omp simd
+      for (int64_t e = 0; e < hw; e++) oi[e] += pj * vj[e];
+    }
+  }
+}
+
 void mq_attention(float *out, const float *q, const float *k, const float *v, const float *keypad,
                   int64_t Tq, int64_t Tk, int64_t D, int64_t heads, float scale, float fill,
                   int causal, float *scratch, int64_t r0, int64_t r1) {
@@ -47,6 +78,12 @@ void mq_attention_dropout(float *out, const float *q, const float *k, const floa
     const float *qb = q + b * Tq * D + c0;
     const float *kb = k + b * Tk * D + c0;
     const float *vb = v + b * Tk * D + c0;
+    if (Tq <= 4 && p == 0.0f) {
+      // A few queries (decoding: one new position, or K beams against the context): direct dot
+      // products; a BLAS call per chunk would cost more than its arithmetic.
+      mq_attention_few(ob, qb, kb, vb, keypad ? keypad + b * Tk : NULL, Tq, Tk, D, hw, scale, fill, causal, scratch);
+      continue;
+    }
     // S = q_c k_cᵀ: [Tq, hw] x [hw, Tk], both operands strided by D.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Tq, (int)Tk, (int)hw, 1.0f, qb,
                 (int)D, kb, (int)D, 0.0f, scratch, (int)Tk);

@@ -17,6 +17,10 @@ private let attentionCases: [AttentionCase] = [
   .init(B: 1, Tq: 1, Tk: 1, D: 1, heads: 1, causal: false, keypad: false),
   .init(B: 3, Tq: 17, Tk: 17, D: 12, heads: 2, causal: true, keypad: true),
   .init(B: 2, Tq: 33, Tk: 40, D: 64, heads: 4, causal: false, keypad: true),
+  // Decoding shapes (the few-query path): one new position over a 32-slot cache, 4 beams over
+  // a context, MQAN's 67 / 67 / 66 heads.
+  .init(B: 3, Tq: 1, Tk: 32, D: 200, heads: 3, causal: false, keypad: true),
+  .init(B: 2, Tq: 4, Tk: 128, D: 200, heads: 3, causal: false, keypad: true),
 ]
 
 @Suite struct AttentionTests {
