@@ -8,5 +8,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
 $SUDO apt-get install -y libopenblas-dev libomp-dev pkg-config
 swift build -c release --product mqan
-.build/release/mqan compile --preset default --plan train --emit summary
+.build/release/mqan compile --preset default --plan all --emit summary
 .build/release/mqan verify Tests/MQANTests/Fixtures/tiny.safetensors Tests/MQANTests/Fixtures/small.safetensors
