@@ -5,7 +5,9 @@ import GraphIR
 /// the rows it just wrote, instead of a GEMM and a second pass over memory. Then folds a sum into
 /// the linear it adds to: `add(r, linear(x, w, b))` becomes `linear {residual=true}(x, w, b, r)`
 /// (the transformer's residual connections, and an LSTM step's gates: the input projection of
-/// that step plus the recurrent GEMM, so a step is one GEMM and one `lstm_cell`).
+/// that step plus the recurrent GEMM, so a step is one GEMM and one `lstm_cell`). Last, a layer
+/// norm takes in the residual sum it normalizes: `layer_norm(add(x, r))` becomes
+/// `layer_norm {residual=true}(x, r, gamma, beta)`.
 ///
 /// Only a linear whose result has no other reader (and is no graph output) is folded, so no value
 /// disappears that something still needs. The fused node takes the activation's place; the old
@@ -35,7 +37,7 @@ public struct FuseEpilogues: GraphPass {
       return Node(op: .linear, inputs: producer.inputs, attrs: attrs, types: n.types)
     }
     // `add(r, linear(...))` (either order, same shapes): the residual and LSTM gate sums.
-    return try activated.rewritingNodes { g, _, n, uses in
+    let residuals = try activated.rewritingNodes { g, _, n, uses in
       guard n.op == .add, n.inputs.count == 2 else { return nil }
       for (k, source) in n.inputs.enumerated() where source.index == 0 {
         let producer = g.nodes[source.node]
@@ -47,6 +49,18 @@ public struct FuseEpilogues: GraphPass {
         return Node(op: .linear, inputs: producer.inputs + [other], attrs: attrs, types: n.types)
       }
       return nil
+    }
+    // `layer_norm(add(x, r))` where nothing else reads the sum (inference: training keeps it for
+    // the norm's gradient): the sum is formed in the norm's rows.
+    return try residuals.rewritingNodes { g, _, n, uses in
+      guard n.op == .layerNorm, n.attrs["residual"] == nil, n.inputs.count == 3, let sum = n.inputs.first,
+            sum.index == 0, uses[sum] == 1 else { return nil }
+      let add = g.nodes[sum.node]
+      guard add.op == .add, add.inputs.count == 2, g.type(of: add.inputs[0]) == n.types[0],
+            g.type(of: add.inputs[1]) == n.types[0] else { return nil }
+      var attrs = n.attrs
+      attrs["residual"] = .bool(true)
+      return Node(op: .layerNorm, inputs: add.inputs + Array(n.inputs.dropFirst()), attrs: attrs, types: n.types)
     }
   }
 }

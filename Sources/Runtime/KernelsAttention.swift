@@ -78,18 +78,27 @@ enum AttentionKernels {
 
   /// `layer_norm {eps}(x [..., D], gamma [D], beta [D])`: rows of D.
   static func layerNorm(_ s: KernelSite) throws(RuntimeError) -> Kernel {
-    try s.arity(inputs: 3...3, outputs: 1)
+    let residual = s.step.attrs.bool("residual")
+    try s.arity(inputs: residual ? 4...4 : 3...3, outputs: 1)
     let x = s.inShape(0)
     try s.require(x.count >= 1 && s.outShape(0) == x, "output \(s.outShape(0)) against x \(x)")
     let d = x[x.count - 1], rows = d > 0 ? elements(x) / d : 0
-    try s.require(s.inShape(1) == [d] && s.inShape(2) == [d],
-                  "gamma \(s.inShape(1)) and beta \(s.inShape(2)) against x \(x)")
+    let g = residual ? 2 : 1
+    try s.require(s.inShape(g) == [d] && s.inShape(g + 1) == [d] && (!residual || s.inShape(1) == x),
+                  "gamma \(s.inShape(g)) and beta \(s.inShape(g + 1)) (and residual) against x \(x)")
     let eps = try s.float("eps")
     let f = s.reference ? mq_layernorm_ref : mq_layernorm
+    let add = s.reference ? mq_add_ref : mq_add
     let p = s.ptrs, o = s.step.outputs[0], ins = s.step.inputs
     return { team in
       let (r0, r1) = team.share(rows)
-      if r0 < r1 {
+      guard r0 < r1 else { return }
+      if residual {
+        // The block's sum into the output rows, then the norm over them in place (as add, then
+        // layer_norm: the same floats).
+        add(f32(p, o), f32(p, ins[0]), f32(p, ins[1]), Int64(rows * d), Int64(r0 * d), Int64(r1 * d))
+        f(f32(p, o), f32(p, o), f32(p, ins[2]), f32(p, ins[3]), Int64(d), eps, Int64(r0), Int64(r1))
+      } else {
         f(f32(p, o), f32(p, ins[0]), f32(p, ins[1]), f32(p, ins[2]), Int64(d), eps, Int64(r0), Int64(r1))
       }
     }

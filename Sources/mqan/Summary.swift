@@ -43,7 +43,10 @@ enum Summary {
       if case .string(let a)? = s.attrs.values["activation"], let op = LinearOps.epilogues[a] {
         kernel += "+\(op.spec.kernel)  (fused: \(a) epilogue)"
       }
-      if s.attrs.bool("residual") { kernel += "+residual  (fused: the add of a residual or gate sum)" }
+      if s.attrs.bool("residual") {
+        kernel = s.op == .layerNorm ? "mq_add+mq_layernorm  (fused: the residual sum it normalizes)"
+          : kernel + "+residual  (fused: the add of a residual or gate sum)"
+      }
       if s.op == .mixtureNll { kernel += "  (fused: softmax + mixture + nll_loss, no [B, T, X] tensor)" }
       if s.op == .mixtureNllGrad { kernel += "  (fused: the gradient of mixture_nll)" }
       if s.op == .mixtureTopK { kernel += "  (fused: softmax + mixture + top_k, no [B, K, X] tensor)" }

@@ -128,4 +128,32 @@ import Testing
       #expect(zip(x, y).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) }, "\(name)")
     }
   }
+
+  /// `layer_norm(add(x, r))` takes the sum in (an inference graph: nothing else reads it).
+  @Test func layerNormTakesTheResidualSum() throws {
+    let b = GraphBuilder(name: "norm")
+    let x = try b.input("x", .f32, [B, 6])
+    let a = try b.tanh(x)
+    let attended = try b.sigmoid(x)
+    let y = try b.layerNorm(b.add(a, attended), gamma: b.param("g", [6]), beta: b.param("beta", [6]), eps: 1e-6)
+    try b.output("y", y)
+    let graph = b.finish()
+    let fused = try compile(graph)
+    #expect(fused.graph.nodes.contains { $0.op == .layerNorm && $0.attrs.bool("residual") == true })
+    #expect(!fused.graph.nodes.contains { $0.op == .add })
+    var off = CompileOptions()
+    off.fuse = false
+    let params = ["g": HostTensor(shape: [6], floats: [1, 2, 0.5, 1, 1, 3]),
+                  "beta": HostTensor(shape: [6], floats: [0, 0.1, 0, -0.2, 0, 1])]
+    let feed = ["x": HostTensor(shape: [3, 6], floats: (0..<18).map { Float($0) / 7 - 1 })]
+    for threads in [1, 2] {
+      let a = try Executor(plan: fused.plan, params: params, threads: threads).run(feed)
+      let r = try Executor(plan: fused.plan, params: params, threads: threads, options: ExecutorOptions(useReference: true))
+        .run(feed)
+      let u = try Executor(plan: compile(graph, options: off).plan, params: params, threads: threads).run(feed)
+      #expect(a["y"] == u["y"])
+      let got = try #require(a["y"]).floats, want = try #require(r["y"]).floats
+      #expect(zip(got, want).allSatisfy { abs($0 - $1) <= 1e-5 })
+    }
+  }
 }

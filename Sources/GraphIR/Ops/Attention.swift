@@ -64,16 +64,28 @@ enum AttentionOps {
     return true
   }
 
-  /// `layer_norm {eps}(x [..., D], gamma [D], beta [D])`: decaNLP's LayerNorm (unbiased std, eps on std).
+  /// `layer_norm {eps, residual?}(x [..., D], r?, gamma [D], beta [D])`: decaNLP's LayerNorm
+  /// (unbiased std, eps on std); with `residual`, of x + r (the residual block's sum, folded in by
+  /// `fuse-epilogues` where nothing else reads the sum).
   static let layerNorm = OpSpec(
-    arity: 3...3, kernel: "mq_layernorm",
+    arity: 3...4, kernel: "mq_layernorm",
     flops: { _, out in out[0].elementCount * Dim(8) }
   ) { c throws(GraphError) in
     let x = try c.require(0, .f32, name: "x")
     _ = try c.float("eps")
-    for i in 1...2 {
-      let p = try c.require(i, .f32, rank: 1, name: i == 1 ? "gamma" : "beta")
-      try c.requireEqual(p.shape[0], x.shape.last ?? 0, "\(i == 1 ? "gamma" : "beta") length against x \(x)")
+    let residual = c.attrs["residual"] != nil ? try c.bool("residual") : false
+    guard c.inputs.count == (residual ? 4 : 3) else {
+      throw .arity(node: c.node, op: c.op, expected: residual ? "4 with a residual" : "3", actual: c.inputs.count)
+    }
+    if residual {
+      let r = try c.require(1, .f32, name: "residual")
+      if r != x { throw c.mismatch("residual", expected: x.description, actual: r.description) }
+    }
+    let first = residual ? 2 : 1
+    for i in first...(first + 1) {
+      let name = i == first ? "gamma" : "beta"
+      let p = try c.require(i, .f32, rank: 1, name: name)
+      try c.requireEqual(p.shape[0], x.shape.last ?? 0, "\(name) length against x \(x)")
     }
     return [x]
   }

@@ -134,6 +134,9 @@ enum GradientRules {
     return [out[0], out[1], out[2], nil, nil]
   }
   static let layerNorm: GradientRule = { c throws(GraphError) in
+    if c.node.attrs.bool("residual") == true {
+      throw .graph("node %\(c.index) (layer_norm with a residual): a fused node has no gradient; differentiate before fusing")
+    }
     let out = try c.builder.node(.layerNormGrad, [try c.g(), c.inputs[0], c.inputs[1]], c.node.attrs)
     return [out[0], out[1], out[2]]
   }
