@@ -5,7 +5,8 @@ import GraphIR
 /// the rows it just wrote, instead of a GEMM and a second pass over memory. Then folds a sum into
 /// the linear it adds to: `add(r, linear(x, w, b))` becomes `linear {residual=true}(x, w, b, r)`
 /// (the transformer's residual connections, and an LSTM step's gates: the input projection of
-/// that step plus the recurrent GEMM, so a step is one GEMM and one `lstm_cell`). Last, a layer
+/// that step plus the recurrent GEMM, so a step is one GEMM and one `lstm_cell`). Then a chain of
+/// same-shape adds becomes one `add_n` (the sums in order, one pass). Last, a layer
 /// norm takes in the residual sum it normalizes: `layer_norm(add(x, r))` becomes
 /// `layer_norm {residual=true}(x, r, gamma, beta)`.
 ///
@@ -50,9 +51,24 @@ public struct FuseEpilogues: GraphPass {
       }
       return nil
     }
+    // Then the chains of same-shape adds left, ((a + b) + c) + d, as one `add_n` pass over memory
+    // (in MQAN's plans: the gradient sums of weights used more than once).
+    let summed = try residuals.rewritingNodes { g, _, n, uses in
+      guard n.op == .add, n.inputs.count == 2 else { return nil }
+      func operands(_ v: ValueRef) -> [ValueRef] {
+        let node = g.nodes[v.node]
+        guard v.index == 0, uses[v] == 1, node.op == .add, node.inputs.count == 2, g.type(of: v) == n.types[0],
+              g.type(of: node.inputs[1]) == n.types[0] else { return [v] }
+        return operands(node.inputs[0]) + [node.inputs[1]]
+      }
+      guard g.type(of: n.inputs[1]) == n.types[0] else { return nil }
+      let all = operands(n.inputs[0]) + [n.inputs[1]]
+      guard all.count > 2, g.type(of: all[0]) == n.types[0] else { return nil }
+      return Node(op: .addN, inputs: all, attrs: [:], types: n.types)
+    }
     // `layer_norm(add(x, r))` where nothing else reads the sum (inference: training keeps it for
     // the norm's gradient): the sum is formed in the norm's rows.
-    return try residuals.rewritingNodes { g, _, n, uses in
+    return try summed.rewritingNodes { g, _, n, uses in
       guard n.op == .layerNorm, n.attrs["residual"] == nil, n.inputs.count == 3, let sum = n.inputs.first,
             sum.index == 0, uses[sum] == 1 else { return nil }
       let add = g.nodes[sum.node]

@@ -6,7 +6,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
   // Sources (Ops/Sources.swift)
   case input, param, zeros, positionalEncoding = "positional_encoding", dropoutMask = "dropout_mask"
   // Elementwise (Ops/Elementwise.swift)
-  case add, sub, mul, affine, tanh, sigmoid, relu
+  case add, sub, mul, affine, tanh, sigmoid, relu, addN = "add_n"
   // Linear algebra (Ops/Linear.swift)
   case linear, matmul
   // Data movement (Ops/Shape.swift)
@@ -41,6 +41,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     switch self {
     case .tanh, .sigmoid, .relu, .affine, .softmax, .layerNorm: return [0: [0]]
     case .add, .sub, .mul: return [0: [0, 1]]
+    case .addN: return [0: [0]]
     case .tanhGrad, .sigmoidGrad, .reluGrad, .softmaxGrad: return [0: [0, 1]]
     case .mixtureNllGrad: return [0: [1]]
     case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .linear, .matmul, .concat, .slice, .reshape,
@@ -65,6 +66,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     case .tanh: return Elementwise.unary("mq_tanh", flopsPerElement: 8)
     case .sigmoid: return Elementwise.unary("mq_sigmoid", flopsPerElement: 8)
     case .relu: return Elementwise.unary("mq_relu", flopsPerElement: 1)
+    case .addN: return Elementwise.addN
     case .linear: return LinearOps.linear
     case .matmul: return LinearOps.matmul
     case .concat: return ShapeOps.concat

@@ -81,7 +81,7 @@ enum ValueChecks {
           add(lengths, i, upper: st.inputs.first.flatMap { dim($0, 1) }, inclusive: true, "lengths (time steps)")
         }
         if st.body.count == 1 { collect(st.body[0], chain: chain + [(plan, st)], into: &out) }
-      case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
+      case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .addN, .affine, .tanh, .sigmoid, .relu,
            .topK, .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .padMask, .softmax,
            .attention, .layerNorm, .lstmCell, .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput,
            .linearGradWeight, .sliceGrad, .softmaxGrad, .attentionGrad, .layerNormGrad, .lstmCellGrad, .lengthMask:

@@ -79,6 +79,7 @@ func makeKernel(_ s: KernelSite, body: BoundPlan?) throws(RuntimeError) -> Kerne
   case .add: return try ElementwiseKernels.binary(s, s.reference ? mq_add_ref : mq_add)
   case .sub: return try ElementwiseKernels.binary(s, s.reference ? mq_sub_ref : mq_sub)
   case .mul: return try ElementwiseKernels.binary(s, s.reference ? mq_mul_ref : mq_mul)
+  case .addN: return try ElementwiseKernels.addN(s)
   case .affine: return try ElementwiseKernels.affine(s)
   case .tanh: return try ElementwiseKernels.unary(s, s.reference ? mq_tanh_ref : mq_tanh)
   case .sigmoid: return try ElementwiseKernels.unary(s, s.reference ? mq_sigmoid_ref : mq_sigmoid)

@@ -27,6 +27,29 @@ enum ElementwiseKernels {
     }
   }
 
+  /// `add_n(x0, ..., xk)`: each thread walks its element share in blocks that stay in the L1
+  /// cache, summing the inputs left to right into the output (the floats of a chain of adds).
+  static func addN(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    try s.require(s.step.inputs.count >= 2 && s.step.outputs.count == 1, "takes 2 or more inputs and one output")
+    let n = elements(s.outShape(0))
+    for i in s.step.inputs.indices {
+      try s.require(s.inShape(i) == s.outShape(0), "input \(i) \(s.inShape(i)) against output \(s.outShape(0))")
+    }
+    let f: Binary = s.reference ? mq_add_ref : mq_add
+    let p = s.ptrs, o = s.step.outputs[0], ins = s.step.inputs
+    let block = 2048
+    return { team in
+      let (r0, r1) = team.share(n)
+      var b0 = r0
+      while b0 < r1 {
+        let b1 = min(b0 + block, r1)
+        f(f32(p, o), f32(p, ins[0]), f32(p, ins[1]), Int64(n), Int64(b0), Int64(b1))
+        for i in 2..<ins.count { f(f32(p, o), f32(p, o), f32(p, ins[i]), Int64(n), Int64(b0), Int64(b1)) }
+        b0 = b1
+      }
+    }
+  }
+
   static func unary(_ s: KernelSite, _ f: Unary) throws(RuntimeError) -> Kernel {
     try s.arity(inputs: 1...1, outputs: 1)
     let n = elements(s.outShape(0))

@@ -47,6 +47,7 @@ enum Summary {
         kernel = s.op == .layerNorm ? "mq_add+mq_layernorm  (fused: the residual sum it normalizes)"
           : kernel + "+residual  (fused: the add of a residual or gate sum)"
       }
+      if s.op == .addN { kernel += " x\(s.inputs.count - 1)  (fused: a chain of \(s.inputs.count - 1) adds)" }
       if s.op == .mixtureNll { kernel += "  (fused: softmax + mixture + nll_loss, no [B, T, X] tensor)" }
       if s.op == .mixtureNllGrad { kernel += "  (fused: the gradient of mixture_nll)" }
       if s.op == .mixtureTopK { kernel += "  (fused: softmax + mixture + top_k, no [B, K, X] tensor)" }

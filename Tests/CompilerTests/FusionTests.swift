@@ -156,4 +156,28 @@ import Testing
       #expect(zip(got, want).allSatisfy { abs($0 - $1) <= 1e-5 })
     }
   }
+
+  /// `((a + b) + c) + d` becomes one `add_n` with the same floats; a right-nested sum does not.
+  @Test func addChainsBecomeOneSum() throws {
+    let b = GraphBuilder(name: "sums")
+    let x = try b.input("x", .f32, [B, 5000])
+    let (t, s, r) = (try b.tanh(x), try b.sigmoid(x), try b.relu(x))
+    let left = try b.add(b.add(b.add(x, t), s), r)
+    let right = try b.add(t, b.add(s, r))  // t + (s + r): another order, stays two adds
+    try b.output("left", left)
+    try b.output("right", right)
+    let graph = b.finish()
+    let fused = try compile(graph)
+    let sums = fused.graph.nodes.filter { $0.op == .addN }
+    #expect(sums.count == 1 && sums.first?.inputs.count == 4)
+    var off = CompileOptions()
+    off.fuse = false
+    let feed = ["x": HostTensor(shape: [3, 5000], floats: (0..<15000).map { Float($0 % 97) / 13 - 3 })]
+    for threads in [1, 2] {
+      let a = try Executor(plan: fused.plan, params: [:], threads: threads).run(feed)
+      let u = try Executor(plan: compile(graph, options: off).plan, params: [:], threads: threads).run(feed)
+      #expect(a["left"] == u["left"])
+      #expect(a["right"] == u["right"])
+    }
+  }
 }

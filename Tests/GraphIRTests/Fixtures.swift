@@ -97,6 +97,7 @@ enum Fixtures {
     let fusedGrad = try b.node(.mixtureNllGrad, [one, b.reshape(pv, [B * Ta, V]), gsw, lsw, ac, ctx, aq, q, ans,
                                                  fusedLoss[1]], ["ignore": .int(1)])
     try b.output("fused.loss", fusedLoss[0])
+    try b.output("sum3", b.node(.addN, [x1, x2, x3])[0])
     try b.output("fused.dlogits", fusedGrad[0])
     try b.output("cache", updated)
     try b.output("top.logp", top[0])

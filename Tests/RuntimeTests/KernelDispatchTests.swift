@@ -326,6 +326,8 @@ import Darwin
     .cacheUpdate, .topK, .mixtureTopK,
     // CompilerTests/OutputFusionTests.swift runs mixture_nll and its gradient through plans.
     .mixtureNll, .mixtureNllGrad,
+    // CompilerTests/FusionTests.swift (ResidualFusionTests) runs add_n through plans.
+    .addN,
   ]
 
   @Test func everyOpKindHasAKernelTest() {

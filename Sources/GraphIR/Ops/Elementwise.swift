@@ -14,6 +14,17 @@ enum Elementwise {
     }
   }
 
+  /// `add_n(x0, x1, ..., xk)` -> `x0`'s type, all inputs of one type: ((x0 + x1) + x2) + ... in
+  /// that order (a chain of adds, folded by `fuse-epilogues`: the gradient sums of shared weights).
+  static let addN = OpSpec(arity: 2...64, kernel: "mq_add",
+                           flops: { c, out in out[0].elementCount * Dim(c.inputs.count - 1) }) { c throws(GraphError) in
+    let a = try c.require(0, .f32, name: "x0")
+    for i in 1..<c.inputs.count where c.inputs[i] != a {
+      throw c.mismatch("input \(i)", expected: a.description, actual: c.inputs[i].description)
+    }
+    return [a]
+  }
+
   /// `affine {alpha, beta}`: alpha * x + beta.
   static let affine = OpSpec(arity: 1...1, kernel: "mq_affine",
                              flops: { _, out in out[0].elementCount * Dim(2) }) { c throws(GraphError) in

@@ -7,6 +7,10 @@ enum GradientRules {
     switch op {
     case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .padMask, .scan, .cacheUpdate, .topK, .mixtureTopK: return nil
     case .add: return add
+    case .addN: return { c throws(GraphError) in
+      let g = try c.g()
+      return c.inputs.map { _ in g }
+    }
     case .sub: return sub
     case .mul: return mul
     case .affine: return affine
