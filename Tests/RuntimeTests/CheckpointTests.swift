@@ -165,7 +165,7 @@ import Testing
     let names = Set(try FileManager.default.contentsOfDirectory(atPath: dir.path))
     #expect(names == ["latest.safetensors", "best.safetensors", "step-400.safetensors", "step-500.safetensors"])
     // A stale temporary file from a killed writer is swept.
-    FileManager.default.createFile(atPath: dir.path + "/.latest.safetensors.tmp-1-abc", contents: Data([1, 2]))
+    _ = FileManager.default.createFile(atPath: dir.path + "/.latest.safetensors.tmp-1-abc", contents: Data([1, 2]))
     dir.removeTemporaryFiles()
     #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir.path)) == names)
   }

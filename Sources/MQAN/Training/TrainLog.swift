@@ -22,7 +22,7 @@ final class TrainLog {
         }
       }
     }
-    FileManager.default.createFile(atPath: path, contents: Data(kept.utf8))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(kept.utf8))
     guard let h = FileHandle(forWritingAtPath: path) else {
       throw ModelError.io(path: path, problem: "cannot open the training log for writing")
     }

@@ -196,7 +196,6 @@ public final class Trainer {
   func validate(log: TrainLog, report: (TrainEvent) -> Void) throws {
     let decoder = try MQANDecoder(config: config, params: executor.parameters(), mode: .consistent,
                                     threads: options.threads)
-    let table = currentTable
     var perTask: [String: Double] = [:]
     for task in tasks {
       let predictions = try predict(task.validation, decoder: decoder)
