@@ -28,6 +28,10 @@ struct ProfileCommand: ParsableCommand {
   @OptionGroup var model: ModelOptions
   @Option(help: "Profile a checkpoint of mqan train (its config, weights and word-vector table) instead of a preset.")
   var checkpoint: String?
+  @Option(help: """
+    Profile a real batch: the first --batch examples of this decaNLP JSONL file, encoded with the \
+    --checkpoint's vocabulary (shapes come from the data; --context, --question, --answer are ignored).
+    """) var data: String?
   @Option(help: "Batch size.") var batch = 32
   @Option(help: "Context length (tokens, counting <init> and <eos>).") var context = 256
   @Option(help: "Question length.") var question = 16
@@ -66,11 +70,13 @@ struct ProfileCommand: ParsableCommand {
 
   /// The model: a preset or config with PyTorch's default initialisation and a random table of
   /// `--vocab` rows, or a checkpoint's config, weights and table (ids then range over its rows).
-  func loadModel() throws -> (config: ModelConfig, params: [String: HostTensor], table: HostTensor) {
+  func loadModel() throws -> (config: ModelConfig, params: [String: HostTensor], table: HostTensor,
+                               vocabulary: Vocabulary?) {
     guard let path = checkpoint else {
+      if data != nil { throw ValidationError("--data needs --checkpoint (its vocabulary encodes the examples)") }
       let (_, config) = try model.load()
       return (config, ParameterInit.initialize(config, seed: seed),
-              EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1))
+              EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1), nil)
     }
     if model.preset != nil || model.config != nil { throw ValidationError("give --checkpoint or a model, not both") }
     let ck = try Checkpoint.read(path: path)
@@ -84,7 +90,30 @@ struct ProfileCommand: ParsableCommand {
     }
     // decaNLP's linear_in weights are not in mqan's checkpoints; the plans never read them.
     for (name, t) in ParameterInit.initialize(config, seed: seed) where params[name] == nil { params[name] = t }
-    return (config, params, table)
+    let vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: path)
+    return (config, params, table, vocabulary)
+  }
+
+  /// The batch to profile: the first `--batch` examples of `--data` (contexts cut to decaNLP's
+  /// limit), or synthetic ids of the given shapes over `vocab` words.
+  func profileBatch(config: ModelConfig, vocabulary: Vocabulary?, vocab: Int, answerLength: Int) throws -> EncodedBatch {
+    guard let path = data, let vocabulary else {
+      return EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: answerLength,
+                                    vocab: vocab, config: config, seed: seed &+ 2)
+    }
+    let examples = try JSONLReader.read(path: path)
+    guard !examples.isEmpty else { throw ValidationError("--data \(path) holds no examples") }
+    let prepared = TaskData(task: "profile", path: path, examples: Array(examples.prefix(batch))).prepared(policy: .truncate).data
+    let encoded = prepared.encoded(with: vocabulary)
+    return EncodedBatch(context: encoded.map { (e: EncodedExample) in e.context },
+                        question: encoded.map { (e: EncodedExample) in e.question },
+                        answer: encoded.map { (e: EncodedExample) in answerLength == 2 ? [config.initToken, config.eos] : e.answer })
+  }
+
+  /// The batch's real dims (B, Tc, Tq, Ta) from its feed.
+  func dims(_ feed: [String: HostTensor]) -> (b: Int, tc: Int, tq: Int, ta: Int) {
+    let c = feed["context"]?.shape ?? [batch, context], q = feed["question"]?.shape ?? [batch, question]
+    return (c[0], c[1], q[1], feed["answer"]?.shape.last ?? answer)
   }
 
   /// Median, min and max of the timed runs.
@@ -101,7 +130,7 @@ struct ProfileCommand: ParsableCommand {
 extension ProfileCommand {
   /// forward: the forward pass and loss; train: forward, backward and decaNLP's Adam step.
   func profileTrain() throws {
-    let (config, params, table) = try loadModel()
+    let (config, params, table, vocabulary) = try loadModel()
     let vocab = table.shape[0]
     let plan: Plan
     if let path = self.plan {
@@ -120,8 +149,7 @@ extension ProfileCommand {
       ? try AdamOptimizer(config: .decaNLP(dimension: config.dimension), parameters: exec.parameterBuffers(),
                           threads: threads)
       : nil
-    let b = EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: answer,
-                                   vocab: vocab, config: config, seed: seed &+ 2)
+    let b = try profileBatch(config: config, vocabulary: vocabulary, vocab: vocab, answerLength: answer)
     let feed = b.feed(config: config, embeddings: table)
     var times: [Double] = [], adamMs: [Double] = []
     var chrome = ChromeTrace()
@@ -144,7 +172,8 @@ extension ProfileCommand {
       print(String(format: "%@ %d: %.1f ms, loss %.4f", i == 0 ? "warm-up" : "step", i, ms, loss))
     }
     let (median, lo, hi) = summarize(times)
-    let env = ["B": batch, "Tc": context, "Tq": question, "Ta": answer, "Nv": vocab,
+    let shape = dims(feed)
+    let env = ["B": shape.b, "Tc": shape.tc, "Tq": shape.tq, "Ta": shape.ta, "Nv": vocab,
                "X": feed["limited_to_full"]?.count ?? config.generativeVocab]
     let backward = plan.backwardSteps
     var report = ProfileReport()
@@ -161,7 +190,7 @@ extension ProfileCommand {
       try chrome.write(to: path, threads: threads)
       print("trace: \(path) (\(exec.trace.events.count) kernel events\(exec.trace.dropped > 0 ? ", \(exec.trace.dropped) dropped" : ""))")
     }
-    let tokens = batch * (context + question + answer)
+    let tokens = shape.b * (shape.tc + shape.tq + shape.ta)
     let flops = Double(try plan.stats.flops.evaluate(env))
     let what = training ? "forward+loss+backward+adam" : "forward+loss"
     print(String(format: "\(what): median %.1f ms (min %.1f, max %.1f) over %d steps, %.0f tokens/s, %.1f GFLOP/s, %d threads",
@@ -177,12 +206,11 @@ extension ProfileCommand {
   /// Decoding of a synthetic batch: the encoder once, then `maxOutput` decode-step runs for all
   /// B x K hypotheses (no early stop: the end token is out of range), timed end to end.
   func profileDecode() throws {
-    let (config, params, table) = try loadModel()
+    let (config, params, table, vocabulary) = try loadModel()
     let vocab = table.shape[0]
     let decoder = try MQANDecoder(config: config, params: params, mode: .consistent, threads: threads, fuse: !noFuse,
                                   profile: true, traceCapacity: traceCapacity)
-    let b = EncodedBatch.synthetic(batch: batch, context: context, question: question, answer: 2, vocab: vocab,
-                                   config: config, seed: seed &+ 2)
+    let b = try profileBatch(config: config, vocabulary: vocabulary, vocab: vocab, answerLength: 2)
     let feed = b.feed(config: config, embeddings: table)
     let options = BeamSearchOptions(beamSize: beam, maxLength: maxOutput, nBest: 1, eos: -1,
                                     initToken: Int32(config.initToken))
@@ -203,7 +231,8 @@ extension ProfileCommand {
     let (median, lo, hi) = summarize(times)
     let mean = times.reduce(0, +) / Double(times.count)
     let x = feed["limited_to_full"]?.count ?? config.generativeVocab
-    let env = ["B": batch, "Tc": context, "Tq": question, "Nv": vocab, "X": x, "K": beam, "S": maxOutput]
+    let shape = dims(feed)
+    let env = ["B": shape.b, "Tc": shape.tc, "Tq": shape.tq, "Nv": vocab, "X": x, "K": beam, "S": maxOutput]
     let (encodeRecords, stepRecords) = decoder.profiles
     let plans = decoder.plans
     var report = ProfileReport()
@@ -223,10 +252,11 @@ extension ProfileCommand {
       try chrome.write(to: path, threads: threads)
       print("trace: \(path) (\(traces.encode.count + traces.step.count) kernel events\(traces.dropped > 0 ? ", \(traces.dropped) dropped" : ""))")
     }
-    let sentences = Double(batch) / (median / 1e3)
+    let sentences = Double(shape.b) / (median / 1e3)
     let flops = report.flopsPerRun
     print(String(format: "decode (beam %d), %d x (%d, %d), %d steps: median %.1f ms (min %.1f, max %.1f), %.1f sentences/s, %.1f GFLOP/s, %d threads",
-                 beam, batch, context, question, maxOutput, median, lo, hi, sentences, flops / (median / 1e3) / 1e9, threads))
+                 beam, shape.b, shape.tc, shape.tq, maxOutput, median, lo, hi, sentences, flops / (median / 1e3) / 1e9,
+                 threads))
     if json {
       try printJSON(["mode": "decode", "step_ms": median, "step_ms_min": lo, "step_ms_max": hi,
                      "sentences_per_s": sentences, "tokens_per_s": sentences * Double(maxOutput),

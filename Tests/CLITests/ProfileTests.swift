@@ -54,6 +54,14 @@ import Testing
                               "--max-output", "3", "--steps", "1", "--json"])
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.stdout.contains("sentences_per_s"))
+    // A real batch from a data file, encoded with the checkpoint's vocabulary.
+    let data = "\(PredictTests.data)/multi30k.en.de/validation.jsonl"
+    let t = try CLITests.run(["profile", "train", "--checkpoint", ck, "--data", data, "--batch", "3", "--steps", "1", "--json"])
+    #expect(t.status == 0, "\(t.stderr)")
+    let last = try #require(t.stdout.split(separator: "\n").last)
+    let obj = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+    #expect((obj["loss"] as? Double).map { $0.isFinite && $0 > 0 } == true)
+    try CLITests.expectOneLineError(["profile", "train", "--preset", "tiny", "--data", data], mentions: "--checkpoint")
     try CLITests.expectOneLineError(["profile", "decode", "--checkpoint", ck, "--preset", "tiny"], mentions: "--checkpoint")
     try CLITests.expectOneLineError(["profile", "train", "--checkpoint", "/nonexistent.safetensors"], mentions: "nonexistent")
   }
