@@ -1,4 +1,5 @@
-// MQAN's teacher-forced forward pass and loss, as `mqan profile forward` runs it: the `train` graph
+// Whole steps: MQAN's teacher-forced forward pass and loss, as `mqan profile forward` runs it, the
+// training step (forward + backward), and batched decoding (encode + decode-step plans). The forward: the `train` graph
 // (`MQANGraph.forward`, decaNLP's consistent decoder, loss on) compiled into a plan, weights from
 // PyTorch's default initialisation, a synthetic batch of full-length sequences of random words over
 // a 60,000-word vocabulary, run by `Runtime.Executor` on 1 and 2 threads.
@@ -45,9 +46,11 @@ final class ForwardState: @unchecked Sendable {
   let feed: [String: HostTensor]
   let flops: Double
 
-  init(_ p: Preset, threads: Int, options: ExecutorOptions) throws {
+  init(_ p: Preset, threads: Int, options: ExecutorOptions, backward: Bool = false) throws {
     let graph = try MQANGraph.forward(p.config, options: ForwardOptions(decoder: .consistent, loss: true))
-    let plan = try compile(graph).plan
+    var compileOptions = CompileOptions()
+    if backward { compileOptions.differentiate = "loss" }
+    let plan = try compile(graph, options: compileOptions).plan
     let params = ParameterInit.initialize(p.config, seed: seed)
     executor = try Executor(plan: plan, params: params, threads: threads, options: options)
     let table = EncodedBatch.randomEmbeddings(vocab: vocabulary, config: p.config, seed: seed &+ 1)
@@ -79,7 +82,7 @@ final class Slot<S>: @unchecked Sendable {
 }
 
 func forward(_ name: String, _ p: Preset, threads: Int, options: ExecutorOptions = .init(),
-             maxIterations: Int? = nil) {
+             maxIterations: Int? = nil, backward: Bool = false) {
   let slot = Slot<ForwardState>()
   let config = Benchmark.Configuration(
     metrics: [.wallClock, .cpuTotal, .throughput, .peakMemoryResident, .mallocCountTotal, tokensMetric, flopsMetric],
@@ -94,7 +97,7 @@ func forward(_ name: String, _ p: Preset, threads: Int, options: ExecutorOptions
               benchmark.measurement(tokensMetric, Int(Double(p.tokens) / ns * 1e9))
               benchmark.measurement(flopsMetric, Int(state.flops / ns * 1e9))
             },
-            setup: { slot.value = try ForwardState(p, threads: threads, options: options) },
+            setup: { slot.value = try ForwardState(p, threads: threads, options: options, backward: backward) },
             teardown: { slot.value = nil })
 }
 
@@ -105,9 +108,47 @@ let benchmarks: @Sendable () -> Void = {
               p, threads: threads)
     }
   }
+  // Whole training steps (forward, loss and backward; the Adam update is `mqan profile train`'s).
+  for p in presets {
+    forward("train step \(p.name) B\(p.batch) Tc\(p.context) Tq\(p.question) Ta\(p.answer) t2", p, threads: 2,
+            backward: true)
+  }
+  // Batched greedy and beam-4 decoding of the small preset: encode + 16 decode steps, all run.
+  let small0 = presets[0]
+  for beam in [1, 4] {
+    decode("decode beam \(beam) small B\(small0.batch) Tc\(small0.context) Tq\(small0.question) 16 steps t2", small0,
+           beam: beam, steps: 16)
+  }
   // The small preset again with every C kernel's `_ref` twin and the naive GEMM (the runtime's
   // `useReference`), for the end-to-end gain of the optimized kernels.
   let small = presets[0]
   forward("forward+loss_ref small B\(small.batch) Tc\(small.context) Tq\(small.question) Ta\(small.answer) t1",
           small, threads: 1, options: ExecutorOptions(useReference: true), maxIterations: 50)
+}
+
+/// Encode + `steps` decode steps for B x `beam` hypotheses (no early stop), as `mqan profile decode`.
+func decode(_ name: String, _ p: Preset, beam: Int, steps: Int) {
+  let slot = Slot<(MQANDecoder, [String: HostTensor])>()
+  let sentences = BenchmarkMetric.custom("sentences/s", polarity: .prefersLarger, useScalingFactor: false)
+  let config = Benchmark.Configuration(metrics: [.wallClock, .peakMemoryResident, sentences], warmupIterations: 1,
+                                       maxDuration: .seconds(p.seconds), maxIterations: 50)
+  Benchmark(name, configuration: config,
+            closure: { benchmark throws in
+              let (decoder, feed) = slot.value!
+              let options = BeamSearchOptions(beamSize: beam, maxLength: steps, nBest: 1, eos: -1,
+                                              initToken: Int32(p.config.initToken))
+              let t0 = DispatchTime.now().uptimeNanoseconds
+              blackHole(try decoder.beamSearch(feed, options: options))
+              let ns = Double(max(DispatchTime.now().uptimeNanoseconds - t0, 1))
+              benchmark.measurement(sentences, Int(Double(p.batch) / ns * 1e9))
+            },
+            setup: {
+              let decoder = try MQANDecoder(config: p.config, params: ParameterInit.initialize(p.config, seed: seed),
+                                            threads: 2)
+              let table = EncodedBatch.randomEmbeddings(vocab: vocabulary, config: p.config, seed: seed &+ 1)
+              let batch = EncodedBatch.synthetic(batch: p.batch, context: p.context, question: p.question, answer: 2,
+                                                 vocab: vocabulary, config: p.config, seed: seed &+ 2)
+              slot.value = (decoder, batch.feed(config: p.config, embeddings: table))
+            },
+            teardown: { slot.value = nil })
 }
