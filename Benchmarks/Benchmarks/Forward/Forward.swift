@@ -108,6 +108,11 @@ let benchmarks: @Sendable () -> Void = {
               p, threads: threads)
     }
   }
+  // The LSTM sequence as the plans run it: all input projections as one GEMM, then per step one
+  // GEMM with the gate sum in its epilogue and one lstm_cell; both directions on their own lanes.
+  for threads in [1, 2] {
+    lstmSequence("lstm sequence bidirectional B32 T256 in600 H100 t\(threads)", threads: threads)
+  }
   // Whole training steps (forward, loss and backward; the Adam update is `mqan profile train`'s).
   for p in presets {
     forward("train step \(p.name) B\(p.batch) Tc\(p.context) Tq\(p.question) Ta\(p.answer) t2", p, threads: 2,
@@ -149,6 +154,46 @@ func decode(_ name: String, _ p: Preset, beam: Int, steps: Int) {
               let batch = EncodedBatch.synthetic(batch: p.batch, context: p.context, question: p.question, answer: 2,
                                                  vocab: vocabulary, config: p.config, seed: seed &+ 2)
               slot.value = (decoder, batch.feed(config: p.config, embeddings: table))
+            },
+            teardown: { slot.value = nil })
+}
+
+/// A bidirectional LSTM layer (MQAN's context BiLSTM after coattention: 600 inputs, 100 hidden per
+/// direction) over B = 32 sequences of 256 steps, compiled with the compiler's default passes.
+func lstmSequence(_ name: String, threads: Int) {
+  let slot = Slot<(Executor, [String: HostTensor])>()
+  let config = Benchmark.Configuration(metrics: [.wallClock], warmupIterations: 1, maxDuration: .seconds(3),
+                                       maxIterations: 50)
+  Benchmark(name, configuration: config,
+            closure: { _ throws in
+              let (executor, feed) = slot.value!
+              blackHole(try executor.run(feed))
+            },
+            setup: {
+              let (b, t, inp, h) = (32, 256, 600, 100)
+              let g = GraphBuilder(name: "bilstm")
+              let x = try g.input("x", .f32, [.sym("B"), .sym("T"), Dim(inp)])
+              var params: [String: HostTensor] = [:]
+              var outs: [Value] = []
+              for dir in ["f", "r"] {
+                let gx = try g.linear(x, g.param("\(dir).wih", [Dim(4 * h), Dim(inp)]), g.param("\(dir).bih", [Dim(4 * h)]))
+                let zero = try g.zeros([.sym("B"), Dim(h)])
+                let r = try g.scan(name: dir, seqs: [gx], carries: [zero, zero], reverse: dir == "r") { body, s throws(GraphError) in
+                  let gates = try body.add(s.seqs[0], body.linear(s.carries[0], body.param("\(dir).whh", [Dim(4 * h), Dim(h)]),
+                                                                  body.param("\(dir).bhh", [Dim(4 * h)])))
+                  let cell = try body.lstmCell(gates: gates, c: s.carries[1])
+                  return ([cell.h, cell.c], [cell.h])
+                }
+                outs.append(r.outputs[0])
+                for (n, shape) in [("wih", [4 * h, inp]), ("bih", [4 * h]), ("whh", [4 * h, h]), ("bhh", [4 * h])] {
+                  params["\(dir).\(n)"] = HostTensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { Float($0 % 13) / 130 - 0.05 })
+                }
+              }
+              try g.output("y", g.concat(outs, axis: -1))
+              let executor = try Executor(plan: compile(g.finish()).plan, params: params, threads: threads)
+              let feed = ["x": HostTensor(shape: [b, t, inp], floats: (0..<(b * t * inp)).map { Float($0 % 17) / 17 - 0.5 })]
+              _ = try executor.run(feed)
+              slot.value = (executor, feed)
             },
             teardown: { slot.value = nil })
 }
