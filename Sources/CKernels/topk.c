@@ -38,6 +38,20 @@ MQ_INLINE void mq_topk_sift_down(float *v, int32_t *ix, int64_t m, int64_t i) {
   ix[i] = ci;
 }
 
+// Heap sort of a min-heap of size m (root = the worst): moving the root to the end each time
+// leaves the arrays best first.
+MQ_INLINE void mq_topk_heap_sort(float *v, int32_t *ix, int64_t m) {
+  for (int64_t s = m - 1; s > 0; s--) {
+    const float tv = v[0];
+    const int32_t ti = ix[0];
+    v[0] = v[s];
+    ix[0] = ix[s];
+    v[s] = tv;
+    ix[s] = ti;
+    mq_topk_sift_down(v, ix, s, 0);
+  }
+}
+
 MQ_HOT void mq_topk(const float *x, int64_t n, int64_t k, float *values, int32_t *indices) {
   if (k > n) k = n;
   if (k <= 0) return;
@@ -58,16 +72,7 @@ MQ_HOT void mq_topk(const float *x, int64_t n, int64_t k, float *values, int32_t
       thr = values[0];
     }
   }
-  // Heap sort: moving the root (the worst) to the end leaves the array best first.
-  for (int64_t m = k - 1; m > 0; m--) {
-    const float tv = values[0];
-    const int32_t ti = indices[0];
-    values[0] = values[m];
-    indices[0] = indices[m];
-    values[m] = tv;
-    indices[m] = ti;
-    mq_topk_sift_down(values, indices, m, 0);
-  }
+  mq_topk_heap_sort(values, indices, k);
 }
 
 typedef struct {
@@ -207,16 +212,8 @@ MQ_HOT void mq_mixture_topk(float *values, int32_t *indices, const float *logits
       offered++;
     }
     for (int64_t t = 0; t < nt; t++) if (tid[t] < V) touched[tid[t] >> 5] = 0;
-    // Best first (heap sort), then the log when asked; slots past X hold -inf and index 0.
-    for (int64_t s = size - 1; s > 0; s--) {
-      const float tv = hv[0];
-      const int32_t ti = hi[0];
-      hv[0] = hv[s];
-      hi[0] = hi[s];
-      hv[s] = tv;
-      hi[s] = ti;
-      mq_topk_sift_down(hv, hi, s, 0);
-    }
+    // Best first, then the log when asked; slots past X hold -inf and index 0.
+    mq_topk_heap_sort(hv, hi, size);
     if (take_log)
       for (int64_t s = 0; s < size; s++) hv[s] = logf(hv[s]);
     for (int64_t s = size; s < k; s++) {

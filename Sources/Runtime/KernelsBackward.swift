@@ -133,8 +133,7 @@ enum BackwardKernels {
       let (r0, r1) = team.share(rows)
       guard r0 < r1 else { return }
       let targets = i32(p, ins[2])
-      var count: Int64 = 0
-      for r in 0..<rows where targets[r] != ignore32 { count += 1 }
+      let count = keptTargets(targets, rows, ignore32)
       f(f32(p, o), f32(p, ins[1]), targets, Int64(x), ignore32, f32(p, ins[0]).pointee, count, Int64(r0), Int64(r1))
     }
   }

@@ -110,14 +110,21 @@ enum OutputKernels {
       let (r0, r1) = team.share(rows)
       guard r0 < r1 else { return }
       let targets = i32(p, ins[8])
-      var count: Int64 = 0
-      for r in 0..<rows where targets[r] != ignore { count += 1 }
+      let count = keptTargets(targets, rows, ignore)
       f(f32(p, outs[0]), f32(p, outs[1]), f32(p, outs[2]), f32(p, outs[3]), f32(p, outs[4]), f32(p, ins[0]).pointee,
         count, f32(p, ins[1]), f32(p, ins[2]), f32(p, ins[3]), f32(p, ins[4]), i32(p, ins[5]), f32(p, ins[6]),
         i32(p, ins[7]), targets, f32(p, ins[9]), Int64(t), Int64(v), Int64(lc), Int64(lq), ignore, Int64(r0),
         Int64(r1))
     }
   }
+}
+
+/// Targets that are not `ignore` among the first `rows` (the loss's denominator, counted by each
+/// thread of a backward step itself).
+func keptTargets(_ targets: UnsafeMutablePointer<Int32>, _ rows: Int, _ ignore: Int32) -> Int64 {
+  var count: Int64 = 0
+  for r in 0..<rows where targets[r] != ignore { count += 1 }
+  return count
 }
 
 /// Per-thread partial sums of a mean loss: one cache line per thread (a double sum, then an
