@@ -36,10 +36,12 @@ let package = Package(
     .testTarget(name: "KernelTests", dependencies: ["CKernels", "COpenBLAS"]),
     .testTarget(name: "GraphIRTests", dependencies: ["GraphIR"]),
     .testTarget(name: "CompilerTests", dependencies: ["Compiler", "GraphIR", "Runtime"]),
-    .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "GraphIR"]),
+    // Helpers more than one test target uses.
+    .target(name: "TestSupport", dependencies: ["Runtime"], path: "Tests/TestSupport"),
+    .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "GraphIR", "TestSupport"]),
     // Runs the built `mqan` binary: bad input gives one line on stderr and a non-zero exit.
     .testTarget(name: "CLITests", dependencies: ["mqan"]),
-    .testTarget(name: "MQANTests", dependencies: ["MQAN", "Compiler", "Runtime", "GraphIR"],
+    .testTarget(name: "MQANTests", dependencies: ["MQAN", "Compiler", "Runtime", "GraphIR", "TestSupport"],
                 resources: [.copy("Fixtures")]),
   ]
 )

@@ -2,6 +2,7 @@ import Compiler
 import Foundation
 import Runtime
 import Testing
+import TestSupport
 
 @testable import MQAN
 
@@ -107,30 +108,3 @@ import Testing
   }
 }
 
-/// Parameters in memory the test owns, by name (as the executor's weight block would be).
-final class ParameterMemory {
-  let shapes: [String: [Int]]
-  private var pointers: [String: UnsafeMutablePointer<Float>] = [:]
-
-  init(_ values: [String: HostTensor]) {
-    var shapes: [String: [Int]] = [:]
-    for (name, t) in values {
-      let a = try! t.floats
-      let p = UnsafeMutablePointer<Float>.allocate(capacity: max(a.count, 1))
-      p.initialize(from: a, count: a.count)
-      pointers[name] = p
-      shapes[name] = t.shape
-    }
-    self.shapes = shapes
-  }
-
-  deinit { for p in pointers.values { p.deallocate() } }
-
-  var buffers: [ParameterBuffer] {
-    pointers.map { ParameterBuffer(name: $0.key, shape: shapes[$0.key]!, pointer: $0.value) }
-  }
-
-  var all: [String: [Float]] {
-    Dictionary(uniqueKeysWithValues: shapes.map { ($0.key, Array(UnsafeBufferPointer(start: pointers[$0.key]!, count: $0.value.reduce(1, *)))) })
-  }
-}

@@ -1,38 +1,10 @@
 import CKernels
 import Foundation
 import Testing
+import TestSupport
 
 @testable import Runtime
 
-/// Parameters in memory the test owns (as the executor's weight block would be), by name.
-final class ParameterMemory {
-  let shapes: [String: [Int]]
-  private var pointers: [String: UnsafeMutablePointer<Float>] = [:]
-
-  init(_ values: [String: HostTensor]) {
-    var shapes: [String: [Int]] = [:]
-    for (name, t) in values {
-      let a = try! t.floats
-      let p = UnsafeMutablePointer<Float>.allocate(capacity: max(a.count, 1))
-      p.initialize(from: a, count: a.count)
-      pointers[name] = p
-      shapes[name] = t.shape
-    }
-    self.shapes = shapes
-  }
-
-  deinit { for p in pointers.values { p.deallocate() } }
-
-  var buffers: [ParameterBuffer] {
-    pointers.map { ParameterBuffer(name: $0.key, shape: shapes[$0.key]!, pointer: $0.value) }
-  }
-
-  func values(_ name: String) -> [Float] {
-    Array(UnsafeBufferPointer(start: pointers[name]!, count: shapes[name]!.reduce(1, *)))
-  }
-
-  var all: [String: [Float]] { Dictionary(uniqueKeysWithValues: shapes.keys.map { ($0, values($0)) }) }
-}
 
 /// Deterministic pseudo-normal numbers (sum of uniforms from an LCG).
 struct TestNumbers {
