@@ -89,16 +89,8 @@ MQ_HOT void mq_layernorm_backward(float *dx, float *stats, const float *g, const
 void mq_layernorm_backward_ref(float *dx, float *stats, const float *g, const float *x,
                                const float *gamma, int64_t d, float eps, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
-    double sum = 0.0;
-    for (int64_t j = 0; j < d; j++) sum += x[r * d + j];
-    double mean_d = sum / (double)d;
-    double sq = 0.0;
-    for (int64_t j = 0; j < d; j++) {
-      double t = x[r * d + j] - mean_d;
-      sq += t * t;
-    }
-    float mean = (float)mean_d;
-    float std = (float)sqrt(sq / (double)(d - 1));
+    float mean, std;
+    mq_layernorm_row_ref(x + r * d, d, &mean, &std);
     if (stats) {
       stats[2 * r] = mean;
       stats[2 * r + 1] = std + eps;

@@ -122,6 +122,21 @@ MQ_INLINE float mq_max16(const float *x, int64_t n) {
   return m;
 }
 
+// The reference twins' layer-norm row statistics (softmax.c, backward_norm.c): mean and unbiased
+// std of x[0..d), plain double loops.
+MQ_INLINE void mq_layernorm_row_ref(const float *x, int64_t d, float *mean, float *std) {
+  double sum = 0.0;
+  for (int64_t j = 0; j < d; j++) sum += x[j];
+  const double mean_d = sum / (double)d;
+  double ss = 0.0;
+  for (int64_t j = 0; j < d; j++) {
+    const double t = x[j] - mean_d;
+    ss += t * t;
+  }
+  *mean = (float)mean_d;
+  *std = (float)sqrt(ss / (double)(d - 1));
+}
+
 // Layer norm's row statistics, shared by the forward (softmax.c) and backward (backward_norm.c)
 // kernels so the backward recomputes the forward's bits.
 // Sum of x[0..d) in double with 8 fixed partial sums (same bits at every vector width).

@@ -88,16 +88,8 @@ MQ_HOT void mq_layernorm(float *out, const float *x, const float *gamma, const f
 void mq_layernorm_ref(float *out, const float *x, const float *gamma, const float *beta, int64_t d,
                       float eps, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
-    double sum = 0.0;
-    for (int64_t j = 0; j < d; j++) sum += x[r * d + j];
-    double mean_d = sum / (double)d;
-    double ss = 0.0;
-    for (int64_t j = 0; j < d; j++) {
-      double t = x[r * d + j] - mean_d;
-      ss += t * t;
-    }
-    float mean = (float)mean_d;
-    float std = (float)sqrt(ss / (double)(d - 1));
+    float mean, std;
+    mq_layernorm_row_ref(x + r * d, d, &mean, &std);
     for (int64_t j = 0; j < d; j++)
       out[r * d + j] = gamma[j] * (x[r * d + j] - mean) / (std + eps) + beta[j];
   }
