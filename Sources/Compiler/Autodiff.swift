@@ -20,11 +20,7 @@ public struct Autodiff: GraphPass {
   public init(loss: String = "loss") { self.loss = loss }
 
   public func run(_ g: Graph) throws(CompileError) -> Graph {
-    do {
-      return try Self.differentiate(g, loss: loss)
-    } catch {
-      throw .inPass(pass: name, error)
-    }
+    try reporting { () throws(GraphError) in try Self.differentiate(g, loss: loss) }
   }
 
   static func differentiate(_ g: Graph, loss: String) throws(GraphError) -> Graph {

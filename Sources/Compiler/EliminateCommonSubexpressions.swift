@@ -16,11 +16,7 @@ public struct EliminateCommonSubexpressions: GraphPass {
   public init() {}
 
   public func run(_ g: Graph) throws(CompileError) -> Graph {
-    do {
-      return try Self.merge(g)
-    } catch {
-      throw .inPass(pass: name, error)
-    }
+    try reporting { () throws(GraphError) in try Self.merge(g) }
   }
 
   /// What makes two nodes interchangeable (inputs already redirected to their representatives).

@@ -11,11 +11,7 @@ public struct EliminateDeadNodes: GraphPass {
   public init() {}
 
   public func run(_ g: Graph) throws(CompileError) -> Graph {
-    do {
-      return try Self.eliminate(g)
-    } catch {
-      throw .inPass(pass: name, error)
-    }
+    try reporting { () throws(GraphError) in try Self.eliminate(g) }
   }
 
   static func eliminate(_ g: Graph) throws(GraphError) -> Graph {

@@ -18,11 +18,7 @@ public struct FuseEpilogues: GraphPass {
   public init() {}
 
   public func run(_ g: Graph) throws(CompileError) -> Graph {
-    do {
-      return try Self.fuse(g)
-    } catch {
-      throw .inPass(pass: name, error)
-    }
+    try reporting { () throws(GraphError) in try Self.fuse(g) }
   }
 
   static func fuse(_ g: Graph) throws(GraphError) -> Graph {

@@ -12,11 +12,7 @@ public struct InferShapes: GraphPass {
   public init() {}
 
   public func run(_ g: Graph) throws(CompileError) -> Graph {
-    do {
-      return try Self.infer(g)
-    } catch {
-      throw .inPass(pass: name, error)
-    }
+    try reporting { () throws(GraphError) in try Self.infer(g) }
   }
 
   static func infer(_ g: Graph) throws(GraphError) -> Graph {

@@ -11,6 +11,17 @@ public protocol GraphPass {
   func run(_ g: Graph) throws(CompileError) -> Graph
 }
 
+extension GraphPass {
+  /// Runs `body`, reporting a graph error as this pass's (`CompileError.inPass`).
+  func reporting(_ body: () throws(GraphError) -> Graph) throws(CompileError) -> Graph {
+    do {
+      return try body()
+    } catch {
+      throw .inPass(pass: name, error)
+    }
+  }
+}
+
 /// A plan-to-plan transformation of the lowering (scheduling, memory planning).
 public protocol PlanPass {
   /// The name the pipeline prints and `CompileOptions.dumpAfter` matches (`plan-memory`).
