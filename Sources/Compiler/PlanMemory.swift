@@ -15,8 +15,9 @@ public struct PlanMemory: PlanPass {
 
   public func run(_ plan: Plan) throws(CompileError) -> Plan {
     var p = try plan.mappingBodies(run)
-    _ = try p.producers()  // checks every step's buffer ids before they index arrays below
-    Self.planInPlace(&p)
+    // Also checks every step's buffer ids before they index arrays below.
+    let producers = try p.producers()
+    Self.planInPlace(&p, producers: producers)
     let lastStage = max(p.stageCount - 1, 0)
     var first = [Int?](repeating: nil, count: p.buffers.count)
     var last = [Int](repeating: 0, count: p.buffers.count)
@@ -62,7 +63,7 @@ public struct PlanMemory: PlanPass {
   /// a graph output nor a body's pinned input, and every other step that reads it (through any
   /// view) runs in an earlier stage. What autodiff saves for the backward pass has later readers,
   /// so it is never overwritten.
-  static func planInPlace(_ p: inout Plan) {
+  static func planInPlace(_ p: inout Plan, producers: [Int?]) {
     var readers = [[Int]](repeating: [], count: p.buffers.count)
     for (i, s) in p.steps.enumerated() {
       for b in s.inputs where b >= 0 && b < p.buffers.count { readers[p.rootBuffer(b)].append(i) }
@@ -72,7 +73,6 @@ public struct PlanMemory: PlanPass {
       protected.insert(o.buffer)
       protected.insert(p.rootBuffer(o.buffer))
     }
-    let producers = (try? p.producingSteps()) ?? []
     for (i, s) in p.steps.enumerated() {
       for (output, candidates) in s.op.spec.inPlace.sorted(by: { $0.key < $1.key }) {
         guard output < s.outputs.count else { continue }
@@ -80,8 +80,7 @@ public struct PlanMemory: PlanPass {
         guard case .arena = p.buffers[out].storage, !protected.contains(out) else { continue }
         for k in candidates where k < s.inputs.count {
           let root = p.rootBuffer(s.inputs[k])
-          guard case .arena = p.buffers[root].storage, !protected.contains(root), root < producers.count,
-                producers[root] != nil, p.buffers[root].type.dtype == p.buffers[out].type.dtype,
+          guard case .arena = p.buffers[root].storage, !protected.contains(root), producers[root] != nil, p.buffers[root].type.dtype == p.buffers[out].type.dtype,
                 p.buffers[root].type.elementCount == p.buffers[out].type.elementCount,
                 readers[root].allSatisfy({ $0 == i || p.steps[$0].stage < s.stage })
           else { continue }
@@ -90,7 +89,7 @@ public struct PlanMemory: PlanPass {
           // chain (its root, or an earlier in-place output), so the chain says which value it replaces.
           readers[root] += readers[out]
           var base = s.inputs[k]
-          while case .view(let next) = p.buffers[base].storage, base < producers.count, producers[base] == nil {
+          while case .view(let next) = p.buffers[base].storage, producers[base] == nil {
             base = next
           }
           p.buffers[out].storage = .view(of: base)

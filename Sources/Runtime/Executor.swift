@@ -46,6 +46,8 @@ public final class Executor {
   private let weights: AlignedBuffer
   let params: [String: UnsafeMutableRawPointer]
   private let slots: [InputSlot]
+  /// The plan's output names (an external tensor under one of them is an output).
+  private let outputNames: Set<String>
   private let checks: [ValueCheck]
   private let profileTable: ProfileTable?
   private var buckets: [[String: Int]: Bucket] = [:]
@@ -90,6 +92,7 @@ public final class Executor {
     }
     self.params = pointers
     slots = try Bindings.slots(of: plan)
+    outputNames = Set(plan.outputs.map(\.name))
     checks = ValueChecks.collect(plan)
     let trace = options.traceCapacity > 0 ? TraceRecorder(threads: threads, capacity: options.traceCapacity) : nil
     profileTable = options.profile ? ProfileTable(plan: plan, trace: trace) : nil
@@ -121,7 +124,6 @@ public final class Executor {
                   dims: [String: Int] = [:]) throws(RuntimeError) -> [String: HostTensor] {
     let start = profileTable == nil ? 0 : monotonicNanoseconds()
     defer { if profileTable != nil { wallNanoseconds &+= monotonicNanoseconds() &- start; wallRuns += 1 } }
-    let outputNames = Set(plan.outputs.map(\.name))
     var externalInputs: [String: [Int]] = [:]
     for (name, t) in external where !outputNames.contains(name) {
       if inputs[name] != nil {
