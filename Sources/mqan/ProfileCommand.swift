@@ -88,8 +88,8 @@ struct ProfileCommand: ParsableCommand {
     guard let table = params.removeValue(forKey: "embeddings"), table.shape.count == 2, table.shape[0] >= 4 else {
       throw CheckpointError.missingTensor(file: path, tensor: "embeddings", reason: "the word-vector table")
     }
-    // decaNLP's linear_in weights are not in mqan's checkpoints; the plans never read them.
-    for (name, t) in ParameterInit.initialize(config, seed: seed) where params[name] == nil { params[name] = t }
+    // (decaNLP's linear_in weights are not in mqan's checkpoints; no plan reads them, and a weight
+    // a plan does read but the checkpoint lacks is the executor's error, not a random fill.)
     let vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: path)
     return (config, params, table, vocabulary)
   }
