@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "mq_gemm.h"
+#include "mq_roofline.h"
 
 #ifdef __cplusplus
 extern "C" {
