@@ -14,7 +14,10 @@ struct ProfileCommand: ParsableCommand {
       Runs on synthetic ids of the given shapes: one warm-up run, then --steps timed runs. Prints the \
       phases (forward, backward, optimizer; encode, decode-step, beam search), each phase's slowest \
       kernels named as the IR names them (op and node, with their path through scan bodies), with \
-      calls, ms and share of the run, GFLOP/s and the bytes their operands occupy; --trace writes \
+      calls, ms and share of the run, GFLOP/s and the bytes their operands occupy; the header names \
+      the GEMM path and this machine's roofline (FMA peak, L2 / LLC / memory read bandwidth, measured \
+      once and cached in ~/.cache/mqan/roofline.json; --no-roofline skips it), and each kernel gets \
+      its arithmetic intensity, bounding roof, % of it and compute or memory bound; --trace writes \
       every kernel execution on every thread as a Chrome trace (Perfetto, chrome://tracing).
       """)
 
@@ -47,6 +50,8 @@ struct ProfileCommand: ParsableCommand {
   @Option(help: "Write a Chrome trace of the timed runs (one lane per thread, one event per kernel).")
   var trace: String?
   @Flag(help: "Run the unfused plans (no fusion passes), for comparison.") var noFuse = false
+  @Flag(help: "Skip the roofline calibration (no roofs in the header, no AI / %roof / bound columns).")
+  var noRoofline = false
   @Flag(help: "End with one JSON object.") var json = false
 
   /// Kernel events kept per thread for --trace.
@@ -180,6 +185,7 @@ extension ProfileCommand {
     report.add(exec.profile, plan: plan, env: env, runs: steps) { backward.contains($0) ? "backward" : "forward" }
     report.addWall(Double(exec.wallNanoseconds) / 1e6 / Double(max(exec.wallRuns, 1)), rowsFrom: 0)
     if optimizer != nil { report.phases.append(("optimizer", adamMs.reduce(0, +) / Double(adamMs.count))) }
+    try measureRoofline(into: &report)
     report.print(total: times.reduce(0, +) / Double(times.count))
     if let path = trace {
       chrome.add(exec.trace.events) { e in
@@ -199,7 +205,8 @@ extension ProfileCommand {
       try printJSON(["mode": mode.rawValue, "step_ms": median, "step_ms_min": lo, "step_ms_max": hi,
                      "tokens_per_s": Double(tokens) / (median / 1e3), "gflops_per_s": flops / (median / 1e3) / 1e9,
                      "threads": threads, "peak_rss_bytes": peakRSSBytes(), "loss": Double(loss),
-                     "optimizer_ms": adamMs.isEmpty ? 0 : summarize(adamMs).median])
+                     "optimizer_ms": adamMs.isEmpty ? 0 : summarize(adamMs).median]
+                      .merging(report.rooflineJSON) { a, _ in a })
     }
   }
 
@@ -243,6 +250,7 @@ extension ProfileCommand {
     report.phases += [("encode", encodeMs), ("decode-step", stepMs)]
     // Beam search proper: the time outside both plans (candidate selection, feeds, copies).
     report.phases.append(("beam search", max(mean - encodeMs - stepMs, 0)))
+    try measureRoofline(into: &report)
     report.print(total: mean)
     if let path = trace {
       let traces = decoder.traces
@@ -261,7 +269,8 @@ extension ProfileCommand {
       try printJSON(["mode": "decode", "step_ms": median, "step_ms_min": lo, "step_ms_max": hi,
                      "sentences_per_s": sentences, "tokens_per_s": sentences * Double(maxOutput),
                      "gflops_per_s": flops / (median / 1e3) / 1e9, "threads": threads,
-                     "peak_rss_bytes": peakRSSBytes(), "beam": beam, "max_output": maxOutput])
+                     "peak_rss_bytes": peakRSSBytes(), "beam": beam, "max_output": maxOutput]
+                      .merging(report.rooflineJSON) { a, _ in a })
     }
   }
 }

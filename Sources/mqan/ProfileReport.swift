@@ -4,7 +4,8 @@ import Runtime
 
 /// The per-kernel report of `mqan profile`: every step's time, grouped into phases (forward,
 /// backward, optimizer; encode, decode-step, beam search), with its FLOP rate and the bytes its
-/// operands occupy, from the op table's cost rules at the profiled shapes.
+/// operands occupy, from the op table's cost rules at the profiled shapes; with a roofline, each
+/// kernel's arithmetic intensity, bounding roof and % of it (ProfileRoofline.swift).
 struct ProfileReport {
   struct Row {
     var phase: String
@@ -15,6 +16,8 @@ struct ProfileReport {
     var ms: Double
     var flops: Double
     var bytes: Double
+    /// Bytes one call's operands occupy (picks the memory level of the roofline).
+    var workingSet: Double
   }
 
   var rows: [Row] = []
@@ -22,6 +25,9 @@ struct ProfileReport {
   /// in proportion to their kernels' time (steps of one stage run at once, so kernel times can
   /// add up to more than the wall); and time outside the plans (optimizer, beam search).
   var phases: [(phase: String, ms: Double)] = []
+  /// The GEMM in use (`mqan-avx512`, `openblas Haswell`, ...) and the roofline, when measured.
+  var gemmPath = "?"
+  var roofline: Roofline?
 
   /// Splits `wallMs` (one plan's wall time per run) over the phases of the rows added since
   /// `firstRow`.
@@ -55,12 +61,13 @@ struct ProfileReport {
       let name = "\(r.op.rawValue) \((parents + [r.label]).joined(separator: "/"))"
       let calls = Double(r.calls) / perRun
       rows.append(Row(phase: phase(top), kernel: name, path: r.path, calls: calls, ms: Double(r.nanoseconds) / 1e6 / perRun,
-                      flops: flops * calls, bytes: bytes * calls))
+                      flops: flops * calls, bytes: bytes * calls, workingSet: bytes))
     }
   }
 
   /// Prints the phases (ms per run and share of the run), then the slowest kernels of each.
   func print(total: Double, top: Int = 12) {
+    printRooflineHeader()
     var names: [String] = []
     for p in self.phases where !names.contains(p.phase) { names.append(p.phase) }
     Swift.print(pad("phase", 14) + pad("ms/run", 10, right: true) + pad("% of run", 10, right: true))
@@ -74,11 +81,12 @@ struct ProfileReport {
       guard !list.isEmpty else { continue }
       Swift.print("\n\(p): slowest kernels")
       Swift.print("  " + pad("kernel", 30) + ["calls/run", "ms/run", "%", "GFLOP/s", "MB/run"].map { pad($0, 10, right: true) }
-        .joined() + "  path")
+        .joined() + rooflineHeadings + "  path")
       for r in list.prefix(top) {
         Swift.print("  " + pad(r.kernel, 30)
                     + String(format: "%10.0f%10.2f%10.1f%10.1f%10.1f", r.calls, r.ms, 100 * r.ms / max(total, 1e-9),
-                             r.ms > 0 ? r.flops / (r.ms / 1e3) / 1e9 : 0, r.bytes / 1e6) + "  " + r.path)
+                             r.ms > 0 ? r.flops / (r.ms / 1e3) / 1e9 : 0, r.bytes / 1e6) + rooflineColumns(r) + "  "
+                    + r.path)
       }
     }
     // By op kind, across phases.
