@@ -28,6 +28,10 @@ public struct Roofline: Codable, Sendable, Equatable {
   public var cpuModel: String
   /// When it was measured, ISO 8601 (UTC).
   public var measuredAt: String
+  /// The share of `threads` cores the calibration's threads got (process CPU time over wall time
+  /// x threads) in the least undisturbed of its best runs: near 1 on an idle machine; well under 1
+  /// when other work shared the cores, so the roofs read low. nil in files that lack it.
+  public var cpuShare: Double?
   /// True when `cached` read it from the cache file (not stored in the file).
   public var fromCache = false
   /// Why `cached` could not write the cache file, if it could not (not stored; the roofline is
@@ -37,11 +41,12 @@ public struct Roofline: Codable, Sendable, Equatable {
   enum CodingKeys: String, CodingKey {
     case gemmPath = "gemm_path", threads, peakGflops = "peak_gflops", l2GBps = "l2_gbps", llcGBps = "llc_gbps"
     case memGBps = "mem_gbps", l1dBytes = "l1d_bytes", l2Bytes = "l2_bytes", l3Bytes = "l3_bytes"
-    case cpuModel = "cpu_model", measuredAt = "measured_at"
+    case cpuModel = "cpu_model", measuredAt = "measured_at", cpuShare = "cpu_share"
   }
 
   public init(gemmPath: String, threads: Int, peakGflops: Double, l2GBps: Double, llcGBps: Double, memGBps: Double,
-              l1dBytes: Int, l2Bytes: Int, l3Bytes: Int, cpuModel: String, measuredAt: String) {
+              l1dBytes: Int, l2Bytes: Int, l3Bytes: Int, cpuModel: String, measuredAt: String,
+              cpuShare: Double? = nil) {
     self.gemmPath = gemmPath
     self.threads = threads
     self.peakGflops = peakGflops
@@ -53,6 +58,7 @@ public struct Roofline: Codable, Sendable, Equatable {
     self.l3Bytes = l3Bytes
     self.cpuModel = cpuModel
     self.measuredAt = measuredAt
+    self.cpuShare = cpuShare
   }
 
   /// Every rate positive and finite (a cache entry that is not is measured again).
@@ -64,9 +70,10 @@ public struct Roofline: Codable, Sendable, Equatable {
 // MARK: - Measuring
 
 extension Roofline {
-  /// How long and how big a calibration is. `full` (what `mqan profile` uses) takes about half a
+  /// How long and how big a calibration is. `full` (what `mqan profile` uses) takes well under a
   /// second on a 2-core machine and at most ~1.5 s; `quick` (tests) a few milliseconds, with
-  /// buffers too small to mean anything about the memory level.
+  /// buffers too small to mean anything about the memory level. Many short repeats (the best
+  /// kept) ride out other work that comes and goes on the cores.
   public struct Calibration: Sendable {
     /// Seconds each timed repetition aims for.
     public var targetSeconds: Double
@@ -78,20 +85,24 @@ extension Roofline {
     public var memoryL3Multiple: Int
     /// No thread's buffer is larger than this (nil: no cap).
     public var maximumBufferBytes: Int?
+    /// `cached` writes a measurement to the cache file only when its `cpuShare` is at least this
+    /// (a roofline measured on busy cores would otherwise stay low until the file is deleted).
+    public var minimumCpuShareToCache: Double
 
     public init(targetSeconds: Double, repeats: Int, minimumMemoryBytes: Int, memoryL3Multiple: Int,
-                maximumBufferBytes: Int?) {
+                maximumBufferBytes: Int?, minimumCpuShareToCache: Double) {
       self.targetSeconds = targetSeconds
       self.repeats = repeats
       self.minimumMemoryBytes = minimumMemoryBytes
       self.memoryL3Multiple = memoryL3Multiple
       self.maximumBufferBytes = maximumBufferBytes
+      self.minimumCpuShareToCache = minimumCpuShareToCache
     }
 
-    public static let full = Calibration(targetSeconds: 0.03, repeats: 3, minimumMemoryBytes: 256 << 20,
-                                         memoryL3Multiple: 4, maximumBufferBytes: nil)
+    public static let full = Calibration(targetSeconds: 0.015, repeats: 8, minimumMemoryBytes: 256 << 20,
+                                         memoryL3Multiple: 4, maximumBufferBytes: nil, minimumCpuShareToCache: 0.9)
     public static let quick = Calibration(targetSeconds: 0.002, repeats: 2, minimumMemoryBytes: 4 << 20,
-                                          memoryL3Multiple: 0, maximumBufferBytes: 2 << 20)
+                                          memoryL3Multiple: 0, maximumBufferBytes: 2 << 20, minimumCpuShareToCache: 0)
   }
 
   /// The GEMM the calling thread's kernels use: mqan's own path (`mqan-avx512`, ...) or
@@ -134,42 +145,55 @@ extension Roofline {
     let memTotal = max(calibration.memoryL3Multiple * l3, calibration.minimumMemoryBytes)
     let memRate = try readRate(pool: pool, threads: n, path: path, bytesPerThread: (memTotal + n - 1) / n,
                                calibration: calibration)
-    return Roofline(gemmPath: activeGemmDescription(), threads: n, peakGflops: peak / 1e9, l2GBps: l2Rate / 1e9,
-                    llcGBps: llcRate / 1e9, memGBps: memRate / 1e9, l1dBytes: Int(caches.l1d), l2Bytes: l2,
-                    l3Bytes: l3, cpuModel: cpuModel(), measuredAt: Date().ISO8601Format())
+    let share = [peak, l2Rate, llcRate, memRate].map(\.cpuShare).min() ?? 1
+    return Roofline(gemmPath: activeGemmDescription(), threads: n, peakGflops: peak.rate / 1e9,
+                    l2GBps: l2Rate.rate / 1e9, llcGBps: llcRate.rate / 1e9, memGBps: memRate.rate / 1e9,
+                    l1dBytes: Int(caches.l1d), l2Bytes: l2, l3Bytes: l3, cpuModel: cpuModel(),
+                    measuredAt: Date().ISO8601Format(), cpuShare: (share * 1000).rounded() / 1000)
   }
 
-  /// The best rate (work per second) of `calibration.repeats` timed runs of `run(units)`, which
-  /// returns the work it did; `units` first grows from `start` until a run takes a quarter of the
+  /// CPU time of every thread of this process, seconds.
+  static func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+  }
+
+  /// The best rate (work per second) of `calibration.repeats` timed runs of `run(units)` on
+  /// `threads` threads, which returns the work it did, and the share of the threads' cores that
+  /// run got (capped at 1); `units` first grows from `start` until a run takes a quarter of the
   /// target, then is scaled so a run takes about the target.
-  static func bestRate(calibration: Calibration, start: Int64, _ run: (Int64) -> Double) -> Double {
-    func timed(_ units: Int64) -> (seconds: Double, work: Double) {
-      let t0 = monotonicNanoseconds()
+  static func bestRate(calibration: Calibration, threads: Int, start: Int64,
+                       _ run: (Int64) -> Double) -> (rate: Double, cpuShare: Double) {
+    func timed(_ units: Int64) -> (seconds: Double, work: Double, share: Double) {
+      let c0 = processCPUSeconds(), t0 = monotonicNanoseconds()
       let work = run(units)
-      return (Double(monotonicNanoseconds() &- t0) / 1e9, work)
+      let seconds = Double(monotonicNanoseconds() &- t0) / 1e9, cpu = processCPUSeconds() - c0
+      return (seconds, work, seconds > 0 ? min(cpu / (seconds * Double(max(threads, 1))), 1) : 1)
     }
     var units = max(start, 1)
-    var (seconds, work) = timed(units)
+    var (seconds, work, share) = timed(units)
     while seconds < calibration.targetSeconds / 4, units < (1 << 40) {
       units *= seconds < calibration.targetSeconds / 64 ? 8 : 2
-      (seconds, work) = timed(units)
+      (seconds, work, share) = timed(units)
     }
     let scale = calibration.targetSeconds / max(seconds, 1e-9)
     units = max(1, Int64(Double(units) * min(max(scale, 0.25), 4)))
-    var best = seconds > 0 ? work / seconds : 0
+    var best = (rate: seconds > 0 ? work / seconds : 0, cpuShare: share)
     for _ in 0..<max(calibration.repeats, 1) {
-      (seconds, work) = timed(units)
-      if seconds > 0 { best = max(best, work / seconds) }
+      (seconds, work, share) = timed(units)
+      if seconds > 0, work / seconds > best.rate { best = (work / seconds, share) }
     }
     return best
   }
 
   /// FLOP/s of the FMA loop on every thread at once.
-  static func peakFlops(pool: ThreadPool, threads n: Int, path: Int32, calibration: Calibration) -> Double {
+  static func peakFlops(pool: ThreadPool, threads n: Int, path: Int32,
+                        calibration: Calibration) -> (rate: Double, cpuShare: Double) {
     var flops = [Double](repeating: 0, count: n), sink = [Float](repeating: 0, count: n)
     return flops.withUnsafeMutableBufferPointer { f in
       sink.withUnsafeMutableBufferPointer { s in
-        bestRate(calibration: calibration, start: 1024) { iters in
+        bestRate(calibration: calibration, threads: n, start: 1024) { iters in
           var task = mq_roofline_task(path: path, iters: iters, bufs: nil, floats: 0, passes: 0,
                                       flops: f.baseAddress, sink: s.baseAddress)
           withUnsafeMutablePointer(to: &task) { pool.run(mq_roofline_fma_task, UnsafeMutableRawPointer($0)) }
@@ -182,7 +206,7 @@ extension Roofline {
   /// Bytes/s read by every thread at once, each from its own buffer of `bytesPerThread` bytes
   /// (rounded up to 256), written first by the thread that reads it.
   static func readRate(pool: ThreadPool, threads n: Int, path: Int32, bytesPerThread: Int,
-                       calibration: Calibration) throws(RuntimeError) -> Double {
+                       calibration: Calibration) throws(RuntimeError) -> (rate: Double, cpuShare: Double) {
     var bytes = max(bytesPerThread, 4096)
     if let cap = calibration.maximumBufferBytes { bytes = min(bytes, max(cap, 4096)) }
     bytes = (bytes + 255) / 256 * 256
@@ -204,7 +228,7 @@ extension Roofline {
           withUnsafeMutablePointer(to: &task) { pool.run(mq_roofline_fill_task, UnsafeMutableRawPointer($0)) }
           // One untimed pass brings each buffer into the level it fits (and its pages into the TLB).
           withUnsafeMutablePointer(to: &task) { pool.run(mq_roofline_read_task, UnsafeMutableRawPointer($0)) }
-          return bestRate(calibration: calibration, start: 1) { passes in
+          return bestRate(calibration: calibration, threads: n, start: 1) { passes in
             task.passes = passes
             withUnsafeMutablePointer(to: &task) { pool.run(mq_roofline_read_task, UnsafeMutableRawPointer($0)) }
             return f.reduce(0, +)
@@ -247,7 +271,9 @@ extension Roofline {
   /// The roofline of `threads` threads for the calling thread's GEMM backend, from the cache file
   /// at `path` (nil: `defaultCachePath()`, no cache when that is nil) when it holds a valid entry
   /// for this CPU model, thread count and GEMM path; otherwise measured and written back
-  /// atomically, other entries kept. A file that cannot be written leaves `cacheWarning` set.
+  /// atomically, other entries kept. A file that cannot be written, or a measurement on cores
+  /// busy with other work (`cpuShare` under `calibration.minimumCpuShareToCache`, not written
+  /// then, so the next run measures again), leaves `cacheWarning` set.
   public static func cached(threads: Int, path: String? = nil,
                             calibration: Calibration = .full) throws(RuntimeError) -> Roofline {
     let n = max(threads, 1)
@@ -260,6 +286,11 @@ extension Roofline {
       return hit
     }
     var fresh = try measure(threads: n, calibration: calibration)
+    if let share = fresh.cpuShare, share < calibration.minimumCpuShareToCache {
+      fresh.cacheWarning = String(format: "the cores were busy during the roofline calibration (its threads got %.0f%% "
+                                    + "of them), so the roofs may read low; not cached", 100 * share)
+      return fresh
+    }
     entries.removeAll(where: matches)
     entries.append(fresh)
     do {

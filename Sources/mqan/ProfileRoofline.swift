@@ -12,8 +12,8 @@ extension ProfileReport {
       Swift.print("roofline: skipped (--no-roofline)\n")
       return
     }
-    Swift.print(String(format: "roofline (%d threads, %@ %@): peak %.1f GFLOP/s; read L2 %.1f, LLC %.1f, memory %.1f GB/s",
-                       r.threads, r.fromCache ? "cached from" : "measured", r.measuredAt, r.peakGflops, r.l2GBps,
+    Swift.print(String(format: "roofline (%d thread%@, %@ %@): peak %.1f GFLOP/s; read L2 %.1f, LLC %.1f, memory %.1f GB/s",
+                       r.threads, r.threads == 1 ? "" : "s", r.fromCache ? "cached from" : "measured", r.measuredAt, r.peakGflops, r.l2GBps,
                        r.llcGBps, r.memGBps))
     Swift.print(String(format: "  %@; L2 %@/core, L3 %@; roof = peak (compute-bound) or the level a call's bytes fit",
                        r.cpuModel, Self.size(r.l2Bytes), Self.size(r.l3Bytes)) + "\n")
@@ -51,7 +51,8 @@ extension ProfileReport {
     if let r = roofline {
       out["roofline"] = ["peak_gflops": r.peakGflops, "l2_gbps": r.l2GBps, "llc_gbps": r.llcGBps,
                          "mem_gbps": r.memGBps, "cached": r.fromCache, "threads": r.threads,
-                         "cpu_model": r.cpuModel, "measured_at": r.measuredAt] as [String: Any]
+                         "cpu_model": r.cpuModel, "measured_at": r.measuredAt,
+                         "cpu_share": r.cpuShare ?? 1] as [String: Any]
     }
     return out
   }

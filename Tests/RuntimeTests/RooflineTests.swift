@@ -132,6 +132,20 @@ import Testing
     #expect(w.cacheWarning?.contains("roofline.json") == true)
   }
 
+  /// A calibration on cores busy with other work is not cached (here: a share no run can reach).
+  @Test func busyCoresAreNotCached() throws {
+    let dir = try Self.scratchDirectory()
+    let file = dir + "/roofline.json"
+    var strict = Roofline.Calibration.quick
+    strict.minimumCpuShareToCache = 2
+    let r = try Roofline.cached(threads: 1, path: file, calibration: strict)
+    #expect(r.isValid && !r.fromCache)
+    #expect(r.cacheWarning?.contains("busy") == true)
+    #expect(!FileManager.default.fileExists(atPath: file))
+    let share = try #require(r.cpuShare)
+    #expect(share > 0 && share <= 1)
+  }
+
   @Test func defaultCachePathFollowsTheEnvironment() {
     #expect(Roofline.defaultCachePath(environment: ["XDG_CACHE_HOME": "/x/cache", "HOME": "/home/u"])
       == "/x/cache/mqan/roofline.json")
