@@ -248,7 +248,9 @@ extension Roofline {
     var entries: [Roofline]
   }
 
-  static let cacheVersion = 1
+  /// 2: entries carry `cpu_share` and were measured on cores that were not busy (version 1 files,
+  /// from before that check, are measured again).
+  static let cacheVersion = 2
 
   /// `${XDG_CACHE_HOME:-$HOME/.cache}/mqan/roofline.json` (XDG_CACHE_HOME only when absolute, as
   /// the XDG spec says); nil when `MQAN_ROOFLINE_CACHE=0` or neither variable is set.
