@@ -29,7 +29,7 @@ public struct Roofline: Codable, Sendable, Equatable {
   /// When it was measured, ISO 8601 (UTC).
   public var measuredAt: String
   /// The share of `threads` cores the calibration's threads got (process CPU time over wall time
-  /// x threads) in the least undisturbed of its best runs: near 1 on an idle machine; well under 1
+  /// x min(threads, cores this process may use)) in the least undisturbed of its best runs: near 1 on an idle machine; well under 1
   /// when other work shared the cores, so the roofs read low. nil in files that lack it.
   public var cpuShare: Double?
   /// True when `cached` read it from the cache file (not stored in the file).
@@ -165,11 +165,13 @@ extension Roofline {
   /// target, then is scaled so a run takes about the target.
   static func bestRate(calibration: Calibration, threads: Int, start: Int64,
                        _ run: (Int64) -> Double) -> (rate: Double, cpuShare: Double) {
+    // More threads than this process may use cores share them by the caller's choice, not others'.
+    let cores = Double(max(min(threads, ProcessInfo.processInfo.activeProcessorCount), 1))
     func timed(_ units: Int64) -> (seconds: Double, work: Double, share: Double) {
       let c0 = processCPUSeconds(), t0 = monotonicNanoseconds()
       let work = run(units)
       let seconds = Double(monotonicNanoseconds() &- t0) / 1e9, cpu = processCPUSeconds() - c0
-      return (seconds, work, seconds > 0 ? min(cpu / (seconds * Double(max(threads, 1))), 1) : 1)
+      return (seconds, work, seconds > 0 ? min(cpu / (seconds * Double(cores)), 1) : 1)
     }
     var units = max(start, 1)
     var (seconds, work, share) = timed(units)
