@@ -270,6 +270,7 @@ let benchmarks: @Sendable () -> Void = {
            })
   }
   outputLayerBenchmarks()
+  gemmBenchmarks()
 }
 
 /// The fused output layers against the unfused chains they replace: training's softmax +
