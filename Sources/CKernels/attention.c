@@ -13,7 +13,6 @@
 #include "ckernels.h"
 #include "mq_math.h"
 
-#include <cblas.h>
 
 int64_t mq_attention_chunks(int64_t D, int64_t heads) {
   if (D <= 0) return 0;
@@ -85,16 +84,14 @@ void mq_attention_dropout(float *out, const float *q, const float *k, const floa
       continue;
     }
     // S = q_c k_cᵀ: [Tq, hw] x [hw, Tk], both operands strided by D.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Tq, (int)Tk, (int)hw, 1.0f, qb,
-                (int)D, kb, (int)D, 0.0f, scratch, (int)Tk);
+    mq_sgemm(0, 1, Tq, Tk, hw, 1.0f, qb, D, kb, D, 0.0f, scratch, Tk);
     // The softmax's batch index is r / Tq = 0 for these Tq rows, so the mask row is keypad[b].
     mq_masked_softmax(scratch, scratch, keypad ? keypad + b * Tk : NULL, Tq, Tk, scale, fill,
                       0.0f, causal, 0, 0, Tq);
     // decaNLP's dropout on the attention weights; mask element (r, i, j) is r * Tq * Tk + i * Tk + j.
     if (p > 0.0f) mq_dropout_apply(scratch, Tq * Tk, p, seed, salt, r * Tq * Tk);
     // out_c = P v_c: [Tq, Tk] x [Tk, hw], written into the column window of out.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Tq, (int)hw, (int)Tk, 1.0f,
-                scratch, (int)Tk, vb, (int)D, 0.0f, ob, (int)D);
+    mq_sgemm(0, 0, Tq, hw, Tk, 1.0f, scratch, Tk, vb, D, 0.0f, ob, D);
   }
 }
 

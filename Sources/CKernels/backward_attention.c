@@ -15,7 +15,6 @@
 #include "ckernels.h"
 #include "mq_math.h"
 
-#include <cblas.h>
 
 static void mq_zero_window(float *x, int64_t rows, int64_t D, int64_t hw) {
   for (int64_t i = 0; i < rows; i++)
@@ -71,8 +70,7 @@ void mq_attention_backward_dropout(float *dq, float *dk, float *dv, const float 
       continue;
     }
     // P = softmax(q_c k_cᵀ * scale) with the forward's masks.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Tq, (int)Tk, (int)hw, 1.0f, qb,
-                (int)D, kb, (int)D, 0.0f, P, (int)Tk);
+    mq_sgemm(0, 1, Tq, Tk, hw, 1.0f, qb, D, kb, D, 0.0f, P, Tk);
     mq_masked_softmax(P, P, keypad ? keypad + b * Tk : NULL, Tq, Tk, scale, fill, 0.0f, causal, 0,
                       0, Tq);
     // dv_c = (P ⊙ M)ᵀ g_c: [Tk, Tq] x [Tq, hw] (the dropped weights go through dP's space).
@@ -82,18 +80,14 @@ void mq_attention_backward_dropout(float *dq, float *dk, float *dv, const float 
       mq_dropout_apply(dP, Tq * Tk, p, seed, salt, r * Tq * Tk);
       Pd = dP;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Tk, (int)hw, (int)Tq, 1.0f, Pd,
-                (int)Tk, gb, (int)D, 0.0f, dvb, (int)D);
+    mq_sgemm(1, 0, Tk, hw, Tq, 1.0f, Pd, Tk, gb, D, 0.0f, dvb, D);
     // dP = g_c v_cᵀ: [Tq, hw] x [hw, Tk] (times the mask); then dS over it.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Tq, (int)Tk, (int)hw, 1.0f, gb,
-                (int)D, vb, (int)D, 0.0f, dP, (int)Tk);
+    mq_sgemm(0, 1, Tq, Tk, hw, 1.0f, gb, D, vb, D, 0.0f, dP, Tk);
     if (p > 0.0f) mq_dropout_apply(dP, Tq * Tk, p, seed, salt, r * Tq * Tk);
     mq_softmax_jvp_rows(dP, P, Tq, Tk);
     // dq_c = scale dS k_c: [Tq, Tk] x [Tk, hw]; dk_c = scale dSᵀ q_c: [Tk, Tq] x [Tq, hw].
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Tq, (int)hw, (int)Tk, scale, dP,
-                (int)Tk, kb, (int)D, 0.0f, dqb, (int)D);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Tk, (int)hw, (int)Tq, scale, dP,
-                (int)Tk, qb, (int)D, 0.0f, dkb, (int)D);
+    mq_sgemm(0, 0, Tq, hw, Tk, scale, dP, Tk, kb, D, 0.0f, dqb, D);
+    mq_sgemm(1, 0, Tk, hw, Tq, scale, dP, Tk, qb, D, 0.0f, dkb, D);
   }
 }
 

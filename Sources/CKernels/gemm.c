@@ -8,6 +8,7 @@
 #include "mq_math.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,29 +268,63 @@ void mq_gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, floa
 }
 
 // ---------------------------------------------------------------------------------------------
-// The process-wide backend, for kernels with a GEMM inside (attention).
+// The thread's backend, for kernels with a GEMM inside (attention), and the thread's scratch.
 
-static int mq_backend_state = -1; // -1: not set yet (mqan's, best path)
-static int mq_backend_path_state = -1;
+// -1: not set on this thread (mqan's own, best path).
+static _Thread_local int mq_backend_state = -1;
+static _Thread_local int mq_backend_path_state = -1;
 
 void mq_gemm_set_backend(int backend, int path) {
   if (!mq_gemm_path_supported(path)) path = mq_gemm_best_path();
-  __atomic_store_n(&mq_backend_path_state, path, __ATOMIC_RELAXED);
-  __atomic_store_n(&mq_backend_state, backend, __ATOMIC_RELAXED);
+  mq_backend_path_state = path;
+  mq_backend_state = backend;
 }
 
-int mq_gemm_backend(void) {
-  int b = __atomic_load_n(&mq_backend_state, __ATOMIC_RELAXED);
-  return b < 0 ? MQ_BACKEND_MQAN : b;
-}
+int mq_gemm_backend(void) { return mq_backend_state < 0 ? MQ_BACKEND_MQAN : mq_backend_state; }
 
 int mq_gemm_backend_path(void) {
-  int p = __atomic_load_n(&mq_backend_path_state, __ATOMIC_RELAXED);
-  return p < 0 ? mq_gemm_best_path() : p;
+  return mq_backend_path_state < 0 ? mq_gemm_best_path() : mq_backend_path_state;
 }
 
-static _Thread_local float *mq_tls_scratch;
-static _Thread_local size_t mq_tls_scratch_floats;
+// Per-thread scratch, grown on demand and freed when the thread exits (pthread key destructor).
+typedef struct {
+  float *p;
+  size_t floats;
+} mq_scratch;
+static pthread_key_t mq_scratch_key;
+static pthread_once_t mq_scratch_once = PTHREAD_ONCE_INIT;
+static void mq_scratch_free(void *v) {
+  mq_scratch *s = v;
+  if (s) free(s->p);
+  free(s);
+}
+static void mq_scratch_init(void) { pthread_key_create(&mq_scratch_key, mq_scratch_free); }
+
+float *mq_gemm_thread_scratch(size_t floats) {
+  pthread_once(&mq_scratch_once, mq_scratch_init);
+  mq_scratch *s = pthread_getspecific(mq_scratch_key);
+  if (!s) {
+    s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    if (pthread_setspecific(mq_scratch_key, s) != 0) {
+      free(s);
+      return NULL;
+    }
+  }
+  if (floats > s->floats) {
+    free(s->p);
+    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    s->p = aligned_alloc(64, bytes);
+    s->floats = s->p ? floats : 0;
+  }
+  return s->p;
+}
+
+static mq_gemm_config mq_configs[MQ_GEMM_PATHS];
+static pthread_once_t mq_configs_once = PTHREAD_ONCE_INIT;
+static void mq_configs_init(void) {
+  for (int p = 0; p < MQ_GEMM_PATHS; p++) mq_configs[p] = mq_gemm_config_for(p);
+}
 
 void mq_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
@@ -299,25 +334,13 @@ void mq_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
                 (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
     return;
   }
-  static mq_gemm_config configs[MQ_GEMM_PATHS];
-  static int ready[MQ_GEMM_PATHS];
-  int path = mq_gemm_backend_path();
-  if (!__atomic_load_n(&ready[path], __ATOMIC_ACQUIRE)) {
-    configs[path] = mq_gemm_config_for(path); // equal values from any thread
-    __atomic_store_n(&ready[path], 1, __ATOMIC_RELEASE);
-  }
-  const mq_gemm_config *cfg = &configs[path];
-  size_t need = mq_gemm_scratch_floats(cfg, m, n, k);
-  if (need > mq_tls_scratch_floats) {
-    free(mq_tls_scratch);
-    size_t bytes = (need * sizeof(float) + 63) / 64 * 64;
-    mq_tls_scratch = aligned_alloc(64, bytes);
-    mq_tls_scratch_floats = mq_tls_scratch ? need : 0;
-    if (!mq_tls_scratch) { // out of memory: the naive loop needs no scratch
-      mq_gemm_ref(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, 0, m, 0, n);
-      return;
-    }
+  pthread_once(&mq_configs_once, mq_configs_init);
+  const mq_gemm_config *cfg = &mq_configs[mq_gemm_backend_path()];
+  float *scratch = mq_gemm_thread_scratch(mq_gemm_scratch_floats(cfg, m, n, k));
+  if (!scratch) { // out of memory: the naive loop needs no scratch
+    mq_gemm_ref(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, 0, m, 0, n);
+    return;
   }
   mq_gemm(cfg, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc, NULL, 0, m, 0, n,
-          mq_tls_scratch);
+          scratch);
 }

@@ -13,6 +13,9 @@ public struct CompileOptions: Sendable {
   public var differentiate: String?
   /// Run the fusion passes (off: the unfused plan, for comparison).
   public var fuse = true
+  /// The GEMM the plan is compiled for (`select-gemm` records it in every GEMM step); nil leaves
+  /// the steps unannotated and the runtime runs its best mqan path with its own defaults.
+  public var gemm: GemmTarget?
 
   public init(verifyEach: Bool = CompileOptions.verifyByDefault, dumpAfter: String? = nil,
               stopAfter: String? = nil, differentiate: String? = nil) {
@@ -69,7 +72,8 @@ public enum Pipeline {
   public static var entries: [PipelineEntry] { entries(differentiate: nil) }
 
   /// The pipeline, with autodiff when a loss is to be differentiated.
-  public static func entries(differentiate loss: String?, fuse: Bool = true) -> [PipelineEntry] {
+  public static func entries(differentiate loss: String?, fuse: Bool = true,
+                             gemm: GemmTarget? = nil) -> [PipelineEntry] {
     var list: [PipelineEntry] = [
       // First: every later pass and the lowering trust stored types, so re-derive them from the
       // op table (a drift means a builder or parser disagrees with the table).
@@ -102,6 +106,12 @@ public enum Pipeline {
       .graph(EliminateDeadNodes()),
       // The graph is final: one buffer per value, one step per kernel node.
       .lower,
+    ]
+    if let gemm {
+      // Per GEMM step: the path, blocking, thread split and packed weights, from the shapes.
+      list.append(.plan(SelectGemm(target: gemm)))
+    }
+    list += [
       // Stages before memory: liveness is measured in stages.
       .plan(ScheduleSteps()),
       // Last: live intervals for the arena, which `Plan.layout` places per dim binding.
@@ -123,7 +133,7 @@ public enum Pipeline {
 /// ```
 /// - Throws: `CompileError`, naming the pass and the node (`after pass cse: node %12 (linear): ...`).
 public func compile(_ g: Graph, options: CompileOptions = .init()) throws(CompileError) -> Compilation {
-  let entries = Pipeline.entries(differentiate: options.differentiate, fuse: options.fuse)
+  let entries = Pipeline.entries(differentiate: options.differentiate, fuse: options.fuse, gemm: options.gemm)
   let names = entries.map(\.name)
   for name in [options.dumpAfter, options.stopAfter].compactMap({ $0 }) where !names.contains(name) {
     throw .unknownPass(name, known: names)

@@ -155,6 +155,10 @@ public struct PlanAttrs: Hashable, Sendable, Codable {
   public func int(_ k: String) -> Int? { attrs.int(k) }
   public func float(_ k: String) -> Float? { attrs.float(k) }
   public func bool(_ k: String) -> Bool { attrs.bool(k) ?? false }
+  public func string(_ k: String) -> String? {
+    if case .string(let v)? = values[k] { return v }
+    return nil
+  }
   public func dim(_ k: String) -> Dim? { attrs.dim(k) }
   public func dims(_ k: String) -> [Dim]? { attrs.dims(k) }
 }

@@ -13,13 +13,17 @@ public final class MQANDecoder {
   let encoder: Executor
   let step: Executor
 
-  /// - Parameter fuse: run the fused plans (false: the unfused ones, for comparison).
+  /// - Parameters:
+  ///   - fuse: run the fused plans (false: the unfused ones, for comparison).
+  ///   - gemm: the GEMM the plans are compiled for (this CPU's best mqan path by default).
   public init(config: ModelConfig, params: [String: HostTensor], mode: DecoderMode = .consistent,
-              threads: Int, fuse: Bool = true, profile: Bool = false, traceCapacity: Int = 0) throws {
+              threads: Int, fuse: Bool = true, profile: Bool = false, traceCapacity: Int = 0,
+              gemm: GemmTarget = Gemm.best) throws {
     self.config = config
     self.mode = mode
     var options = CompileOptions()
     options.fuse = fuse
+    options.gemm = gemm
     let run = ExecutorOptions(profile: profile, traceCapacity: traceCapacity)
     encoder = try Executor(plan: Compiler.compile(MQANGraph.encoder(config, crossAttention: mode), options: options).plan,
                            params: params, threads: threads, options: run)

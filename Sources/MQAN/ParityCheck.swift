@@ -26,21 +26,24 @@ public enum ParityCheck {
   ///   - planTransform: applied to each compiled plan before it runs (tests round-trip plans
   ///     through a plan file here).
   public static func run(_ fx: ParityFixture, threads: Int = 1, options: ExecutorOptions = .init(), fuse: Bool = true,
+                         gemm: GemmTarget = Gemm.best,
                          planTransform: (Plan) throws -> Plan = { $0 }) throws -> [ParityLine] {
-    let computed = try outputs(fx, threads: threads, options: options, fuse: fuse, planTransform: planTransform)
+    let computed = try outputs(fx, threads: threads, options: options, fuse: fuse, gemm: gemm,
+                               planTransform: planTransform)
     return try compareAll(fx, computed.tensors, greedyIDs: computed.greedyIDs)
   }
 
   /// What mqan computes for each `expected.*` name of the fixture, and the greedy ids.
   public static func outputs(_ fx: ParityFixture, threads: Int = 1, options: ExecutorOptions = .init(),
-                             fuse: Bool = true, planTransform: (Plan) throws -> Plan = { $0 })
+                             fuse: Bool = true, gemm: GemmTarget = Gemm.best,
+                             planTransform: (Plan) throws -> Plan = { $0 })
     throws -> (tensors: [String: HostTensor], greedyIDs: [[Int64]]?)
   {
     let params = fx.params
     var results: [String: HostTensor] = [:]
 
     // 1. decaNLP's training computation, teacher forced, dropout off.
-    let train = try planTransform(compile(fuse: fuse, MQANGraph.forward(fx.config, options: ForwardOptions(
+    let train = try planTransform(compile(fuse: fuse, gemm: gemm, MQANGraph.forward(fx.config, options: ForwardOptions(
       decoder: .consistent, loss: true, probs: true, activations: true))).plan)
     let trainOut = try Executor(plan: train, params: params, threads: threads, options: options).run(try fx.inputs())
     results["expected.loss"] = trainOut["loss"]
@@ -52,6 +55,7 @@ public enum ParityCheck {
       var compileOptions = CompileOptions()
       compileOptions.differentiate = "loss"
       compileOptions.fuse = fuse
+      compileOptions.gemm = gemm
       let graph = try MQANGraph.forward(fx.config, options: ForwardOptions(decoder: .consistent, loss: true))
       let plan = try planTransform(Compiler.compile(graph, options: compileOptions).plan)
       let out = try Executor(plan: plan, params: params, threads: threads, options: options).run(try fx.inputs())
@@ -76,7 +80,7 @@ public enum ParityCheck {
       var feed = try fx.inputs()
       feed["answer"] = try greedyInput(expectedIDs, steps: steps, initToken: fx.config.initToken)
       feed["answer_limited"] = nil
-      let greedy = try planTransform(compile(fuse: fuse, MQANGraph.forward(fx.config, options: ForwardOptions(
+      let greedy = try planTransform(compile(fuse: fuse, gemm: gemm, MQANGraph.forward(fx.config, options: ForwardOptions(
         decoder: .decanlp, loss: false, probs: true, activations: true), name: "greedy")).plan)
       let out = try Executor(plan: greedy, params: params, threads: threads, options: options).run(feed)
       for (k, v) in out where k.hasPrefix("act.greedy") { results["expected.\(k)"] = v }
@@ -145,9 +149,10 @@ public enum ParityCheck {
     return max(m * 1e-4, 1e-9)
   }
 
-  static func compile(fuse: Bool = true, _ g: Graph) throws -> Compilation {
+  static func compile(fuse: Bool = true, gemm: GemmTarget, _ g: Graph) throws -> Compilation {
     var options = CompileOptions()
     options.fuse = fuse
+    options.gemm = gemm
     return try Compiler.compile(g, options: options)
   }
 

@@ -17,6 +17,7 @@ struct BindContext {
   let options: ExecutorOptions
   let scratch: UnsafeMutablePointer<Float>
   let scratchStride: Int
+  let packed: PackedWeights
 }
 
 /// A plan at one binding of the dims, for a team of a fixed size: concrete shapes, buffer
@@ -159,7 +160,8 @@ final class BoundPlan {
       }
       let site = KernelSite(step: st, index: i, shapes: shapes, ptrs: ptrs, env: c.env,
                             reference: c.options.useReference, teamSize: teams[i],
-                            scratch: c.scratch, scratchStride: c.scratchStride)
+                            scratch: c.scratch, scratchStride: c.scratchStride, buffers: plan.buffers,
+                            packed: c.packed)
       kernels.append(try makeKernel(site, body: body))
     }
   }

@@ -6,8 +6,16 @@ import GraphIR
 /// through fixed pointers, so an optimizer may update them in place between runs (never during one).
 extension Executor {
   /// Every weight of the plan (and of its scan bodies), sorted by name, with a pointer into the
-  /// executor's weight block. The pointers stay valid as long as the executor lives.
+  /// executor's weight block. The pointers stay valid as long as the executor lives. A caller may
+  /// write through them between runs (an optimizer): from now on every run repacks the weights the
+  /// GEMMs read packed before it starts.
   public func parameterBuffers() -> [ParameterBuffer] {
+    packed.alwaysRefresh = true
+    return weightBuffers()
+  }
+
+  /// The weight buffers, for reading (no repacking implied).
+  func weightBuffers() -> [ParameterBuffer] {
     let pointers = weightPointers
     return parameterShapes().map { name, shape in
       ParameterBuffer(name: name, shape: shape, pointer: pointers[name]!.assumingMemoryBound(to: Float.self))
@@ -17,7 +25,7 @@ extension Executor {
   /// A copy of every weight, by name.
   public func parameters() -> [String: HostTensor] {
     var out: [String: HostTensor] = [:]
-    for p in parameterBuffers() {
+    for p in weightBuffers() {
       out[p.name] = HostTensor(shape: p.shape, floats: Array(UnsafeBufferPointer(start: p.pointer, count: p.count)))
     }
     return out
@@ -26,7 +34,8 @@ extension Executor {
   /// Overwrites the weights named in `values` (each F32 with the plan's shape); names the plan does
   /// not use are ignored, weights not in `values` keep their values. Checks everything first.
   public func setParameters(_ values: [String: HostTensor]) throws(RuntimeError) {
-    let buffers = parameterBuffers()
+    let buffers = weightBuffers()
+    packed.invalidate()
     for p in buffers {
       guard let t = values[p.name] else { continue }
       guard t.dtype == .f32, t.shape == p.shape else {

@@ -50,6 +50,10 @@ public final class Executor {
   private let outputNames: Set<String>
   private let checks: [ValueCheck]
   private let profileTable: ProfileTable?
+  /// Weights packed for the GEMM microkernels (what the plan's `pack` steps read).
+  let packed = PackedWeights()
+  /// The GEMM the plan's attention kernels use (MQ_BACKEND_*, path), set on each pool thread.
+  private let gemmBackend: (backend: Int32, path: Int32)
   private var buckets: [[String: Int]: Bucket] = [:]
   /// One arena for every bucket, grown to the largest layout seen: batches of new shapes (every
   /// training batch may have its own) reuse it instead of holding an arena each.
@@ -96,7 +100,26 @@ public final class Executor {
     checks = ValueChecks.collect(plan)
     let trace = options.traceCapacity > 0 ? TraceRecorder(threads: threads, capacity: options.traceCapacity) : nil
     profileTable = options.profile ? ProfileTable(plan: plan, trace: trace) : nil
+    gemmBackend = Executor.gemmBackend(of: plan)
     pool = try ThreadPool(threads: threads)
+  }
+
+  /// The GEMM named by the plan's steps (`select-gemm`): OpenBLAS if any step asks for it, else
+  /// the first mqan path named, else this CPU's best path.
+  private static func gemmBackend(of plan: Plan) -> (backend: Int32, path: Int32) {
+    var found: String?
+    func walk(_ p: Plan) {
+      for st in p.steps {
+        if found == nil || found != "openblas", let g = st.attrs.string("gemm") {
+          if found == nil || g == "openblas" { found = g }
+        }
+        for body in st.body { walk(body) }
+      }
+    }
+    walk(plan)
+    if found == "openblas" { return (Int32(MQ_BACKEND_OPENBLAS), mq_gemm_best_path()) }
+    let path = found.flatMap(Gemm.pathID).flatMap { mq_gemm_path_supported($0) != 0 ? $0 : nil }
+    return (Int32(MQ_BACKEND_MQAN), path ?? mq_gemm_best_path())
   }
 
   /// Runs the plan once.
@@ -160,10 +183,12 @@ public final class Executor {
       bucket.root.ptrs[root] = t.base
     }
     var result: [String: HostTensor] = [:]
+    packed.refresh(pool)
     withInputs(0, inputs, external, bucket) {
       bucket.root.refresh()
       pool.run({ ctx, ith, nth in
         let b = Unmanaged<Bucket>.fromOpaque(ctx!).takeUnretainedValue()
+        mq_gemm_set_backend(b.gemm.backend, b.gemm.path)
         b.root.execute(Team(ith: Int(ith), nth: Int(nth), tid: Int(ith), barrier: b.barrier[0]))
       }, Unmanaged.passUnretained(bucket).toOpaque())
       result = collectOutputs(bucket.root, skipping: external)
@@ -216,7 +241,8 @@ public final class Executor {
     }
     if buckets.count >= Executor.maxBuckets { buckets.removeAll() }
     let b = try Bucket(plan: plan, env: env, layout: layout, arena: sharedArena!, threads: threads, params: params,
-                       options: options, slots: slots, checks: checks, profile: profileTable)
+                       options: options, slots: slots, checks: checks, profile: profileTable, packed: packed,
+                       gemm: gemmBackend)
     buckets[env] = b
     return b
   }
@@ -301,11 +327,14 @@ final class Bucket {
   let barrier: BarrierArray
   let root: BoundPlan
   let checks: [BoundCheck]
+  /// The GEMM backend each pool thread sets before running (attention's inner GEMMs).
+  let gemm: (backend: Int32, path: Int32)
 
   init(plan: Plan, env: [String: Int], layout: ArenaLayout, arena: AlignedBuffer, threads: Int,
        params: [String: UnsafeMutableRawPointer], options: ExecutorOptions, slots: [InputSlot], checks: [ValueCheck],
-       profile: ProfileTable?) throws(RuntimeError) {
+       profile: ProfileTable?, packed: PackedWeights, gemm: (backend: Int32, path: Int32)) throws(RuntimeError) {
     self.arena = arena
+    self.gemm = gemm
     arenaBytes = layout.arenaBytes
     let stride = (BoundPlan.scratchFloats(plan, env: env) + 15) / 16 * 16
     scratch = try AlignedBuffer(bytes: stride * 4 * threads, what: "attention scratch")
@@ -324,7 +353,8 @@ final class Bucket {
     staging = offsets.map { [base = stagingMemory.base] in $0.map { base + $0 } }
     barrier = BarrierArray(sizes: [threads])
     let context = BindContext(env: env, params: params, options: options,
-                              scratch: scratch.base.assumingMemoryBound(to: Float.self), scratchStride: stride)
+                              scratch: scratch.base.assumingMemoryBound(to: Float.self), scratchStride: stride,
+                              packed: packed)
     root = try BoundPlan(plan: plan, context: context, teamSize: threads, arena: arena.base, parent: nil,
                          profile: profile, layout: layout)
     self.checks = try ValueChecks.bind(checks, env: env)

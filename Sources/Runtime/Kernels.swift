@@ -23,6 +23,24 @@ struct KernelSite {
   /// Per-thread float scratch: thread `tid` owns `scratch + tid * scratchStride`.
   let scratch: UnsafeMutablePointer<Float>
   let scratchStride: Int
+  /// The plan's buffers (which one is a weight, by name).
+  let buffers: [Buffer]
+  /// The executor's packed weights (GEMM panels), shared by every plan it binds.
+  let packed: PackedWeights
+
+  /// The weight name of buffer `b` when it is a `.param` (through views), else nil.
+  func paramName(_ b: Int) -> String? {
+    var i = b, hops = 0
+    while i >= 0, i < buffers.count, hops <= buffers.count {
+      switch buffers[i].storage {
+      case .param(let name): return name
+      case .view(let base): i = base
+      default: return nil
+      }
+      hops += 1
+    }
+    return nil
+  }
 
   func inShape(_ i: Int) -> [Int] { shapes[step.inputs[i]] }
   func outShape(_ i: Int) -> [Int] { shapes[step.outputs[i]] }

@@ -2,11 +2,14 @@ import CKernels
 import COpenBLAS
 import GraphIR
 
-/// GEMM-backed ops. Each thread multiplies its own share of output rows with one single-threaded
-/// `cblas_sgemm` call (OpenBLAS is pinned to one thread), so the pool is the only parallelism.
+/// GEMM-backed ops. Each runs mqan's own GEMM (`mq_gemm`: the path, blocking and thread split
+/// the compiler recorded in the step, weights packed ahead where it said so, the epilogue in the
+/// write-back), or with `gemm: openblas` one single-threaded `cblas_sgemm` per thread (OpenBLAS is
+/// pinned to one thread), then the epilogue as a second pass. Either way the pool is the only
+/// parallelism and each thread writes its own block of the output.
 enum LinearKernels {
-  /// `linear(x [..., K], w [N, K], b [N]?)` -> `[..., N]`: rows are the M = product of x's leading
-  /// dims; each thread runs sgemm (RowMajor, NoTrans x, Trans w) on its rows, then `mq_add_bias`.
+  /// `linear(x [..., K], w [N, K], b [N]?, r [..., N]?)` -> `[..., N]` = x wᵀ (+ b) (+ r), then
+  /// the activation: rows are the M = product of x's leading dims.
   static func linear(_ s: KernelSite) throws(RuntimeError) -> Kernel {
     try s.arity(inputs: 2...4, outputs: 1)
     let x = s.inShape(0), w = s.inShape(1), y = s.outShape(0)
@@ -21,6 +24,53 @@ enum LinearKernels {
     if residual { try s.require(s.inShape(s.step.inputs.count - 1) == y, "residual \(s.inShape(s.step.inputs.count - 1)) against output \(y)") }
     let p = s.ptrs, xb = s.step.inputs[0], wb = s.step.inputs[1], yb = s.step.outputs[0]
     let bb = hasBias ? s.step.inputs[2] : -1, rb = residual ? s.step.inputs[s.step.inputs.count - 1] : -1
+    let act = try activation(s)
+    let choice = try GemmChoice(s, rows: m, columns: n)
+    if s.reference || choice.openblas {
+      return try linearBLAS(s, m: m, n: n, k: k, bias: bb, residual: rb, columns: choice.columns)
+    }
+    let packed = try packedWeight(s, choice, buffer: wb, n: n, k: k, transB: true)
+    var cfg = choice.config
+    return { team in
+      let (r0, r1, c0, c1) = choice.block(team, rows: m, columns: n)
+      guard r0 < r1, c0 < c1 else { return }
+      var ep = mq_gemm_epilogue(bias: bb >= 0 ? UnsafePointer(f32(p, bb)) : nil,
+                                residual: rb >= 0 ? UnsafePointer(f32(p, rb)) : nil, ldr: Int64(n), act: act)
+      guard let scratch = choice.scratch(r1 - r0, c1 - c0, k) else {
+        return mq_gemm_ref(0, 1, Int64(m), Int64(n), Int64(k), 1, f32(p, xb), Int64(k), f32(p, wb), Int64(k), 0,
+                           f32(p, yb), Int64(n), &ep, Int64(r0), Int64(r1), Int64(c0), Int64(c1))
+      }
+      mq_gemm(&cfg, 0, 1, Int64(m), Int64(n), Int64(k), 1, f32(p, xb), Int64(k), f32(p, wb), Int64(k),
+              packed?.pointer, 0, f32(p, yb), Int64(n), &ep, Int64(r0), Int64(r1), Int64(c0), Int64(c1), scratch)
+    }
+  }
+
+  /// The packed copy of the weight in `buffer` when the step asks for one and it is a parameter.
+  static func packedWeight(_ s: KernelSite, _ choice: GemmChoice, buffer: Int, n: Int, k: Int,
+                           transB: Bool) throws(RuntimeError) -> PackedWeights.Entry? {
+    guard choice.pack, let name = s.paramName(buffer), let source = s.ptrs[buffer] else { return nil }
+    return try s.packed.entry(name: name, source: UnsafePointer(source.assumingMemoryBound(to: Float.self)),
+                              n: n, k: k, transB: transB, config: choice.config)
+  }
+
+  /// The MQ_ACT_* of a linear's `activation` attribute.
+  static func activation(_ s: KernelSite) throws(RuntimeError) -> Int32 {
+    guard let name = s.step.attrs.values["activation"] else { return Int32(MQ_ACT_NONE) }
+    switch name {
+    case .string("relu"): return Int32(MQ_ACT_RELU)
+    case .string("tanh"): return Int32(MQ_ACT_TANH)
+    case .string("sigmoid"): return Int32(MQ_ACT_SIGMOID)
+    default:
+      try s.require(false, "unknown linear activation \(name)")
+      return Int32(MQ_ACT_NONE)
+    }
+  }
+
+  /// `linear` through `cblas_sgemm` (or the naive GEMM in reference mode), the epilogue a second
+  /// pass over the rows just written.
+  static func linearBLAS(_ s: KernelSite, m: Int, n: Int, k: Int, bias bb: Int, residual rb: Int,
+                         columns splitColumns: Bool) throws(RuntimeError) -> Kernel {
+    let p = s.ptrs, xb = s.step.inputs[0], wb = s.step.inputs[1], yb = s.step.outputs[0]
     let ref = s.reference
     let addBias = ref ? mq_add_bias_ref : mq_add_bias
     let addBiasResidual = ref ? mq_add_bias_residual_ref : mq_add_bias_residual
@@ -32,6 +82,7 @@ enum LinearKernels {
       if rb >= 0 {
         addBiasResidual(out + r0 * n + c0, biasPtr, f32(p, rb) + r0 * n + c0, Int64(c1 - c0), Int64(n), 0,
                         Int64(r1 - r0))
+        for r in r0..<r1 { activation?(out + r * n + c0, out + r * n + c0, 0, Int64(c1 - c0)) }
         return
       }
       if c0 == 0 && c1 == n {
@@ -45,33 +96,14 @@ enum LinearKernels {
         activation?(row, row, 0, Int64(c1 - c0))
       }
     }
-    // Few rows and many columns (decoding: 64 hypotheses x 50,000 words): threads split the
-    // columns, so each reads only its share of the weight instead of all of it.
-    let splitColumns = n > m
-    // A few rows against a weight larger than the caches (batch-1 decoding: one row against the
-    // 40 MB output layer) is bound by reading the weight. Each thread then walks its columns in
-    // blocks, forward on one call and backward on the next, so each call starts on the blocks the
-    // last one read most recently, which the last-level cache still holds.
-    let serpentine = m <= 8 && n * k * 4 >= 8 << 20
-    let block = 1024
-    let parity = try AlignedBuffer(bytes: 64 * s.teamSize, what: "\(s.name) block order")
     return { team in
       let out = f32(p, yb)
-      if splitColumns && team.nth > 1 || serpentine {
-        let (c0, c1) = team.nth > 1 ? team.shareColumns(n) : (0, n)
+      if splitColumns && team.nth > 1 {
+        let (c0, c1) = team.shareColumns(n)
         guard c0 < c1 else { return }
-        let blocks = serpentine ? (c1 - c0 + block - 1) / block : 1
-        let flip = parity.base.advanced(by: 64 * team.ith).assumingMemoryBound(to: Int.self)
-        let backward = flip.pointee & 1 == 1
-        flip.pointee &+= 1
-        for i in 0..<blocks {
-          let j = backward ? blocks - 1 - i : i
-          let b0 = serpentine ? c0 + j * block : c0, b1 = serpentine ? min(b0 + block, c1) : c1
-          let width = b1 - b0
-          gemm(ref, transB: true, m: m, n: width, k: k, a: f32(p, xb), lda: k, b: f32(p, wb) + b0 * k, ldb: k,
-               c: out + b0, ldc: n)
-          finish(out, 0, m, b0, b1)
-        }
+        gemm(ref, transB: true, m: m, n: c1 - c0, k: k, a: f32(p, xb), lda: k, b: f32(p, wb) + c0 * k, ldb: k,
+             c: out + c0, ldc: n)
+        finish(out, 0, m, c0, c1)
         return
       }
       let (r0, r1) = team.share(m)
@@ -117,16 +149,25 @@ enum LinearKernels {
     let p = s.ptrs, ab = s.step.inputs[0], bb = s.step.inputs[1], cb = s.step.outputs[0]
     let ref = s.reference
     let lda = transA ? m : k, ldb = transB ? k : n
+    let choice = try GemmChoice(s, rows: m, columns: n)
+    var cfg = choice.config
+    let blas = ref || choice.openblas
     return { team in
       let (r0, r1) = team.share(batch * m)
+      let scratch = blas ? nil : choice.scratch(min(m, r1 - r0), n, k)
       var r = r0
       while r < r1 {
         let item = r / m, row = r % m
         let rows = min(m - row, r1 - r)
-        gemm(ref, transA: transA, transB: transB, m: rows, n: n, k: k,
-             a: f32(p, ab) + item * m * k + (transA ? row : row * k), lda: lda,
-             b: f32(p, bb) + item * k * n, ldb: ldb,
-             c: f32(p, cb) + (item * m + row) * n, ldc: n)
+        let a = f32(p, ab) + item * m * k, b = f32(p, bb) + item * k * n, c = f32(p, cb) + item * m * n
+        if let scratch {
+          // Rows [row, row + rows) of this item's product.
+          mq_gemm(&cfg, transA ? 1 : 0, transB ? 1 : 0, Int64(m), Int64(n), Int64(k), 1, a, Int64(lda), b,
+                  Int64(ldb), nil, 0, c, Int64(n), nil, Int64(row), Int64(row + rows), 0, Int64(n), scratch)
+        } else {
+          gemm(ref, transA: transA, transB: transB, m: rows, n: n, k: k,
+               a: a + (transA ? row : row * k), lda: lda, b: b, ldb: ldb, c: c + row * n, ldc: n)
+        }
         r += rows
       }
     }
@@ -143,11 +184,23 @@ enum LinearKernels {
     try s.require(y == Array(g.dropLast()) + [k], "output \(y) is not \(Array(g.dropLast()) + [k])")
     let p = s.ptrs, gb = s.step.inputs[0], wb = s.step.inputs[1], yb = s.step.outputs[0]
     let ref = s.reference
+    let choice = try GemmChoice(s, rows: m, columns: k)
+    if ref || choice.openblas {
+      return { team in
+        let (r0, r1) = team.share(m)
+        guard r0 < r1 else { return }
+        gemm(ref, transA: false, transB: false, m: r1 - r0, n: k, k: n, a: f32(p, gb) + r0 * n, lda: n,
+             b: f32(p, wb), ldb: k, c: f32(p, yb) + r0 * k, ldc: k)
+      }
+    }
+    // op(B) = w [N, K] as it is (depth N, K columns), packed ahead when the weight is a parameter.
+    let packed = try packedWeight(s, choice, buffer: wb, n: k, k: n, transB: false)
+    var cfg = choice.config
     return { team in
-      let (r0, r1) = team.share(m)
-      guard r0 < r1 else { return }
-      gemm(ref, transA: false, transB: false, m: r1 - r0, n: k, k: n, a: f32(p, gb) + r0 * n, lda: n,
-           b: f32(p, wb), ldb: k, c: f32(p, yb) + r0 * k, ldc: k)
+      let (r0, r1, c0, c1) = choice.block(team, rows: m, columns: k)
+      guard r0 < r1, c0 < c1, let scratch = choice.scratch(r1 - r0, c1 - c0, n) else { return }
+      mq_gemm(&cfg, 0, 0, Int64(m), Int64(k), Int64(n), 1, f32(p, gb), Int64(n), f32(p, wb), Int64(k),
+              packed?.pointer, 0, f32(p, yb), Int64(k), nil, Int64(r0), Int64(r1), Int64(c0), Int64(c1), scratch)
     }
   }
 
@@ -163,11 +216,22 @@ enum LinearKernels {
     try s.require(y == [n, k], "output \(y) is not [\(n), \(k)]")
     let p = s.ptrs, gb = s.step.inputs[0], xb = s.step.inputs[1], yb = s.step.outputs[0]
     let ref = s.reference
+    let choice = try GemmChoice(s, rows: n, columns: k)
+    if ref || choice.openblas {
+      return { team in
+        let (r0, r1) = team.share(n)
+        guard r0 < r1 else { return }
+        gemm(ref, transA: true, transB: false, m: r1 - r0, n: k, k: m, a: f32(p, gb) + r0, lda: n,
+             b: f32(p, xb), ldb: k, c: f32(p, yb) + r0 * k, ldc: k)
+      }
+    }
+    var cfg = choice.config
     return { team in
-      let (r0, r1) = team.share(n)
-      guard r0 < r1 else { return }
-      gemm(ref, transA: true, transB: false, m: r1 - r0, n: k, k: m, a: f32(p, gb) + r0, lda: n,
-           b: f32(p, xb), ldb: k, c: f32(p, yb) + r0 * k, ldc: k)
+      // op(A) = gᵀ (g stored [M, N]: trans_a, lda = N), op(B) = x [M, K]: depth M.
+      let (r0, r1, c0, c1) = choice.block(team, rows: n, columns: k)
+      guard r0 < r1, c0 < c1, let scratch = choice.scratch(r1 - r0, c1 - c0, m) else { return }
+      mq_gemm(&cfg, 1, 0, Int64(n), Int64(k), Int64(m), 1, f32(p, gb), Int64(n), f32(p, xb), Int64(k), nil, 0,
+              f32(p, yb), Int64(k), nil, Int64(r0), Int64(r1), Int64(c0), Int64(c1), scratch)
     }
   }
 

@@ -17,6 +17,7 @@ struct CompileCommand: ParsableCommand {
   enum Emit: String, ExpressibleByArgument, CaseIterable { case summary, ir, dot, plan, kernels, memory }
 
   @OptionGroup var model: ModelOptions
+  @OptionGroup var gemm: GemmOption
   @Option(help: """
     Which plan: train (forward + loss + backward), encode (the encoder for decoding), decode-step \
     (one decoding step over key/value caches), or all three.
@@ -52,6 +53,7 @@ struct CompileCommand: ParsableCommand {
         var options = CompileOptions()
         options.verifyEach = verifyEach
         options.fuse = !noFuse
+        options.gemm = try gemm.target()
         // The train plan is forward + loss + backward (the Adam update runs on its outputs).
         if kind == .train { options.differentiate = "loss" }
         options.dumpAfter = dumpAfter

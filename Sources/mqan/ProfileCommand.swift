@@ -29,6 +29,7 @@ struct ProfileCommand: ParsableCommand {
     """)
   var mode: Mode
   @OptionGroup var model: ModelOptions
+  @OptionGroup var gemm: GemmOption
   @Option(help: "Profile a checkpoint of mqan train (its config, weights and word-vector table) instead of a preset.")
   var checkpoint: String?
   @Option(help: """
@@ -142,6 +143,7 @@ extension ProfileCommand {
       plan = try PlanFile.read(path: path).plan(named: "train", path: path)
     } else {
       var options = CompileOptions()
+      options.gemm = try gemm.target()
       if mode == .train { options.differentiate = "loss" }
       options.fuse = !noFuse
       plan = try compile(MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true)),
@@ -216,7 +218,7 @@ extension ProfileCommand {
     let (config, params, table, vocabulary) = try loadModel()
     let vocab = table.shape[0]
     let decoder = try MQANDecoder(config: config, params: params, mode: .consistent, threads: threads, fuse: !noFuse,
-                                  profile: true, traceCapacity: traceCapacity)
+                                  profile: true, traceCapacity: traceCapacity, gemm: try gemm.target())
     let b = try profileBatch(config: config, vocabulary: vocabulary, vocab: vocab, answerLength: 2)
     let feed = b.feed(config: config, embeddings: table)
     let options = BeamSearchOptions(beamSize: beam, maxLength: maxOutput, nBest: 1, eos: -1,

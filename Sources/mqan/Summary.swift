@@ -51,11 +51,26 @@ enum Summary {
       if s.op == .mixtureNll { kernel += "  (fused: softmax + mixture + nll_loss, no [B, T, X] tensor)" }
       if s.op == .mixtureNllGrad { kernel += "  (fused: the gradient of mixture_nll)" }
       if s.op == .mixtureTopK { kernel += "  (fused: softmax + mixture + top_k, no [B, K, X] tensor)" }
+      if let g = s.attrs.string("gemm") {
+        if g == "openblas" { kernel = kernel.replacingOccurrences(of: "mq_gemm", with: "cblas_sgemm") }
+        kernel += "  [" + gemmChoice(s, g) + "]"
+      }
       let label = s.label.padding(toLength: 8, withPad: " ", startingAt: 0)
       lines.append("\(indent)\(label) \(s.op.rawValue.padding(toLength: 20, withPad: " ", startingAt: 0)) \(kernel)")
       if let body = s.body.first { lines.append(kernels(body, indent: indent + "    ")) }
     }
     return lines.joined(separator: "\n")
+  }
+
+  /// The GEMM `select-gemm` chose for a step: path, blocking, split, packed weight.
+  static func gemmChoice(_ s: Step, _ path: String) -> String {
+    var parts = [path]
+    if let kc = s.attrs.int("kc"), let nb = s.attrs.int("nb"), let mb = s.attrs.int("mb") {
+      parts.append("kc \(kc) nb \(nb) mb \(mb)")
+    }
+    if let split = s.attrs.string("split") { parts.append("split \(split)") }
+    if s.attrs.bool("pack") { parts.append("weight packed at bind") }
+    return parts.joined(separator: ", ")
   }
 
   /// torch.chunk widths.

@@ -11,6 +11,7 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "Folder with one folder per task holding train.jsonl and validation.jsonl.") var data: String
   @Option(help: "Tasks, comma-separated (e.g. sst,squad,multi30k.en.de).") var tasks: String
   @OptionGroup var model: ModelOptions
+  @OptionGroup var gemm: GemmOption
   @Option(help: "GloVe text-format word vectors (word v1 v2 ...); missing words get zeros.") var embeddings: String?
   @Flag(help: "Train the word-vector table too (from --embeddings, or from scratch without it).") var trainEmbeddings = false
   @Option(help: "Folder for checkpoints, log.jsonl and loss.svg.") var save: String
@@ -48,6 +49,7 @@ struct TrainCommand: ParsableCommand {
       options.batchTokens = batchTokens
       options.jumpStart = jumpStart
       options.seed = seed
+      options.gemm = try gemm.target()
       options.threads = threads
       options.warmup = warmup
       options.maxOutput = maxOutput

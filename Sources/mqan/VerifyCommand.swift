@@ -17,15 +17,17 @@ struct VerifyCommand: ParsableCommand {
   var threads: Int = 1
   @Flag(help: "Run the unfused plans (no fusion passes), for comparison.")
   var noFuse = false
+  @OptionGroup var gemm: GemmOption
 
   func run() throws {
     guard threads >= 1 else { throw ValidationError("--threads must be >= 1, got \(threads)") }
     var failed = false
+    let target = try gemm.target()
     try reportingErrors {
       for path in fixtures {
         if fixtures.count > 1 { print("== \(path)") }
         let fx = try ParityFixture(path: path)
-        let lines = try ParityCheck.run(fx, threads: threads, fuse: !noFuse)
+        let lines = try ParityCheck.run(fx, threads: threads, fuse: !noFuse, gemm: target)
         for l in lines { print(l) }
         let ok = lines.filter { $0.status == .ok }.count
         let fail = lines.filter { $0.status == .fail }.count

@@ -99,18 +99,23 @@ void mq_gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, floa
                  int64_t ldc, const mq_gemm_epilogue *ep, int64_t r0, int64_t r1, int64_t c0,
                  int64_t c1);
 
-// Process-wide GEMM backend for the kernels that call a GEMM inside themselves (attention): 0 =
-// mqan's own (the best path, or the one set here), 1 = OpenBLAS's cblas_sgemm. The runtime sets
-// it from its options before a run; it is read, never written, by kernels.
+// The calling thread's GEMM backend for the kernels that call a GEMM inside themselves
+// (attention): MQ_BACKEND_MQAN (the best path, or the one set here) or MQ_BACKEND_OPENBLAS
+// (cblas_sgemm). Thread-local: the runtime sets it on each pool thread at the start of a run, from
+// the plan, so two executors with different backends never disturb each other.
 enum { MQ_BACKEND_MQAN = 0, MQ_BACKEND_OPENBLAS = 1 };
 void mq_gemm_set_backend(int backend, int path);
 int mq_gemm_backend(void);
 int mq_gemm_backend_path(void);
 
-// A whole single-threaded GEMM through the process-wide backend (beta = 0 or 1, no epilogue):
-// what the attention kernels call. Uses a thread-local scratch that grows once.
+// A whole single-threaded GEMM through the thread's backend (no epilogue): what the attention
+// kernels call, with the thread's scratch.
 void mq_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+// The calling thread's scratch of at least `floats` floats (64-byte aligned), grown on demand
+// and freed when the thread exits; NULL when memory runs out. A thread's GEMM calls share it.
+float *mq_gemm_thread_scratch(size_t floats);
 
 // OpenBLAS's core name (openblas_get_corename), e.g. "Haswell", "Prescott".
 const char *mq_openblas_core(void);

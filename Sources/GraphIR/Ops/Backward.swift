@@ -32,7 +32,7 @@ enum BackwardOps {
 
   /// `linear_grad_input(g [..., N], w [N, K])` -> `[..., K]`: g w (the gradient of x wᵀ wrt x).
   static let linearGradInput = OpSpec(
-    arity: 2...2, kernel: "cblas_sgemm",
+    arity: 2...2, kernel: "mq_gemm",
     flops: { c, out in out[0].elementCount * c.inputs[1].shape[0] * Dim(2) }
   ) { c throws(GraphError) in
     let g = try c.require(0, .f32, name: "g")
@@ -44,7 +44,7 @@ enum BackwardOps {
 
   /// `linear_grad_weight(g [..., N], x [..., K])` -> `[N, K]`: Σ over rows of gᵀ x.
   static let linearGradWeight = OpSpec(
-    arity: 2...2, kernel: "cblas_sgemm",
+    arity: 2...2, kernel: "mq_gemm",
     flops: { c, out in out[0].elementCount * Dim.product(c.inputs[0].shape.dropLast()) * Dim(2) }
   ) { c throws(GraphError) in
     let g = try c.require(0, .f32, name: "g")

@@ -1,4 +1,4 @@
-/// GEMM-backed ops (cblas_sgemm).
+/// GEMM-backed ops (mqan's own mq_gemm, or cblas_sgemm with --gemm openblas).
 public enum LinearOps {
   /// Activations a `linear` can apply in its epilogue (the `fuse-epilogues` pass puts them there).
   public static let epilogues: [String: OpKind] = ["relu": .relu, "tanh": .tanh, "sigmoid": .sigmoid]
@@ -8,7 +8,7 @@ public enum LinearOps {
   /// `residual` the last input added ((x wᵀ + b) + r, the residual and LSTM gate sums), all in the
   /// GEMM's epilogue (the `fuse-epilogues` pass puts them there).
   static let linear = OpSpec(
-    arity: 2...4, kernel: "cblas_sgemm+mq_add_bias",
+    arity: 2...4, kernel: "mq_gemm+bias",
     flops: { c, out in
       var f = out[0].elementCount * c.inputs[0].shape.last! * Dim(2)
       if let a = c.attrs.string("activation"), let op = epilogues[a] {
@@ -49,7 +49,7 @@ public enum LinearOps {
   /// `matmul {transA, transB}(a [..., M, K] or [..., K, M], b [..., K, N] or [..., N, K])` ->
   /// `[..., M, N]`, batched over equal leading dims.
   static let matmul = OpSpec(
-    arity: 2...2, kernel: "cblas_sgemm",
+    arity: 2...2, kernel: "mq_gemm",
     flops: { c, out in
       let a = c.inputs[0].shape
       let k = (c.attrs.bool("transA") ?? false) ? a[a.count - 2] : a[a.count - 1]

@@ -1,3 +1,4 @@
+import GraphIR
 /// What `mqan train` was asked to do.
 public struct TrainOptions: Sendable {
   public var dataDir: String
@@ -21,6 +22,8 @@ public struct TrainOptions: Sendable {
   public var maxOutput = 50
   /// Learning-rate warmup (decaNLP: 800).
   public var warmup = 800
+  /// The GEMM the train and decoding plans are compiled for (nil: this CPU's best mqan path).
+  public var gemm: GemmTarget?
 
   public init(dataDir: String, tasks: [String], config: ModelConfig, save: String) {
     self.dataDir = dataDir

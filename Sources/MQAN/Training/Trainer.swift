@@ -90,6 +90,7 @@ public final class Trainer {
     // The train plan, the executor and the optimizer.
     var compileOptions = CompileOptions()
     compileOptions.differentiate = "loss"
+    compileOptions.gemm = options.gemm ?? Gemm.best
     var forward = ForwardOptions(decoder: .consistent, loss: true)
     forward.dropout = options.dropout ?? 0.2  // decaNLP's dropout_ratio
     if options.trainEmbeddings { forward.trainedEmbeddingRows = vocabulary.count }
@@ -195,7 +196,7 @@ public final class Trainer {
   /// decaScore, and keeps the best checkpoint.
   func validate(log: TrainLog, report: (TrainEvent) -> Void) throws {
     let decoder = try MQANDecoder(config: config, params: executor.parameters(), mode: .consistent,
-                                    threads: options.threads)
+                                    threads: options.threads, gemm: options.gemm ?? Gemm.best)
     var perTask: [String: Double] = [:]
     for task in tasks {
       let predictions = try predict(task.validation, decoder: decoder)
