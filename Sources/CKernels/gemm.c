@@ -12,6 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Calls with at most this many rows (of the whole product) and this depth, B not packed ahead,
+// skip packing: packing B costs as much as the product when A has a row or two.
+#define MQ_SMALL_M 4
+#define MQ_SMALL_K 4096
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define MQ_HAVE_X86 1
@@ -48,6 +53,7 @@ static inline mq_v4 mq_v4_relu(mq_v4 v) {
 #define VADD(a, b) ((a) + (b))
 #define VMUL(a, b) ((a) * (b))
 #define VRELU(v) mq_v4_relu(v)
+#define SFMA(a, b, c) ((a) * (b) + (c))
 #include "gemm_path.h"
 #undef P
 #undef MQ_TARGET
@@ -65,6 +71,7 @@ static inline mq_v4 mq_v4_relu(mq_v4 v) {
 #undef VADD
 #undef VMUL
 #undef VRELU
+#undef SFMA
 
 #ifdef MQ_HAVE_X86
 // ---------------------------------------------------------------------------------------------
@@ -90,6 +97,7 @@ static inline MQ_T2 __m256 mq_relu8(__m256 v) { return _mm256_max_ps(_mm256_setz
 #define VADD(a, b) _mm256_add_ps(a, b)
 #define VMUL(a, b) _mm256_mul_ps(a, b)
 #define VRELU(v) mq_relu8(v)
+#define SFMA(a, b, c) __builtin_fmaf(a, b, c)
 #include "gemm_path.h"
 #undef P
 #undef MQ_TARGET
@@ -107,6 +115,7 @@ static inline MQ_T2 __m256 mq_relu8(__m256 v) { return _mm256_max_ps(_mm256_setz
 #undef VADD
 #undef VMUL
 #undef VRELU
+#undef SFMA
 
 // ---------------------------------------------------------------------------------------------
 // AVX-512F: zmm, 12 x 32 tile (24 accumulators, 2 B vectors, 1 broadcast of 32 registers);
@@ -128,6 +137,7 @@ static inline MQ_T2 __m256 mq_relu8(__m256 v) { return _mm256_max_ps(_mm256_setz
 #define VADD(a, b) _mm512_add_ps(a, b)
 #define VMUL(a, b) _mm512_mul_ps(a, b)
 #define VRELU(v) _mm512_max_ps(_mm512_setzero_ps(), v)
+#define SFMA(a, b, c) __builtin_fmaf(a, b, c)
 #include "gemm_path.h"
 #undef P
 #undef MQ_TARGET
@@ -145,6 +155,7 @@ static inline MQ_T2 __m256 mq_relu8(__m256 v) { return _mm256_max_ps(_mm256_setz
 #undef VADD
 #undef VMUL
 #undef VRELU
+#undef SFMA
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -213,7 +224,6 @@ void mq_gemm(const mq_gemm_config *cfg, int trans_a, int trans_b, int64_t m, int
              float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
              const float *packed_b, float beta, float *c, int64_t ldc, const mq_gemm_epilogue *ep,
              int64_t r0, int64_t r1, int64_t c0, int64_t c1, float *scratch) {
-  (void)m;
   (void)n;
   if (r0 >= r1 || c0 >= c1) return;
   if (ep && !ep->bias && !ep->residual && ep->act == MQ_ACT_NONE) ep = NULL;
@@ -221,18 +231,31 @@ void mq_gemm(const mq_gemm_config *cfg, int trans_a, int trans_b, int64_t m, int
     mq_gemm_empty(beta, c, ldc, ep, r0, r1, c0, c1);
     return;
   }
+  const int small = m <= MQ_SMALL_M && !packed_b && k <= MQ_SMALL_K;
   switch (cfg->path) {
 #ifdef MQ_HAVE_X86
   case MQ_GEMM_AVX512:
+    if (small) {
+      mq_gemm_avx512_small(trans_a, trans_b, k, alpha, a, lda, b, ldb, beta, c, ldc, ep, r0, r1, c0, c1);
+      return;
+    }
     mq_gemm_avx512_gemm(cfg, trans_a, trans_b, k, alpha, a, lda, b, ldb, packed_b, beta, c, ldc, ep,
                         r0, r1, c0, c1, scratch);
     return;
   case MQ_GEMM_AVX2:
+    if (small) {
+      mq_gemm_avx2_small(trans_a, trans_b, k, alpha, a, lda, b, ldb, beta, c, ldc, ep, r0, r1, c0, c1);
+      return;
+    }
     mq_gemm_avx2_gemm(cfg, trans_a, trans_b, k, alpha, a, lda, b, ldb, packed_b, beta, c, ldc, ep, r0,
                       r1, c0, c1, scratch);
     return;
 #endif
   default:
+    if (small) {
+      mq_gemm_portable_small(trans_a, trans_b, k, alpha, a, lda, b, ldb, beta, c, ldc, ep, r0, r1, c0, c1);
+      return;
+    }
     mq_gemm_portable_gemm(cfg, trans_a, trans_b, k, alpha, a, lda, b, ldb, packed_b, beta, c, ldc,
                           ep, r0, r1, c0, c1, scratch);
     return;

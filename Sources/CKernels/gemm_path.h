@@ -5,6 +5,7 @@
 //   MR             the tile's rows
 //   VLOAD(p) VLOADN(p, n) VSTORE(p, v) VSTOREN(p, v, n) VSET1(x) VZERO() VFMA(a, b, c)
 //   VADD(a, b) VMUL(a, b) VRELU(v)   (N: the first n lanes only, n < VL; the rest read as 0)
+//   SFMA(a, b, c)  scalar a * b + c (fused where the path has FMA)
 // Everything here is static: gemm.c exports the dispatch.
 
 #define NR (NV * VL)
@@ -28,6 +29,8 @@ static inline __attribute__((always_inline)) MQ_TARGET void P(tile)(
       if (v < nv) acc[i][v] = VZERO();
   }
   for (int64_t p = 0; p < kc; p++) {
+    // B panels stream (from L2, or from memory when packed ahead and used by few rows).
+    __builtin_prefetch(bp + (p + 16) * NR, 0, 3);
     VEC bv[NV];
 #pragma clang loop unroll(full)
     for (int v = 0; v < NV; v++)
@@ -157,6 +160,82 @@ static MQ_TARGET void P(pack_b)(int trans_b, const float *b, int64_t ldb, int64_
         for (; jj < cols; jj++) dp[jj] = s[jj];
         for (; jj < NR; jj++) dp[jj] = 0.0f;
       }
+    }
+  }
+}
+
+// Few rows (m <= MQ_SMALL_M, B not packed ahead): no packing at all; each output row is summed
+// straight from A and B (an axpy per depth step when B is [k, n], a dot product per column when B
+// is stored [n, k]), in chunks of 256 columns kept in a local row. Chosen from the whole call's m,
+// so a thread split never changes which path (and which summation order) an output gets.
+static MQ_TARGET void P(small)(int trans_a, int trans_b, int64_t k, float alpha, const float *a,
+                               int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                               int64_t ldc, const mq_gemm_epilogue *ep, int64_t r0, int64_t r1,
+                               int64_t c0, int64_t c1) {
+  float acc[256] __attribute__((aligned(64)));
+  for (int64_t i = r0; i < r1; i++) {
+    float *ci = c + i * ldc;
+    for (int64_t j0 = c0; j0 < c1; j0 += 256) {
+      const int64_t w = c1 - j0 < 256 ? c1 - j0 : 256;
+      if (!trans_b) {
+        for (int64_t j = 0; j < w; j++) acc[j] = 0.0f;
+        for (int64_t p = 0; p < k; p++) {
+          const float av = trans_a ? a[p * lda + i] : a[i * lda + p];
+          const float *bp = b + p * ldb + j0;
+#pragma omp simd
+          for (int64_t j = 0; j < w; j++) acc[j] = SFMA(av, bp[j], acc[j]);
+        }
+      } else {
+        int64_t j = 0;
+        if (!trans_a) { // four columns per pass over the A row
+          const float *ai = a + i * lda;
+          for (; j + 4 <= w; j += 4) {
+            const float *b0 = b + (j0 + j) * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+            float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+            for (int64_t p = 0; p < k; p++) {
+              s0 += ai[p] * b0[p];
+              s1 += ai[p] * b1[p];
+              s2 += ai[p] * b2[p];
+              s3 += ai[p] * b3[p];
+            }
+            acc[j] = s0;
+            acc[j + 1] = s1;
+            acc[j + 2] = s2;
+            acc[j + 3] = s3;
+          }
+        }
+        for (; j < w; j++) {
+          const float *bj = b + (j0 + j) * ldb;
+          float s = 0.0f;
+          if (trans_a) {
+            for (int64_t p = 0; p < k; p++) s = SFMA(a[p * lda + i], bj[p], s);
+          } else {
+            const float *ai = a + i * lda;
+#pragma omp simd reduction(+ : s)
+            for (int64_t p = 0; p < k; p++) s += ai[p] * bj[p];
+          }
+          acc[j] = s;
+        }
+      }
+      for (int64_t j = 0; j < w; j++) {
+        float v = alpha == 1.0f ? acc[j] : acc[j] * alpha;
+        if (beta != 0.0f) v = (beta == 1.0f ? ci[j0 + j] : ci[j0 + j] * beta) + v;
+        if (ep) {
+          if (ep->bias) v = v + ep->bias[j0 + j];
+          if (ep->residual) v = v + ep->residual[i * ep->ldr + j0 + j];
+          if (ep->act == MQ_ACT_RELU) v = v < 0.0f ? 0.0f : v;
+        }
+        acc[j] = v;
+      }
+      if (ep && ep->act == MQ_ACT_TANH) {
+#pragma omp simd
+        for (int64_t j = 0; j < w; j++) acc[j] = mq_tanhf(acc[j]);
+      } else if (ep && ep->act == MQ_ACT_SIGMOID) {
+#pragma omp simd
+        for (int64_t j = 0; j < w; j++) acc[j] = mq_sigmoidf(acc[j]);
+      }
+      for (int64_t j = 0; j < w; j++) ci[j0 + j] = acc[j];
     }
   }
 }

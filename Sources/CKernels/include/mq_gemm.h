@@ -17,6 +17,10 @@
 // depends on how a caller splits rows or columns among threads. kc comes from the L1 size (so two
 // machines with different L1 caches may differ in the last bits); the portable path has no FMA.
 //
+// Few rows: a call whose whole product has m <= 4 rows and k <= 4096, with B not packed ahead,
+// skips packing and sums each row straight from A and B (the LSTM and attention steps' tiny
+// products), in its own order.
+//
 // Threads: a call computes the C block [r0, r1) x [c0, c1) only, with the caller's scratch; the
 // runtime splits a GEMM over its pool by rows or by columns (c0 a multiple of NR when B is packed
 // ahead). Kernels never fail: shapes are validated in Swift before a call.
