@@ -236,7 +236,7 @@ void mq_gemm(const mq_gemm_config *cfg, int trans_a, int trans_b, int64_t m, int
 #ifdef MQ_HAVE_X86
   case MQ_GEMM_AVX512:
     if (small) {
-      mq_gemm_avx512_small(trans_a, trans_b, k, alpha, a, lda, b, ldb, beta, c, ldc, ep, r0, r1, c0, c1);
+      mq_gemm_avx512_small(trans_a, trans_b, k, mq_gemm_kc(cfg, k), alpha, a, lda, b, ldb, beta, c, ldc, ep, r0, r1, c0, c1);
       return;
     }
     mq_gemm_avx512_gemm(cfg, trans_a, trans_b, k, alpha, a, lda, b, ldb, packed_b, beta, c, ldc, ep,
@@ -244,7 +244,7 @@ void mq_gemm(const mq_gemm_config *cfg, int trans_a, int trans_b, int64_t m, int
     return;
   case MQ_GEMM_AVX2:
     if (small) {
-      mq_gemm_avx2_small(trans_a, trans_b, k, alpha, a, lda, b, ldb, beta, c, ldc, ep, r0, r1, c0, c1);
+      mq_gemm_avx2_small(trans_a, trans_b, k, mq_gemm_kc(cfg, k), alpha, a, lda, b, ldb, beta, c, ldc, ep, r0, r1, c0, c1);
       return;
     }
     mq_gemm_avx2_gemm(cfg, trans_a, trans_b, k, alpha, a, lda, b, ldb, packed_b, beta, c, ldc, ep, r0,
@@ -253,7 +253,7 @@ void mq_gemm(const mq_gemm_config *cfg, int trans_a, int trans_b, int64_t m, int
 #endif
   default:
     if (small) {
-      mq_gemm_portable_small(trans_a, trans_b, k, alpha, a, lda, b, ldb, beta, c, ldc, ep, r0, r1, c0, c1);
+      mq_gemm_portable_small(trans_a, trans_b, k, mq_gemm_kc(cfg, k), alpha, a, lda, b, ldb, beta, c, ldc, ep, r0, r1, c0, c1);
       return;
     }
     mq_gemm_portable_gemm(cfg, trans_a, trans_b, k, alpha, a, lda, b, ldb, packed_b, beta, c, ldc,

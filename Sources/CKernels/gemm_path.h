@@ -165,10 +165,11 @@ static MQ_TARGET void P(pack_b)(int trans_b, const float *b, int64_t ldb, int64_
 }
 
 // Few rows (m <= MQ_SMALL_M, B not packed ahead): no packing at all; each output row is summed
-// straight from A and B (an axpy per depth step when B is [k, n], a dot product per column when B
-// is stored [n, k]), in chunks of 256 columns kept in a local row. Chosen from the whole call's m,
-// so a thread split never changes which path (and which summation order) an output gets.
-static MQ_TARGET void P(small)(int trans_a, int trans_b, int64_t k, float alpha, const float *a,
+// straight from A and B, in chunks of 256 columns kept in a local row. B [k, n]: axpys in the
+// microkernel's order (the same bits as the packed path). B stored [n, k]: vector dot products
+// per column (their own order, which depends on the vector width). Chosen from the whole call's
+// m, so a thread split never changes which path (and which summation order) an output gets.
+static MQ_TARGET void P(small)(int trans_a, int trans_b, int64_t k, int64_t kcb, float alpha, const float *a,
                                int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                                int64_t ldc, const mq_gemm_epilogue *ep, int64_t r0, int64_t r1,
                                int64_t c0, int64_t c1) {
@@ -178,19 +179,35 @@ static MQ_TARGET void P(small)(int trans_a, int trans_b, int64_t k, float alpha,
     for (int64_t j0 = c0; j0 < c1; j0 += 256) {
       const int64_t w = c1 - j0 < 256 ? c1 - j0 : 256;
       if (!trans_b) {
-        for (int64_t j = 0; j < w; j++) acc[j] = 0.0f;
-        for (int64_t p = 0; p < k; p++) {
-          const float av = trans_a ? a[p * lda + i] : a[i * lda + p];
-          const float *bp = b + p * ldb + j0;
+        // The microkernel's order, so packed and unpacked B give the same bits: FMAs in k order
+        // within each kc block, each block times alpha added to the row (the first onto beta * C).
+        float part[256] __attribute__((aligned(64)));
+        for (int64_t pc = 0; pc < k; pc += kcb) {
+          const int64_t kc = k - pc < kcb ? k - pc : kcb;
+          for (int64_t j = 0; j < w; j++) part[j] = 0.0f;
+          for (int64_t p = pc; p < pc + kc; p++) {
+            const float av = trans_a ? a[p * lda + i] : a[i * lda + p];
+            const float *bp = b + p * ldb + j0;
 #pragma omp simd
-          for (int64_t j = 0; j < w; j++) acc[j] = SFMA(av, bp[j], acc[j]);
+            for (int64_t j = 0; j < w; j++) part[j] = SFMA(av, bp[j], part[j]);
+          }
+          for (int64_t j = 0; j < w; j++) {
+            float v = alpha == 1.0f ? part[j] : part[j] * alpha;
+            if (pc > 0) v = acc[j] + v;
+            else if (beta != 0.0f) v = (beta == 1.0f ? ci[j0 + j] : ci[j0 + j] * beta) + v;
+            acc[j] = v;
+          }
         }
       } else {
-        int64_t j = 0;
-        if (!trans_a) { // four columns per pass over the A row
+        if (!trans_a) {
+          // Four columns per pass over the A row; a last group of fewer repeats its last column,
+          // so every column is summed by the same instructions wherever a block starts.
           const float *ai = a + i * lda;
-          for (; j + 4 <= w; j += 4) {
-            const float *b0 = b + (j0 + j) * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+          for (int64_t j = 0; j < w; j += 4) {
+            const int64_t j1 = j + 1 < w ? j + 1 : w - 1, j2 = j + 2 < w ? j + 2 : w - 1,
+                          j3 = j + 3 < w ? j + 3 : w - 1;
+            const float *b0 = b + (j0 + j) * ldb, *b1 = b + (j0 + j1) * ldb, *b2 = b + (j0 + j2) * ldb,
+                        *b3 = b + (j0 + j3) * ldb;
             float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
             for (int64_t p = 0; p < k; p++) {
@@ -200,27 +217,25 @@ static MQ_TARGET void P(small)(int trans_a, int trans_b, int64_t k, float alpha,
               s3 += ai[p] * b3[p];
             }
             acc[j] = s0;
-            acc[j + 1] = s1;
-            acc[j + 2] = s2;
-            acc[j + 3] = s3;
+            acc[j1] = s1;
+            acc[j2] = s2;
+            acc[j3] = s3;
           }
-        }
-        for (; j < w; j++) {
-          const float *bj = b + (j0 + j) * ldb;
-          float s = 0.0f;
-          if (trans_a) {
+        } else {
+          for (int64_t j = 0; j < w; j++) {
+            const float *bj = b + (j0 + j) * ldb;
+            float s = 0.0f;
             for (int64_t p = 0; p < k; p++) s = SFMA(a[p * lda + i], bj[p], s);
-          } else {
-            const float *ai = a + i * lda;
-#pragma omp simd reduction(+ : s)
-            for (int64_t p = 0; p < k; p++) s += ai[p] * bj[p];
+            acc[j] = s;
           }
-          acc[j] = s;
         }
       }
       for (int64_t j = 0; j < w; j++) {
-        float v = alpha == 1.0f ? acc[j] : acc[j] * alpha;
-        if (beta != 0.0f) v = (beta == 1.0f ? ci[j0 + j] : ci[j0 + j] * beta) + v;
+        float v = acc[j];
+        if (trans_b) {
+          v = alpha == 1.0f ? v : v * alpha;
+          if (beta != 0.0f) v = (beta == 1.0f ? ci[j0 + j] : ci[j0 + j] * beta) + v;
+        }
         if (ep) {
           if (ep->bias) v = v + ep->bias[j0 + j];
           if (ep->residual) v = v + ep->residual[i * ep->ldr + j0 + j];

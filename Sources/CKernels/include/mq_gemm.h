@@ -19,7 +19,9 @@
 //
 // Few rows: a call whose whole product has m <= 4 rows and k <= 4096, with B not packed ahead,
 // skips packing and sums each row straight from A and B (the LSTM and attention steps' tiny
-// products), in its own order.
+// products): with B [k, n] in the packed path's order (same bits); with B stored [n, k] as vector
+// dot products, whose order is the path's own (the one exception to "AVX-512 and AVX2 give the
+// same bits", and there packed and unpacked B differ in the last bits).
 //
 // Threads: a call computes the C block [r0, r1) x [c0, c1) only, with the caller's scratch; the
 // runtime splits a GEMM over its pool by rows or by columns (c0 a multiple of NR when B is packed
