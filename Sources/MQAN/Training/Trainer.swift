@@ -21,6 +21,9 @@ public final class Trainer {
   let executor: Executor
   let optimizer: AdamOptimizer
   public private(set) var step = 0
+  /// The train plan's graph after the compiler's passes (`mqan compile --plan train --emit ir`
+  /// prints the same graph for the same config and dropout).
+  public let trainGraph: Graph
   var best: Double?
 
   struct TaskState {
@@ -88,13 +91,10 @@ public final class Trainer {
                      + (options.trainEmbeddings ? "; training the embedding table" : "")))
 
     // The train plan, the executor and the optimizer.
-    var compileOptions = CompileOptions()
-    compileOptions.differentiate = "loss"
-    var forward = ForwardOptions(decoder: .consistent, loss: true)
-    forward.dropout = options.dropout ?? 0.2  // decaNLP's dropout_ratio
-    if options.trainEmbeddings { forward.trainedEmbeddingRows = vocabulary.count }
-    let graph = try MQANGraph.forward(config, options: forward)
-    let plan = try Compiler.compile(graph, options: compileOptions).plan
+    let compilation = try MQANPlans.compile(kind: .train, config: config, options: .training(
+      dropout: options.dropout, trainedEmbeddingRows: options.trainEmbeddings ? vocabulary.count : nil))
+    trainGraph = compilation.graph
+    let plan = compilation.plan
     var params = checkpoint?.parameters ?? ParameterInit.initialize(config, seed: options.seed)
     if options.trainEmbeddings { params["embeddings"] = table }
     for name in plan.paramNames where params[name] == nil {
@@ -162,7 +162,7 @@ public final class Trainer {
       guard let batch = tasks[t].iterator.next() else { continue }
       var feed = batch.batch.feed(config: config, embeddings: table)
       if options.trainEmbeddings { feed["embeddings"] = nil }  // a weight of the plan
-      if (options.dropout ?? 0.2) > 0 {
+      if (options.dropout ?? MQANPlans.trainingDropout) > 0 {
         // A new dropout draw every step, a function of (seed, step), so a resumed run draws the same.
         var rng = SeededRandom(seed: options.seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15))
         feed["dropout_seed"] = HostTensor(shape: [1], int32s: [Int32(truncatingIfNeeded: rng.next())])
