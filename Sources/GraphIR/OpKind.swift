@@ -134,7 +134,8 @@ public struct OpSpec: Sendable {
   public var nonDifferentiable: Set<Int>
   /// Pure data movement that can alias its input (the memory planner may make it a view).
   public var isView: Bool
-  /// The gradient rule autodiff uses (the training issue fills these in; nil: not differentiable yet).
+  /// The gradient rule autodiff uses (`Ops/GradientRules.swift`); nil: the op is not differentiated
+  /// (sources, decoding-only ops and the backward ops themselves).
   public var gradient: GradientRule?
   /// Output -> the inputs it may overwrite, in preference order (`OpKind.inPlace`).
   public var inPlace: [Int: [Int]] = [:]

@@ -39,7 +39,7 @@ public struct Checkpoint: Sendable, Equatable {
   public var modelConfig: String
   /// The vocabulary as JSON (opaque here).
   public var vocabulary: String
-  /// `decanlp` or `consistent` (DESIGN.md, decoder modes).
+  /// `decanlp` or `consistent` (the model's `DecoderMode`).
   public var decoderMode: String
   /// Updates done; a resumed run's next update is `step + 1`.
   public var step: Int
