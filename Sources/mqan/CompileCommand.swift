@@ -3,7 +3,6 @@ import Compiler
 import Foundation
 import GraphIR
 import MQAN
-import Runtime
 
 /// `mqan compile`: show MQAN's graphs and plans, and write a plan file.
 struct CompileCommand: ParsableCommand {

@@ -2,7 +2,6 @@ import Compiler
 import Foundation
 import GraphIR
 import MQAN
-import Runtime
 
 /// The text of `mqan compile --emit summary` and `--emit kernels`.
 enum Summary {
