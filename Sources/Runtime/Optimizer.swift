@@ -1,69 +1,32 @@
 import CKernels
 import Foundation
 
-/// The learning rate as a function of the update index i (1 for the first update).
-public enum LearningRateSchedule: Sendable, Equatable, Codable {
-  /// decaNLP's transformer schedule (train.py `get_learning_rate`, Adam branch, unscaled):
-  /// `lr_i = d^-0.5 * min(i^-0.5, i * warmup^-1.5)`, rising linearly to its peak at i = warmup.
-  case transformer(dimension: Int, warmup: Int)
-  /// The same rate at every update (decaNLP with `--warmup 0` or `--no_transformer_lr` keeps
-  /// Adam's own rate).
-  case constant(Double)
-}
-
-/// decaNLP's optimizer settings: global-norm clipping, then Adam with the transformer schedule.
-///
-/// ```swift
-/// let cfg = AdamConfig.decaNLP(dimension: 200)        // betas 0.9/0.98, eps 1e-9, clip 1, warmup 800
-/// cfg.learningRate(step: 800)                          // 200^-0.5 * 800^-0.5 = 0.0025
-/// ```
-public struct AdamConfig: Sendable, Equatable, Codable {
-  public var schedule: LearningRateSchedule
+/// What the Adam engine needs to know: the learning rate of each update, the betas, eps and the
+/// global-norm clip. The schedules and settings of a particular model (decaNLP's transformer
+/// schedule, its betas) belong to its trainer, which builds these.
+public struct AdamSettings: Sendable {
+  /// The learning rate of update `i` (1 for the first update).
+  public var learningRate: @Sendable (Int) -> Double
   public var beta1: Double
   public var beta2: Double
   public var eps: Double
   /// The largest global gradient norm; a larger norm scales every gradient down to it. Zero or
-  /// less turns clipping off (decaNLP clips only when `grad_clip > 0`).
+  /// less turns clipping off.
   public var clip: Double
 
-  public init(schedule: LearningRateSchedule = .transformer(dimension: 200, warmup: 800),
-              beta1: Double = 0.9, beta2: Double = 0.98, eps: Double = 1e-9, clip: Double = 1.0) {
-    self.schedule = schedule
+  public init(learningRate: @escaping @Sendable (Int) -> Double, beta1: Double, beta2: Double, eps: Double,
+              clip: Double) {
+    self.learningRate = learningRate
     self.beta1 = beta1
     self.beta2 = beta2
     self.eps = eps
     self.clip = clip
   }
 
-  /// decaNLP's defaults (train.py `init_opt` with `transformer_lr`, arguments.py): Adam with betas
-  /// (0.9, 0.98), eps 1e-9, clip 1.0, the transformer schedule over the model's `dimension`.
-  public static func decaNLP(dimension: Int, warmup: Int = 800) -> AdamConfig {
-    AdamConfig(schedule: .transformer(dimension: dimension, warmup: warmup))
-  }
-
-  /// The learning rate of update `step` (1-based, as decaNLP's `iteration`), in double exactly as
-  /// train.py computes it: `1 / sqrt(d) * min(1 / sqrt(i), i / (warmup * sqrt(warmup)))`.
-  public func learningRate(step: Int) -> Double {
-    switch schedule {
-    case .constant(let lr):
-      return lr
-    case .transformer(let d, let warmup):
-      let i = Double(step), w = Double(warmup)
-      return 1.0 / Double(d).squareRoot() * min(1.0 / i.squareRoot(), i / (w * w.squareRoot()))
-    }
-  }
-
-  /// Checks that every setting is usable (finite, betas in [0, 1), positive dims).
+  /// Checks that the betas, eps and clip are usable (finite, betas in [0, 1)).
   public func validate() throws(OptimizerError) {
     func check(_ ok: Bool, _ what: String) throws(OptimizerError) {
       if !ok { throw .invalidConfig(what) }
-    }
-    switch schedule {
-    case .constant(let lr):
-      try check(lr.isFinite && lr >= 0, "learning rate must be finite and >= 0, got \(lr)")
-    case .transformer(let d, let w):
-      try check(d > 0, "schedule dimension must be > 0, got \(d)")
-      try check(w > 0, "schedule warmup must be > 0, got \(w)")
     }
     try check(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1), got \(beta1)")
     try check(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1), got \(beta2)")
@@ -146,7 +109,8 @@ public enum OptimizerError: Error, Equatable, CustomStringConvertible {
   }
 }
 
-/// decaNLP's update (train.py `step`): global-norm clipping, then Adam, in place on the parameters.
+/// Global-norm clipping, then Adam (as PyTorch's `clip_grad_norm_` and `Adam.step`), in place on the
+/// parameters.
 ///
 /// All state lives in one 64-byte aligned block allocated at init: both moments of every parameter
 /// and one partial sum per gradient block. A step allocates nothing: it fills a preallocated table
@@ -160,8 +124,8 @@ public enum OptimizerError: Error, Equatable, CustomStringConvertible {
 /// so one step count t serves all of them).
 ///
 /// ```swift
-/// let opt = try AdamOptimizer(config: .decaNLP(dimension: 200), parameters: executor.parameterBuffers(),
-///                             threads: 4)
+/// let settings = AdamSettings(learningRate: { _ in 1e-3 }, beta1: 0.9, beta2: 0.98, eps: 1e-9, clip: 1)
+/// let opt = try AdamOptimizer(settings: settings, parameters: executor.parameterBuffers(), threads: 4)
 /// let out = try executor.run(batch)                       // ... "grad.<name>" outputs
 /// let report = try opt.step(grads: out, prefix: "grad.")
 /// ```
@@ -169,7 +133,7 @@ public final class AdamOptimizer {
   /// Elements per block of the norm and the update (the unit of the threads' shares).
   public static let blockSize = 1 << 14
 
-  public let config: AdamConfig
+  public let settings: AdamSettings
   public let threads: Int
   /// The parameters in update order (sorted by name), with their shapes.
   public let parameters: [(name: String, shape: [Int])]
@@ -187,9 +151,9 @@ public final class AdamOptimizer {
   ///   - parameters: the tensors to update; their memory must stay valid while the optimizer lives.
   ///   - threads: the size of this optimizer's thread pool (the caller counts as one).
   ///   - useReference: run the `_ref` twins of the kernels (for tests).
-  public init(config: AdamConfig, parameters: [ParameterBuffer], threads: Int,
+  public init(settings: AdamSettings, parameters: [ParameterBuffer], threads: Int,
               useReference: Bool = false) throws(OptimizerError) {
-    try config.validate()
+    try settings.validate()
     guard threads >= 1 else { throw .invalidConfig("threads must be >= 1, got \(threads)") }
     let sorted = parameters.sorted { $0.name < $1.name }
     var index: [String: Int] = [:]
@@ -199,7 +163,7 @@ public final class AdamOptimizer {
         throw .tensorMismatch(name: p.name, expected: "a shape without negative dims", actual: "\(p.shape)")
       }
     }
-    self.config = config
+    self.settings = settings
     self.threads = threads
     self.parameters = sorted.map { ($0.name, $0.shape) }
     self.index = index
@@ -265,7 +229,7 @@ public final class AdamOptimizer {
   /// Copies of `params` after one update from a fresh state (t = 1), with the gradients under
   /// `prefix + name` in `grads`; for checking a step against fixtures (`expected.after_step.*`).
   public static func oneStep(_ params: [String: HostTensor], grads: [String: HostTensor], prefix: String = "",
-                             config: AdamConfig, threads: Int = 1) throws(OptimizerError) -> [String: HostTensor] {
+                             settings: AdamSettings, threads: Int = 1) throws(OptimizerError) -> [String: HostTensor] {
     var buffers: [ParameterBuffer] = []
     defer { for b in buffers { b.pointer.deallocate() } }
     for (name, t) in params {
@@ -276,14 +240,14 @@ public final class AdamOptimizer {
       p.initialize(from: a, count: a.count)
       buffers.append(ParameterBuffer(name: name, shape: t.shape, pointer: p))
     }
-    try AdamOptimizer(config: config, parameters: buffers, threads: threads).step(grads: grads, prefix: prefix)
+    try AdamOptimizer(settings: settings, parameters: buffers, threads: threads).step(grads: grads, prefix: prefix)
     var out: [String: HostTensor] = [:]
     for b in buffers { out[b.name] = HostTensor(shape: b.shape, floats: Array(UnsafeBufferPointer(start: b.pointer, count: b.count))) }
     return out
   }
 
   /// The learning rate the next update will use.
-  public var nextLearningRate: Double { config.learningRate(step: stepCount + 1) }
+  public var nextLearningRate: Double { settings.learningRate(stepCount + 1) }
 
   /// A copy of the state (t and both moments), for a checkpoint.
   public func exportState() -> AdamState {
@@ -347,17 +311,17 @@ public final class AdamOptimizer {
     // torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / (total_norm + 1e-6) in float32,
     // applied when below 1.
     var scale: Float = 1
-    if config.clip > 0 {
-      let coef = Float(config.clip) / (Float(norm) + Float(1e-6))
+    if settings.clip > 0 {
+      let coef = Float(settings.clip) / (Float(norm) + Float(1e-6))
       if coef < 1 { scale = coef }
     }
     let t = stepCount + 1
-    let lr = config.learningRate(step: t)
-    let bc1 = 1 - pow(config.beta1, Double(t))
-    let bc2 = 1 - pow(config.beta2, Double(t))
-    c.hyper = AdamHyper(gradScale: scale, stepSize: Float(lr / bc1), beta1: Float(config.beta1),
-                        oneMinusBeta1: Float(1 - config.beta1), beta2: Float(config.beta2),
-                        oneMinusBeta2: Float(1 - config.beta2), eps: Float(config.eps),
+    let lr = settings.learningRate(t)
+    let bc1 = 1 - pow(settings.beta1, Double(t))
+    let bc2 = 1 - pow(settings.beta2, Double(t))
+    c.hyper = AdamHyper(gradScale: scale, stepSize: Float(lr / bc1), beta1: Float(settings.beta1),
+                        oneMinusBeta1: Float(1 - settings.beta1), beta2: Float(settings.beta2),
+                        oneMinusBeta2: Float(1 - settings.beta2), eps: Float(settings.eps),
                         bc2Sqrt: Float(bc2.squareRoot()))
     c.phase = .update
     runPool()

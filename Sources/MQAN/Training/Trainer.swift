@@ -20,6 +20,8 @@ public final class Trainer {
   var tasks: [TaskState]
   let executor: Executor
   let optimizer: AdamOptimizer
+  /// decaNLP's Adam settings and schedule for this run (saved in checkpoints).
+  let optimizerConfig: AdamConfig
   public private(set) var step = 0
   /// The train plan's graph after the compiler's passes (`mqan compile --plan train --emit ir`
   /// prints the same graph for the same config and dropout).
@@ -104,8 +106,9 @@ public final class Trainer {
     let used = Set(plan.paramNames)
     params = params.filter { used.contains($0.key) }
     executor = try Executor(plan: plan, params: params, threads: options.threads)
-    optimizer = try AdamOptimizer(config: .decaNLP(dimension: config.dimension, warmup: options.warmup),
-                                  parameters: executor.parameterBuffers(), threads: options.threads)
+    optimizerConfig = .decaNLP(dimension: config.dimension, warmup: options.warmup)
+    optimizer = try AdamOptimizer(config: optimizerConfig, parameters: executor.parameterBuffers(),
+                                  threads: options.threads)
     if let state = checkpoint?.optimizer { try optimizer.importState(state) }
 
     var positions: [String: BatchIteratorState] = [:]
@@ -235,7 +238,7 @@ public final class Trainer {
     var positions: [String: BatchIteratorState] = [:]
     for t in tasks { positions[t.name] = t.iterator.state }
     let position = String(decoding: try JSONEncoder().encode(DataPosition(iterators: positions)), as: UTF8.self)
-    let ck = Checkpoint(parameters: params, optimizer: optimizer.exportState(), optimizerConfig: optimizer.config,
+    let ck = Checkpoint(parameters: params, optimizer: optimizer.exportState(), optimizerConfig: optimizerConfig,
                         modelConfig: config.json(), vocabulary: String(decoding: vocabulary.jsonData(), as: UTF8.self),
                         decoderMode: DecoderMode.consistent.rawValue, step: step, dataPosition: position,
                         seed: options.seed, bestScore: best)
