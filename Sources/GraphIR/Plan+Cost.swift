@@ -39,12 +39,7 @@ extension Plan {
   /// emits and every step that reads what they (transitively) produce. Scan bodies follow
   /// their scan.
   public var backwardSteps: Set<Int> {
-    var roots = Array(buffers.indices)
-    for i in buffers.indices {
-      var r = i, hops = 0
-      while case .view(let of) = buffers[r].storage, hops < buffers.count { r = of; hops += 1 }
-      roots[i] = r
-    }
+    let roots = buffers.indices.map(rootBuffer)
     var gradient = Set<Int>()
     var out = Set<Int>()
     for (i, st) in steps.enumerated() {
