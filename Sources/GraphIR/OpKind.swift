@@ -31,7 +31,39 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     var s = baseSpec
     s.gradient = GradientRules.rule(for: self)
     s.inPlace = inPlace
+    s.isGradient = isGradient
+    s.activationGradient = activationGradient
     return s
+  }
+
+  /// Backward ops: what gradient rules emit (never written by a model description).
+  var isGradient: Bool {
+    switch self {
+    case .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad,
+         .attentionGrad, .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad,
+         .mixtureNllGrad:
+      return true
+    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
+         .addN, .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .embedding, .padMask, .softmax,
+         .attention, .layerNorm, .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .mixtureTopK:
+      return false
+    }
+  }
+
+  /// An activation's backward op, `(g, y) -> dx` from the activation's output y (also what a
+  /// `linear` with that activation in its epilogue uses); nil for every other op.
+  var activationGradient: OpKind? {
+    switch self {
+    case .tanh: return .tanhGrad
+    case .sigmoid: return .sigmoidGrad
+    case .relu: return .reluGrad
+    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .addN, .linear, .matmul,
+         .concat, .slice, .reshape, .transpose, .broadcast, .embedding, .padMask, .softmax, .attention, .layerNorm,
+         .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .mixtureTopK, .sumTo, .tanhGrad,
+         .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad, .attentionGrad,
+         .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad, .mixtureNllGrad:
+      return nil
+    }
   }
 
   /// Which inputs an output may overwrite (the memory planner's choice, when nothing else still
@@ -139,6 +171,10 @@ public struct OpSpec: Sendable {
   public var gradient: GradientRule?
   /// Output -> the inputs it may overwrite, in preference order (`OpKind.inPlace`).
   public var inPlace: [Int: [Int]] = [:]
+  /// A backward op (`OpKind.isGradient`): autodiff emits it; plans count it in their backward pass.
+  public var isGradient = false
+  /// For an activation, its backward op `(g, y) -> dx` (`OpKind.activationGradient`).
+  public var activationGradient: OpKind?
 
   public init(arity: ClosedRange<Int>, kernel: String, nonDifferentiable: Set<Int> = [],
               isView: Bool = false, gradient: GradientRule? = nil,

@@ -43,16 +43,7 @@ extension Plan {
     var gradient = Set<Int>()
     var out = Set<Int>()
     for (i, st) in steps.enumerated() {
-      let isBackwardOp: Bool
-      switch st.op {
-      case .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad,
-           .attentionGrad, .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad,
-           .mixtureNllGrad:
-        isBackwardOp = true
-      default:
-        isBackwardOp = false
-      }
-      if isBackwardOp || st.inputs.contains(where: { $0 >= 0 && $0 < buffers.count && gradient.contains(roots[$0]) }) {
+      if st.op.spec.isGradient || st.inputs.contains(where: { $0 >= 0 && $0 < buffers.count && gradient.contains(roots[$0]) }) {
         out.insert(i)
         for o in st.outputs { gradient.insert(o) }
       }
