@@ -33,7 +33,23 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     s.inPlace = inPlace
     s.isGradient = isGradient
     s.activationGradient = activationGradient
+    s.scratch = scratch
     return s
+  }
+
+  /// Per-thread scratch the op's kernel needs (the runtime sizes it at each binding).
+  var scratch: ScratchRule {
+    switch self {
+    case .attention: return .attentionScores(queries: 0, keys: 1, copies: 1)
+    case .attentionGrad: return .attentionScores(queries: 1, keys: 2, copies: 2)
+    case .mixtureTopK: return .mixtureRow
+    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
+         .addN, .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .embedding, .padMask, .softmax,
+         .layerNorm, .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .sumTo, .tanhGrad,
+         .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad, .layerNormGrad,
+         .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad, .mixtureNllGrad:
+      return .none
+    }
   }
 
   /// Backward ops: what gradient rules emit (never written by a model description).
@@ -139,6 +155,17 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
   }
 }
 
+/// How much per-thread scratch an op's kernel needs, in floats, at a binding of the dims.
+public enum ScratchRule: Sendable, Equatable {
+  case none
+  /// `copies * Tq * Tk`: attention probabilities (and their gradient), with `Tq` the dim 1 of
+  /// input `queries` and `Tk` the dim 1 of input `keys` (both `[B, T, D]`).
+  case attentionScores(queries: Int, keys: Int, copies: Int)
+  /// A row of the fused decoding output layer: the kernel's own count for (V, Lc, Lq), or a
+  /// whole mixture row (V + X) for its reference twin, whichever is larger.
+  case mixtureRow
+}
+
 /// FLOPs and bytes moved by one execution of a node, as formulas of the dims.
 public struct Cost: Hashable, Sendable {
   public var flops: Dim
@@ -175,6 +202,8 @@ public struct OpSpec: Sendable {
   public var isGradient = false
   /// For an activation, its backward op `(g, y) -> dx` (`OpKind.activationGradient`).
   public var activationGradient: OpKind?
+  /// Per-thread scratch its kernel needs (`OpKind.scratch`).
+  public var scratch: ScratchRule = .none
 
   public init(arity: ClosedRange<Int>, kernel: String, nonDifferentiable: Set<Int> = [],
               isView: Bool = false, gradient: GradientRule? = nil,
