@@ -34,7 +34,41 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     s.isGradient = isGradient
     s.activationGradient = activationGradient
     s.scratch = scratch
+    s.idOperands = idOperands
     return s
+  }
+
+  /// The inputs that hold ids, targets, positions or lengths, and the range their values must lie
+  /// in (the runtime checks fed values against these before any kernel runs).
+  var idOperands: [IdOperand] {
+    let extended = IdBound.attributeOrOutputDim("extended", output: 0, axis: -1)
+    switch self {
+    case .embedding: return [IdOperand(1, .inputDim(0, axis: 0), "ids (rows of the table)")]
+    case .mixture, .mixtureTopK:
+      return [IdOperand(4, extended, "context ids (extended vocabulary)"),
+              IdOperand(6, extended, "question ids (extended vocabulary)")]
+    case .nllLoss: return [IdOperand(1, .inputDim(0, axis: -1), ignore: "ignore", "targets (columns of P)")]
+    case .mixtureNll, .mixtureNllGrad:
+      let o = self == .mixtureNll ? 0 : 1
+      return [IdOperand(4 + o, .attribute("extended"), "context ids (extended vocabulary)"),
+              IdOperand(6 + o, .attribute("extended"), "question ids (extended vocabulary)"),
+              IdOperand(7 + o, .attribute("extended"), ignore: "ignore", "targets (extended vocabulary)")]
+    case .nllLossGrad: return [IdOperand(2, .inputDim(1, axis: -1), ignore: "ignore", "targets (columns of P)")]
+    case .mixtureGrad:
+      return [IdOperand(5, .inputDim(0, axis: -1), "context ids (extended vocabulary)"),
+              IdOperand(7, .inputDim(0, axis: -1), "question ids (extended vocabulary)")]
+    case .embeddingGrad: return [IdOperand(1, .attribute("rows"), "ids (rows of the table)")]
+    case .cacheUpdate:
+      return [IdOperand(1, .inputDim(0, axis: 0), "reorder (rows of the cache)"),
+              IdOperand(3, .inputDim(0, axis: 1), "step (slots of the cache)")]
+    case .scan:
+      return [IdOperand(-1, .inputDim(0, axis: 1), inclusive: true, onlyWith: "masked", "lengths (time steps)")]
+    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
+         .addN, .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .padMask, .softmax, .attention,
+         .layerNorm, .lstmCell, .topK, .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight,
+         .sliceGrad, .softmaxGrad, .attentionGrad, .layerNormGrad, .lstmCellGrad, .lengthMask:
+      return []
+    }
   }
 
   /// Per-thread scratch the op's kernel needs (the runtime sizes it at each binding).
@@ -155,6 +189,40 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
   }
 }
 
+/// Where the exclusive upper bound of an id operand's values comes from.
+public enum IdBound: Sendable, Equatable {
+  /// Dim `axis` (-1: the last) of input `k`'s shape.
+  case inputDim(Int, axis: Int)
+  /// A dim attribute.
+  case attribute(String)
+  /// A dim attribute, else dim `axis` (-1: the last) of output `output`'s shape.
+  case attributeOrOutputDim(String, output: Int, axis: Int)
+}
+
+/// An input of an op that holds ids, targets, positions or lengths: values must lie in
+/// [0, bound) ([0, bound] when `inclusive`), or equal the integer attribute `ignore` names.
+public struct IdOperand: Sendable, Equatable {
+  /// The input's position; -1: the last input.
+  public var input: Int
+  public var bound: IdBound
+  public var inclusive: Bool
+  public var ignore: String?
+  /// Checked only when this boolean attribute is true (a scan's lengths: `masked`).
+  public var onlyWith: String?
+  /// What the values are, for error messages.
+  public var what: String
+
+  public init(_ input: Int, _ bound: IdBound, inclusive: Bool = false, ignore: String? = nil, onlyWith: String? = nil,
+              _ what: String) {
+    self.input = input
+    self.bound = bound
+    self.inclusive = inclusive
+    self.ignore = ignore
+    self.onlyWith = onlyWith
+    self.what = what
+  }
+}
+
 /// How much per-thread scratch an op's kernel needs, in floats, at a binding of the dims.
 public enum ScratchRule: Sendable, Equatable {
   case none
@@ -204,6 +272,8 @@ public struct OpSpec: Sendable {
   public var activationGradient: OpKind?
   /// Per-thread scratch its kernel needs (`OpKind.scratch`).
   public var scratch: ScratchRule = .none
+  /// Inputs holding ids, targets, positions or lengths, with their bounds (`OpKind.idOperands`).
+  public var idOperands: [IdOperand] = []
 
   public init(arity: ClosedRange<Int>, kernel: String, nonDifferentiable: Set<Int> = [],
               isView: Bool = false, gradient: GradientRule? = nil,

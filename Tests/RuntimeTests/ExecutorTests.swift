@@ -415,3 +415,20 @@ func packedLSTM(x: [Float], lengths: [Int], h0: [Float], c0: [Float], wih: [Floa
     #expect(abs(small.error - 0.5 / 3) < 1e-7 && small.index == 2)
   }
 }
+
+/// The op table's id operands reach the runtime's value checks: a masked scan's lengths may be
+/// at most T (inclusive), and a length past it is refused before any kernel runs.
+@Suite struct IdOperandCheckTests {
+  @Test func scanLengthsAreCheckedInclusively() throws {
+    let ex = try Executor(plan: biLSTMPlan(e: ExecutorTests.e, h: ExecutorTests.h), params: ExecutorTests.lstmParams(),
+                          threads: 1)
+    var inputs = ExecutorTests.lstmInputs()
+    inputs["lengths"] = HostTensor(shape: [3], int32s: [3, 3, 3])  // = T: allowed
+    _ = try ex.run(inputs)
+    inputs["lengths"] = HostTensor(shape: [3], int32s: [3, 4, 1])
+    let bad = inputs
+    let error = #expect(throws: RuntimeError.self) { _ = try ex.run(bad) }
+    let text = error.map { "\($0)" } ?? ""
+    #expect(text.contains("input \"lengths\"") && text.contains("lengths (time steps)") && text.contains("[0, 3]"), "\(text)")
+  }
+}
