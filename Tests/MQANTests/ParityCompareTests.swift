@@ -41,6 +41,21 @@ import Testing
     #expect(small.error == 1e-6 && small.index == 1)
   }
 
+  /// The optimizer step: 1e-4 of the expected tensor's largest magnitude, plus lr where the
+  /// expected gradient is below 1e-4 of its largest.
+  @Test func optimizerStepToleranceIsPinned() {
+    let e: [Float] = [10, -2, 3, 4]   // largest magnitude 10: tolerance 1e-3
+    func status(_ a: [Float], grad: [Float]? = nil, lr: Float = 0) -> ParityLine.Status {
+      ParityCheck.compareStep("s", expected: HostTensor(shape: [4], floats: e), actual: HostTensor(shape: [4], floats: a),
+                              grad: grad.map { HostTensor(shape: [4], floats: $0) }, lr: lr).status
+    }
+    #expect(status([10, -2, 3.0009, 4]) == .ok)
+    #expect(status([10, -2, 3.0011, 4]) == .fail)
+    // Where the gradient is tiny (below 1e-4 of the largest), lr more is allowed; elsewhere not.
+    #expect(status([10, -2, 3.05, 4], grad: [1, 1, 1e-6, 1], lr: 0.1) == .ok)
+    #expect(status([10, -2, 3.05, 4], grad: [1, 1, 1, 1], lr: 0.1) == .fail)
+  }
+
   @Test func optimizerStepComparisonFailsOnANaN() {
     let e: [Float] = [1, 2, 3, 4]
     for actual: [Float] in [[1, .nan, 3, 4], [1, 2, .nan, 4.5]] {
