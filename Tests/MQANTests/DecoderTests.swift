@@ -20,6 +20,9 @@ import Testing
       // decaNLP keeps decoding a finished row until every row is done; compare up to its <eos>.
       let got = out[row].map { l2f[$0] }
       let ref = Array(want[(row * t)..<(row * t + t)])
+      // A row ends at its <eos> or runs the full length; an empty answer matches nothing.
+      #expect(!got.isEmpty && got.count <= t, "row \(row): \(got)")
+      #expect(got.last == Int64(fx.config.eos) || got.count == t, "row \(row) stopped early: \(got)")
       #expect(Array(ref.prefix(got.count)) == got, "row \(row): \(got) vs \(ref)")
     }
   }
