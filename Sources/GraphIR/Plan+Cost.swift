@@ -43,7 +43,8 @@ extension Plan {
     var gradient = Set<Int>()
     var out = Set<Int>()
     for (i, st) in steps.enumerated() {
-      if st.op.spec.isGradient || st.inputs.contains(where: { $0 >= 0 && $0 < buffers.count && gradient.contains(roots[$0]) }) {
+      let readsGradient = st.inputs.contains { $0 >= 0 && $0 < buffers.count && gradient.contains(roots[$0]) }
+      if st.op.spec.isGradient || readsGradient {
         out.insert(i)
         for o in st.outputs { gradient.insert(o) }
       }

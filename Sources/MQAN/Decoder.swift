@@ -22,7 +22,8 @@ public final class MQANDecoder {
     options.fuse = fuse
     let run = ExecutorOptions(profile: profile, traceCapacity: traceCapacity)
     let plans = MQANPlanOptions(decoder: mode)
-    encoder = try Executor(plan: MQANPlans.compile(kind: .encode, config: config, options: plans, compileOptions: options).plan,
+    encoder = try Executor(plan: MQANPlans.compile(kind: .encode, config: config, options: plans,
+                                                   compileOptions: options).plan,
                            params: params, threads: threads, options: run)
     step = try Executor(plan: MQANPlans.compile(kind: .decodeStep, config: config, options: plans,
                                                 compileOptions: options).plan,

@@ -41,7 +41,8 @@ public enum ParityCheck {
 
     // 1. decaNLP's training computation, teacher forced, dropout off.
     var teacherForced = MQANPlanOptions(decoder: .consistent)
-    (teacherForced.probs, teacherForced.activations) = (true, true)
+    teacherForced.probs = true
+    teacherForced.activations = true
     let train = try planTransform(compile(fuse: fuse, MQANPlans.graph(kind: .forward, config: fx.config,
                                                                         options: teacherForced)).plan)
     let trainOut = try Executor(plan: train, params: params, threads: threads, options: options).run(try fx.inputs())
@@ -80,7 +81,10 @@ public enum ParityCheck {
       feed["answer"] = try greedyInput(expectedIDs, steps: steps, initToken: fx.config.initToken)
       feed["answer_limited"] = nil
       var greedyOptions = MQANPlanOptions(decoder: .decanlp)
-      (greedyOptions.loss, greedyOptions.probs, greedyOptions.activations, greedyOptions.name) = (false, true, true, "greedy")
+      greedyOptions.loss = false
+      greedyOptions.probs = true
+      greedyOptions.activations = true
+      greedyOptions.name = "greedy"
       let greedy = try planTransform(compile(fuse: fuse, MQANPlans.graph(kind: .forward, config: fx.config,
                                                                           options: greedyOptions)).plan)
       let out = try Executor(plan: greedy, params: params, threads: threads, options: options).run(feed)
