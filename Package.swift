@@ -40,7 +40,8 @@ let package = Package(
     .target(name: "TestSupport", dependencies: ["Runtime"], path: "Tests/TestSupport"),
     .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "GraphIR", "TestSupport"]),
     // Runs the built `mqan` binary: bad input gives one line on stderr and a non-zero exit.
-    .testTarget(name: "CLITests", dependencies: ["mqan"]),
+    // It also builds a `Trainer` to compare its graph with what `mqan compile` prints.
+    .testTarget(name: "CLITests", dependencies: ["mqan", "MQAN"]),
     .testTarget(name: "MQANTests", dependencies: ["MQAN", "Compiler", "Runtime", "GraphIR", "TestSupport"],
                 resources: [.copy("Fixtures")]),
   ]

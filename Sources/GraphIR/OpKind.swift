@@ -31,7 +31,89 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     var s = baseSpec
     s.gradient = GradientRules.rule(for: self)
     s.inPlace = inPlace
+    s.isGradient = isGradient
+    s.activationGradient = activationGradient
+    s.scratch = scratch
+    s.idOperands = idOperands
     return s
+  }
+
+  /// The inputs that hold ids, targets, positions or lengths, and the range their values must lie
+  /// in (the runtime checks fed values against these before any kernel runs).
+  var idOperands: [IdOperand] {
+    let extended = IdBound.attributeOrOutputDim("extended", output: 0, axis: -1)
+    switch self {
+    case .embedding: return [IdOperand(1, .inputDim(0, axis: 0), "ids (rows of the table)")]
+    case .mixture, .mixtureTopK:
+      return [IdOperand(4, extended, "context ids (extended vocabulary)"),
+              IdOperand(6, extended, "question ids (extended vocabulary)")]
+    case .nllLoss: return [IdOperand(1, .inputDim(0, axis: -1), ignore: "ignore", "targets (columns of P)")]
+    case .mixtureNll, .mixtureNllGrad:
+      let o = self == .mixtureNll ? 0 : 1
+      return [IdOperand(4 + o, .attribute("extended"), "context ids (extended vocabulary)"),
+              IdOperand(6 + o, .attribute("extended"), "question ids (extended vocabulary)"),
+              IdOperand(7 + o, .attribute("extended"), ignore: "ignore", "targets (extended vocabulary)")]
+    case .nllLossGrad: return [IdOperand(2, .inputDim(1, axis: -1), ignore: "ignore", "targets (columns of P)")]
+    case .mixtureGrad:
+      return [IdOperand(5, .inputDim(0, axis: -1), "context ids (extended vocabulary)"),
+              IdOperand(7, .inputDim(0, axis: -1), "question ids (extended vocabulary)")]
+    case .embeddingGrad: return [IdOperand(1, .attribute("rows"), "ids (rows of the table)")]
+    case .cacheUpdate:
+      return [IdOperand(1, .inputDim(0, axis: 0), "reorder (rows of the cache)"),
+              IdOperand(3, .inputDim(0, axis: 1), "step (slots of the cache)")]
+    case .scan:
+      return [IdOperand(-1, .inputDim(0, axis: 1), inclusive: true, onlyWith: "masked", "lengths (time steps)")]
+    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
+         .addN, .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .padMask, .softmax, .attention,
+         .layerNorm, .lstmCell, .topK, .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight,
+         .sliceGrad, .softmaxGrad, .attentionGrad, .layerNormGrad, .lstmCellGrad, .lengthMask:
+      return []
+    }
+  }
+
+  /// Per-thread scratch the op's kernel needs (the runtime sizes it at each binding).
+  var scratch: ScratchRule {
+    switch self {
+    case .attention: return .attentionScores(queries: 0, keys: 1, copies: 1)
+    case .attentionGrad: return .attentionScores(queries: 1, keys: 2, copies: 2)
+    case .mixtureTopK: return .mixtureRow
+    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
+         .addN, .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .embedding, .padMask, .softmax,
+         .layerNorm, .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .sumTo, .tanhGrad,
+         .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad, .layerNormGrad,
+         .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad, .mixtureNllGrad:
+      return .none
+    }
+  }
+
+  /// Backward ops: what gradient rules emit (never written by a model description).
+  var isGradient: Bool {
+    switch self {
+    case .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad,
+         .attentionGrad, .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad,
+         .mixtureNllGrad:
+      return true
+    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
+         .addN, .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .embedding, .padMask, .softmax,
+         .attention, .layerNorm, .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .mixtureTopK:
+      return false
+    }
+  }
+
+  /// An activation's backward op, `(g, y) -> dx` from the activation's output y (also what a
+  /// `linear` with that activation in its epilogue uses); nil for every other op.
+  var activationGradient: OpKind? {
+    switch self {
+    case .tanh: return .tanhGrad
+    case .sigmoid: return .sigmoidGrad
+    case .relu: return .reluGrad
+    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .addN, .linear, .matmul,
+         .concat, .slice, .reshape, .transpose, .broadcast, .embedding, .padMask, .softmax, .attention, .layerNorm,
+         .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .mixtureTopK, .sumTo, .tanhGrad,
+         .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad, .attentionGrad,
+         .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad, .mixtureNllGrad:
+      return nil
+    }
   }
 
   /// Which inputs an output may overwrite (the memory planner's choice, when nothing else still
@@ -107,6 +189,51 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
   }
 }
 
+/// Where the exclusive upper bound of an id operand's values comes from.
+public enum IdBound: Sendable, Equatable {
+  /// Dim `axis` (-1: the last) of input `k`'s shape.
+  case inputDim(Int, axis: Int)
+  /// A dim attribute.
+  case attribute(String)
+  /// A dim attribute, else dim `axis` (-1: the last) of output `output`'s shape.
+  case attributeOrOutputDim(String, output: Int, axis: Int)
+}
+
+/// An input of an op that holds ids, targets, positions or lengths: values must lie in
+/// [0, bound) ([0, bound] when `inclusive`), or equal the integer attribute `ignore` names.
+public struct IdOperand: Sendable, Equatable {
+  /// The input's position; -1: the last input.
+  public var input: Int
+  public var bound: IdBound
+  public var inclusive: Bool
+  public var ignore: String?
+  /// Checked only when this boolean attribute is true (a scan's lengths: `masked`).
+  public var onlyWith: String?
+  /// What the values are, for error messages.
+  public var what: String
+
+  public init(_ input: Int, _ bound: IdBound, inclusive: Bool = false, ignore: String? = nil, onlyWith: String? = nil,
+              _ what: String) {
+    self.input = input
+    self.bound = bound
+    self.inclusive = inclusive
+    self.ignore = ignore
+    self.onlyWith = onlyWith
+    self.what = what
+  }
+}
+
+/// How much per-thread scratch an op's kernel needs, in floats, at a binding of the dims.
+public enum ScratchRule: Sendable, Equatable {
+  case none
+  /// `copies * Tq * Tk`: attention probabilities (and their gradient), with `Tq` the dim 1 of
+  /// input `queries` and `Tk` the dim 1 of input `keys` (both `[B, T, D]`).
+  case attentionScores(queries: Int, keys: Int, copies: Int)
+  /// A row of the fused decoding output layer: the kernel's own count for (V, Lc, Lq), or a
+  /// whole mixture row (V + X) for its reference twin, whichever is larger.
+  case mixtureRow
+}
+
 /// FLOPs and bytes moved by one execution of a node, as formulas of the dims.
 public struct Cost: Hashable, Sendable {
   public var flops: Dim
@@ -134,10 +261,19 @@ public struct OpSpec: Sendable {
   public var nonDifferentiable: Set<Int>
   /// Pure data movement that can alias its input (the memory planner may make it a view).
   public var isView: Bool
-  /// The gradient rule autodiff uses (the training issue fills these in; nil: not differentiable yet).
+  /// The gradient rule autodiff uses (`Ops/GradientRules.swift`); nil: the op is not differentiated
+  /// (sources, decoding-only ops and the backward ops themselves).
   public var gradient: GradientRule?
   /// Output -> the inputs it may overwrite, in preference order (`OpKind.inPlace`).
   public var inPlace: [Int: [Int]] = [:]
+  /// A backward op (`OpKind.isGradient`): autodiff emits it; plans count it in their backward pass.
+  public var isGradient = false
+  /// For an activation, its backward op `(g, y) -> dx` (`OpKind.activationGradient`).
+  public var activationGradient: OpKind?
+  /// Per-thread scratch its kernel needs (`OpKind.scratch`).
+  public var scratch: ScratchRule = .none
+  /// Inputs holding ids, targets, positions or lengths, with their bounds (`OpKind.idOperands`).
+  public var idOperands: [IdOperand] = []
 
   public init(arity: ClosedRange<Int>, kernel: String, nonDifferentiable: Set<Int> = [],
               isView: Bool = false, gradient: GradientRule? = nil,

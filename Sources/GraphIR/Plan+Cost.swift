@@ -39,25 +39,12 @@ extension Plan {
   /// emits and every step that reads what they (transitively) produce. Scan bodies follow
   /// their scan.
   public var backwardSteps: Set<Int> {
-    var roots = Array(buffers.indices)
-    for i in buffers.indices {
-      var r = i, hops = 0
-      while case .view(let of) = buffers[r].storage, hops < buffers.count { r = of; hops += 1 }
-      roots[i] = r
-    }
+    let roots = buffers.indices.map(rootBuffer)
     var gradient = Set<Int>()
     var out = Set<Int>()
     for (i, st) in steps.enumerated() {
-      let isBackwardOp: Bool
-      switch st.op {
-      case .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad,
-           .attentionGrad, .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad,
-           .mixtureNllGrad:
-        isBackwardOp = true
-      default:
-        isBackwardOp = false
-      }
-      if isBackwardOp || st.inputs.contains(where: { $0 >= 0 && $0 < buffers.count && gradient.contains(roots[$0]) }) {
+      let readsGradient = st.inputs.contains { $0 >= 0 && $0 < buffers.count && gradient.contains(roots[$0]) }
+      if st.op.spec.isGradient || readsGradient {
         out.insert(i)
         for o in st.outputs { gradient.insert(o) }
       }

@@ -23,7 +23,7 @@ extension Plan {
   /// - Parameter outerInputs: nil for a top-level plan; for a body plan, how many inputs its scan
   ///   step has.
   public func verify(outerInputs: Int? = nil) throws(PlanError) {
-    try verifyPlan(self, outerInputs: outerInputs)
+    try checkInvariants(of: self, outerInputs: outerInputs)
   }
 
   /// The buffer whose memory `b` uses: the base of a view, else `b` itself.
@@ -90,7 +90,7 @@ extension Plan {
   }
 }
 
-func verifyPlan(_ plan: Plan, outerInputs: Int?) throws(PlanError) {
+func checkInvariants(of plan: Plan, outerInputs: Int?) throws(PlanError) {
   func fail(_ problem: String) -> PlanError { PlanError(plan: plan.name, problem: problem) }
   let producers = try plan.producingSteps()
   try plan.checkStepTypes()
@@ -196,5 +196,5 @@ private func verifyScanParts(of s: Step, at index: Int, in plan: Plan) throws(Pl
   guard case .workspace(index, s.stage, s.stage) = plan.buffers[w].storage else {
     throw fail("scan step \(s.label): workspace #\(w) is \(plan.buffers[w].storage), not live in stage \(s.stage)")
   }
-  try verifyPlan(s.body[0], outerInputs: s.inputs.count)
+  try checkInvariants(of: s.body[0], outerInputs: s.inputs.count)
 }

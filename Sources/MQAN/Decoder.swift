@@ -25,9 +25,12 @@ public final class MQANDecoder {
     options.fuse = fuse
     options.gemm = gemm
     let run = ExecutorOptions(profile: profile, traceCapacity: traceCapacity)
-    encoder = try Executor(plan: Compiler.compile(MQANGraph.encoder(config, crossAttention: mode), options: options).plan,
+    let plans = MQANPlanOptions(decoder: mode)
+    encoder = try Executor(plan: MQANPlans.compile(kind: .encode, config: config, options: plans,
+                                                   compileOptions: options).plan,
                            params: params, threads: threads, options: run)
-    step = try Executor(plan: Compiler.compile(MQANGraph.decodeStep(config, mode: mode), options: options).plan,
+    step = try Executor(plan: MQANPlans.compile(kind: .decodeStep, config: config, options: plans,
+                                                compileOptions: options).plan,
                         params: params, threads: threads, options: run)
   }
 

@@ -1,7 +1,7 @@
 import Foundation
 import GraphIR
 
-/// decaNLP's building blocks (models/common.py), each a few builder calls.
+/// decaNLP's building blocks (models/common.py; docs/MQAN.md, section 2), each a few builder calls.
 extension MQANGraph {
   func p(_ name: String, _ shape: [Int]) throws(GraphError) -> Value { try b.param(name, shape.map { Dim($0) }) }
 

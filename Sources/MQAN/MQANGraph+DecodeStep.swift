@@ -1,7 +1,8 @@
 import Foundation
 import GraphIR
 
-/// Incremental decoding: the `encode` plan's inference outputs and the `decode-step` plan.
+/// Incremental decoding: the `encode` plan's inference outputs and the `decode-step` plan (decaNLP's
+/// greedy loop, docs/MQAN.md section 5, with key/value caches and beams).
 extension MQANGraph {
   /// Names of the decode-step plan's tensors (inputs, outputs and the encoder outputs it reads).
   public enum Step {

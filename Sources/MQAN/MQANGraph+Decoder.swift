@@ -1,7 +1,8 @@
 import Foundation
 import GraphIR
 
-/// MQAN's teacher-forced decoder: transformer decoder, dual-pointer LSTM decoder, output mixture.
+/// MQAN's teacher-forced decoder: transformer decoder, dual-pointer LSTM decoder, output mixture
+/// (docs/MQAN.md, section 4).
 extension MQANGraph {
   struct Decoded {
     var probs: Value
@@ -31,7 +32,7 @@ extension MQANGraph {
     for l in 0..<config.transformerLayers {
       let p = "self_attentive_decoder.layers.\(l)"
       // Training attends encoder output l+1 with the context mask; decaNLP's greedy attends
-      // output l with no mask (MQAN_ARCHITECTURE.md section 5).
+      // output l with no mask (docs/MQAN.md, section 5).
       let memory = enc.selfAttendedContext[greedy ? l : l + 1]
       x = try multiHeadBlock(x, x, "\(p).selfattn", keyPadding: answerPad, causal: true)
       x = try multiHeadBlock(x, memory, "\(p).attention", keyPadding: greedy ? nil : padC, causal: false)

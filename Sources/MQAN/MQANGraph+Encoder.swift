@@ -1,6 +1,6 @@
 import GraphIR
 
-/// MQAN's encoder (MultitaskQuestionAnsweringNetwork.forward up to the decoder).
+/// MQAN's encoder (MultitaskQuestionAnsweringNetwork.forward up to the decoder; docs/MQAN.md, section 3).
 extension MQANGraph {
   struct Encoded {
     var selfAttendedContext: [Value]

@@ -1,6 +1,7 @@
 import GraphIR
 
-/// Which transformer-decoder computation a graph uses (DESIGN.md, MQAN_ARCHITECTURE.md section 5).
+/// Which transformer-decoder computation a graph uses (docs/MQAN.md, sections 4 and 5, and the first
+/// of its section 6's surprises).
 public enum DecoderMode: String, Codable, Sendable, CaseIterable {
   /// decaNLP's greedy decoding: embeddings scaled by sqrt(d), layer l attends encoder output l,
   /// no context mask in the cross-attention.
@@ -49,7 +50,7 @@ public enum MQANDims {
   public static let K = Dim.sym("K"), S = Dim.sym("S")
 }
 
-/// MQAN described once with the graph builder, exactly as MQAN_ARCHITECTURE.md gives it.
+/// MQAN described once with the graph builder, exactly as docs/MQAN.md gives decaNLP's computation.
 public struct MQANGraph {
   public let config: ModelConfig
   let b: GraphBuilder
@@ -131,8 +132,8 @@ public struct MQANGraph {
 
   /// The decoder alone, over the encoder's outputs (fed as inputs, as `encoder(_:)` returns them):
   /// the teacher-forced decoder on an answer prefix, returning the mixture P `[B, Ta-1, X]`.
-  /// Greedy decoding runs it on a growing prefix (the decode-step plan with key/value caches
-  /// comes with the inference issue).
+  /// `PrefixDecoder` runs it on a growing prefix: the slow, exact reference twin of the
+  /// `decode-step` plan with key/value caches (`decodeStep(_:mode:)`) that decoding runs.
   public static func decoder(_ config: ModelConfig, mode: DecoderMode, name: String = "decode") throws(ModelError) -> Graph {
     try config.validate()
     var m = MQANGraph(config: config, name: name, recordActivations: false)

@@ -1,6 +1,7 @@
 import Runtime
 
-/// PyTorch's default initialisation of MQAN's parameters (decaNLP has no custom init).
+/// PyTorch's default initialisation of MQAN's parameters (decaNLP has no custom init; docs/MQAN.md,
+/// section 1).
 public enum ParameterInit {
   /// Linear weights and biases U(±1/√fan_in); LSTM weights and biases U(±1/√hidden); the
   /// coattention sentinels N(0, 1); LayerNorm γ = 1, β = 0.

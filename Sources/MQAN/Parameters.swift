@@ -1,4 +1,5 @@
-/// decaNLP's state_dict for a config: every key and shape, in decaNLP's module order.
+/// decaNLP's state_dict for a config: every key and shape, in decaNLP's module order (docs/MQAN.md,
+/// section 1).
 ///
 /// The table includes the two `linear_in` weights that decaNLP creates but never uses, because
 /// decaNLP counts them (14,469,902 parameters at the default size); the graph uses the others.

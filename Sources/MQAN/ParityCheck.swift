@@ -43,8 +43,11 @@ public enum ParityCheck {
     var results: [String: HostTensor] = [:]
 
     // 1. decaNLP's training computation, teacher forced, dropout off.
-    let train = try planTransform(compile(fuse: fuse, gemm: gemm, MQANGraph.forward(fx.config, options: ForwardOptions(
-      decoder: .consistent, loss: true, probs: true, activations: true))).plan)
+    var teacherForced = MQANPlanOptions(decoder: .consistent)
+    teacherForced.probs = true
+    teacherForced.activations = true
+    let train = try planTransform(compile(fuse: fuse, gemm: gemm, MQANPlans.graph(kind: .forward, config: fx.config,
+                                                                        options: teacherForced)).plan)
     let trainOut = try Executor(plan: train, params: params, threads: threads, options: options).run(try fx.inputs())
     results["expected.loss"] = trainOut["loss"]
     results["expected.probs"] = trainOut["probs"]
@@ -53,11 +56,12 @@ public enum ParityCheck {
     // 2. The backward pass: autodiff's gradients of the same loss.
     if fx.file.tensors.keys.contains(where: { $0.hasPrefix("expected.grad.") }) {
       var compileOptions = CompileOptions()
-      compileOptions.differentiate = "loss"
       compileOptions.fuse = fuse
       compileOptions.gemm = gemm
-      let graph = try MQANGraph.forward(fx.config, options: ForwardOptions(decoder: .consistent, loss: true))
-      let plan = try planTransform(Compiler.compile(graph, options: compileOptions).plan)
+      // The train plan with dropout off (the fixtures are evaluation-mode numbers).
+      let plan = try planTransform(MQANPlans.compile(kind: .train, config: fx.config,
+                                                     options: MQANPlanOptions(decoder: .consistent, dropout: nil),
+                                                     compileOptions: compileOptions).plan)
       let out = try Executor(plan: plan, params: params, threads: threads, options: options).run(try fx.inputs())
       for (k, v) in out where k.hasPrefix("grad.") { results["expected.\(k)"] = v }
 
@@ -80,8 +84,13 @@ public enum ParityCheck {
       var feed = try fx.inputs()
       feed["answer"] = try greedyInput(expectedIDs, steps: steps, initToken: fx.config.initToken)
       feed["answer_limited"] = nil
-      let greedy = try planTransform(compile(fuse: fuse, gemm: gemm, MQANGraph.forward(fx.config, options: ForwardOptions(
-        decoder: .decanlp, loss: false, probs: true, activations: true), name: "greedy")).plan)
+      var greedyOptions = MQANPlanOptions(decoder: .decanlp)
+      greedyOptions.loss = false
+      greedyOptions.probs = true
+      greedyOptions.activations = true
+      greedyOptions.name = "greedy"
+      let greedy = try planTransform(compile(fuse: fuse, gemm: gemm, MQANPlans.graph(kind: .forward, config: fx.config,
+                                                                          options: greedyOptions)).plan)
       let out = try Executor(plan: greedy, params: params, threads: threads, options: options).run(feed)
       for (k, v) in out where k.hasPrefix("act.greedy") { results["expected.\(k)"] = v }
       if let probs = out["probs"] {
@@ -131,12 +140,15 @@ public enum ParityCheck {
     let tol = max(e.reduce(Float(0)) { max($0, abs($1)) } * 1e-4, 1e-9)
     let g = (grad.flatMap { try? $0.floats }) ?? []
     let gmax = g.reduce(Float(0)) { max($0, abs($1)) }
-    var maxAbs: Float = 0, worstExcess: Float = 0, worst = -1
+    let maxAbs = maxAbsError(e, a).error
+    var worstExcess: Float = 0, worst = -1
     for i in e.indices {
       let d = abs(e[i] - a[i])
       let allowed = tol + (i < g.count && abs(g[i]) < gmax * 1e-4 ? lr : 0)
-      if !(d <= maxAbs) { maxAbs = d }
-      if !(d <= allowed), worst < 0 || d - allowed > worstExcess { worst = i; worstExcess = d - allowed }
+      guard !(d <= allowed) else { continue }
+      // A NaN difference fails (`!(NaN <= allowed)`) and, once found, stays the worst element.
+      let excess = d - allowed
+      if worst < 0 || (!worstExcess.isNaN && (excess.isNaN || excess > worstExcess)) { worst = i; worstExcess = excess }
     }
     let detail = String(format: "max_abs=%.1e tol=%.0e", maxAbs, tol)
       + (worst < 0 ? "" : " at flat index \(worst): expected \(e[worst]), got \(a[worst])")
@@ -204,6 +216,19 @@ public enum ParityCheck {
                       detail: "ids_equal=\(mismatches == 0) mismatches=\(mismatches)\(first)")
   }
 
+  /// The largest |expected - actual| and its flat index. Once an element differs by NaN (a NaN on
+  /// either side, or infinities of the same sign) the result is NaN at the first such element, so a
+  /// later finite element can never hide it; an infinite difference likewise stays the maximum.
+  static func maxAbsError(_ e: [Float], _ a: [Float]) -> (error: Float, index: Int) {
+    var maxAbs: Float = 0, worst = 0
+    for i in 0..<min(e.count, a.count) {
+      let d = abs(e[i] - a[i])
+      if d.isNaN { return (.nan, i) }
+      if d > maxAbs { maxAbs = d; worst = i }
+    }
+    return (maxAbs, worst)
+  }
+
   static func compare(_ name: String, expected: HostTensor, actual: HostTensor, tolerance: Float) -> ParityLine {
     let expShape = expected.shape, actShape = actual.shape
     guard let e = try? expected.floats, let a = try? actual.floats else {
@@ -212,12 +237,7 @@ public enum ParityCheck {
     guard e.count == a.count, expShape.reduce(1, *) == actShape.reduce(1, *) else {
       return ParityLine(status: .fail, name: name, detail: "shape: expected \(expShape), got \(actShape)")
     }
-    var maxAbs: Float = 0
-    var worst = 0
-    for i in 0..<e.count {
-      let d = abs(e[i] - a[i])
-      if !(d <= maxAbs) { maxAbs = d; worst = i }   // NaN counts as worst
-    }
+    let (maxAbs, worst) = maxAbsError(e, a)
     let ok = maxAbs <= tolerance
     let detail = String(format: "max_abs=%.1e tol=%.0e", maxAbs, tolerance)
       + (ok ? "" : " at flat index \(worst): expected \(e[worst]), got \(a[worst])")

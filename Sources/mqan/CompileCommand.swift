@@ -3,7 +3,6 @@ import Compiler
 import Foundation
 import GraphIR
 import MQAN
-import Runtime
 
 /// `mqan compile`: show MQAN's graphs and plans, and write a plan file.
 struct CompileCommand: ParsableCommand {
@@ -16,6 +15,11 @@ struct CompileCommand: ParsableCommand {
   }
   enum Emit: String, ExpressibleByArgument, CaseIterable { case summary, ir, dot, plan, kernels, memory }
 
+  @Argument(help: """
+    A graph in the text IR (FILE.mqir, e.g. IR/tiny.train.mqir) to compile instead of MQAN's plans; \
+    --preset, --config, --plan, --dropout and --decoder do not apply to it.
+    """)
+  var graphFile: String?
   @OptionGroup var model: ModelOptions
   @OptionGroup var gemm: GemmOption
   @Option(help: """
@@ -23,6 +27,16 @@ struct CompileCommand: ParsableCommand {
     (one decoding step over key/value caches), or all three.
     """)
   var plan: PlanKind = .train
+  @Option(help: """
+    Training-mode dropout of the train plan at decaNLP's sites (default none, the parity graph; \
+    `mqan train` runs 0.2, decaNLP's dropout_ratio, unless given --dropout: pass --dropout 0.2 to \
+    see exactly the graph it runs).
+    """)
+  var dropout: Float?
+  @Option(help: "The transformer decoder's computation: consistent (decaNLP's training computation) or decanlp.")
+  var decoder: String = "consistent"
+  @Option(help: "With FILE.mqir: differentiate this scalar output (the graph gains its backward pass).")
+  var differentiate: String?
   @Option(help: "What to print: summary, ir, dot, plan, kernels or memory.")
   var emit: Emit = .summary
   @Option(help: "Print the graph after this pass (infer-shapes, dce, cse, ...).")
@@ -38,40 +52,65 @@ struct CompileCommand: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
-      let (name, config) = try model.load()
       let env = try parseShape(shape)
-      let kinds: [PlanKind] = plan == .all ? [.train, .encode, .decodeStep] : [plan]
+      var base = CompileOptions()
+      base.verifyEach = verifyEach
+      base.fuse = !noFuse
+      base.dumpAfter = dumpAfter
+      base.gemm = try gemm.target()
+      if let path = graphFile {
+        // A graph from its text form, through the same pipeline and reports.
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+          throw ValidationError("\(path): cannot read the graph file (\(error.localizedDescription))")
+        }
+        let graph = try Graph(parsing: text, file: path)
+        base.differentiate = differentiate
+        let plan = try emitting(path, config: nil, graph: graph, options: base, env: env)
+        if let out = output { try PlanFile(plans: [plan]).write(to: out) }
+        return
+      }
+      if differentiate != nil { throw ValidationError("--differentiate applies to a graph file (FILE.mqir) only") }
+      guard let mode = DecoderMode(rawValue: decoder) else {
+        throw ValidationError("unknown --decoder \"\(decoder)\" (decanlp or consistent)")
+      }
+      if let p = dropout, !(p >= 0 && p < 1) { throw ValidationError("--dropout must be in [0, 1), got \(p)") }
+      let (name, config) = try model.load()
+      let kinds: [MQANPlanKind] = switch plan {
+      case .all: [.train, .encode, .decodeStep]
+      case .train: [.train]
+      case .encode: [.encode]
+      case .decodeStep: [.decodeStep]
+      }
       var plans: [Plan] = []
       for kind in kinds {
-        let graph: Graph
-        switch kind {
-        case .encode: graph = try MQANGraph.encoder(config, crossAttention: .consistent)
-        case .decodeStep: graph = try MQANGraph.decodeStep(config, mode: .consistent)
-        case .train, .all: graph = try MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true))
-        }
-        let start = DispatchTime.now().uptimeNanoseconds
-        var options = CompileOptions()
-        options.verifyEach = verifyEach
-        options.fuse = !noFuse
-        options.gemm = try gemm.target()
-        // The train plan is forward + loss + backward (the Adam update runs on its outputs).
-        if kind == .train { options.differentiate = "loss" }
-        options.dumpAfter = dumpAfter
-        let c = try compile(graph, options: options)
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        plans.append(c.plan)
-        for d in c.dumps { print("// after \(d.pass)\n\(d.text)") }
-        switch emit {
-        case .summary: print(try Summary.text(name: name, config: config, compilation: c, env: env, seconds: seconds))
-        case .ir: print(c.graph.text())
-        case .dot: print(c.graph.dot())
-        case .plan: print(c.plan.text())
-        case .kernels: print(Summary.kernels(c.plan))
-        case .memory: print(try c.plan.memoryReport(env))
-        }
+        // The graph every other command builds for this kind (the train plan is forward + loss +
+        // backward; the Adam update runs on its outputs).
+        let graph = try MQANPlans.graph(kind: kind, config: config,
+                                        options: MQANPlanOptions(decoder: mode, dropout: dropout))
+        plans.append(try emitting(name, config: config, graph: graph,
+                                  options: MQANPlans.compileOptions(kind: kind, base), env: env))
       }
       if let path = output { try PlanFile(plans: plans).write(to: path) }
     }
+  }
+
+  /// Compiles `graph` and prints what `--emit` asks for; returns the plan.
+  func emitting(_ name: String, config: ModelConfig?, graph: Graph, options: CompileOptions,
+                env: [String: Int]) throws -> Plan {
+    let start = DispatchTime.now().uptimeNanoseconds
+    let c = try compile(graph, options: options)
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    for d in c.dumps { print("// after \(d.pass)\n\(d.text)") }
+    switch emit {
+    case .summary: print(try Summary.text(name: name, config: config, compilation: c, env: env, seconds: seconds))
+    case .ir: print(c.graph.text())
+    case .dot: print(c.graph.dot())
+    case .plan: print(c.plan.text())
+    case .kernels: print(Summary.kernels(c.plan))
+    case .memory: print(try c.plan.memoryReport(env))
+    }
+    return c.plan
   }
 
   func parseShape(_ text: String) throws -> [String: Int] {

@@ -146,8 +146,7 @@ extension ProfileCommand {
       options.gemm = try gemm.target()
       if mode == .train { options.differentiate = "loss" }
       options.fuse = !noFuse
-      plan = try compile(MQANGraph.forward(config, options: ForwardOptions(decoder: .consistent, loss: true)),
-                         options: options).plan
+      plan = try compile(MQANPlans.graph(kind: .train, config: config), options: options).plan
     }
     let training = plan.outputs.contains { $0.name.hasPrefix("grad.") }
     let exec = try Executor(plan: plan, params: params, threads: threads,

@@ -155,9 +155,5 @@ struct ChromeTrace {
   }
 }
 
-/// CLOCK_MONOTONIC now, in nanoseconds (the clock trace events use).
-func monotonicNow() -> UInt64 {
-  var ts = timespec()
-  clock_gettime(CLOCK_MONOTONIC, &ts)
-  return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-}
+/// CLOCK_MONOTONIC now, in nanoseconds: the runtime's clock, the one trace events use.
+func monotonicNow() -> UInt64 { monotonicNanoseconds() }

@@ -2,18 +2,37 @@ import Compiler
 import Foundation
 import GraphIR
 import MQAN
-import Runtime
 
 /// The text of `mqan compile --emit summary` and `--emit kernels`.
 enum Summary {
-  static func text(name: String, config: ModelConfig, compilation c: Compilation, env: [String: Int],
+  /// `config` nil: a graph read from a file (`mqan compile FILE.mqir`), no model to describe.
+  static func text(name: String, config: ModelConfig?, compilation c: Compilation, env: [String: Int],
                    seconds: Double) throws -> String {
     let plan = c.plan
-    let decaNLPCount = MQANParameters.count(config)
-    let widths = headWidths(config.dimension, config.transformerHeads)
     let flops = plan.stats.flops
     let layout = try plan.layout(env)
     let shape = env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+    var lines: [String] = []
+    if let config {
+      lines += modelLines(name: name, config: config, plan: plan)
+    } else {
+      lines.append("plan \(plan.name): the graph of \(name)")
+      lines.append("parameters: the graph uses \(group(plan.stats.parameterCount))")
+    }
+    lines.append("nodes: \(plan.stats.nodesBefore) before passes, \(plan.stats.nodesAfter) after (scan bodies counted)")
+    let lanes = (plan.steps.map(\.lane).max() ?? 0) + 1
+    lines.append("steps: \(plan.steps.count) in \(plan.stageCount) stages, up to \(lanes) lanes")
+    lines.append("FLOPs per step: \(flops)")
+    lines.append("  at \(shape): \(String(format: "%.3f", Double(try flops.evaluate(env)) / 1e9)) GFLOP")
+    lines.append("arena at \(shape): \(mb(layout.arenaBytes)) (sum of all buffers \(mb(layout.totalBytes)))")
+    lines.append("compile time: \(String(format: "%.3f", seconds)) s")
+    return lines.joined(separator: "\n")
+  }
+
+  /// The model's dims and decaNLP's parameter count against the plan's.
+  static func modelLines(name: String, config: ModelConfig, plan: Plan) -> [String] {
+    let decaNLPCount = MQANParameters.count(config)
+    let widths = headWidths(config.dimension, config.transformerHeads)
     var lines: [String] = []
     lines.append("plan \(plan.name): MQAN \(name) (dimension \(config.dimension), heads \(widths.map(String.init).joined(separator: "/")), "
                  + "transformer_hidden \(config.transformerHidden), transformer_layers \(config.transformerLayers), "
@@ -25,14 +44,7 @@ enum Summary {
       : "not read by this plan, linear_in's \(group(neverCalled)) among them"
     lines.append("parameters: \(group(decaNLPCount)) as decaNLP counts; the graph uses \(group(plan.stats.parameterCount))"
                  + (unused > 0 ? " (\(group(unused)) \(why))" : ""))
-    lines.append("nodes: \(plan.stats.nodesBefore) before passes, \(plan.stats.nodesAfter) after (scan bodies counted)")
-    let lanes = (plan.steps.map(\.lane).max() ?? 0) + 1
-    lines.append("steps: \(plan.steps.count) in \(plan.stageCount) stages, up to \(lanes) lanes")
-    lines.append("FLOPs per step: \(flops)")
-    lines.append("  at \(shape): \(String(format: "%.3f", Double(try flops.evaluate(env)) / 1e9)) GFLOP")
-    lines.append("arena at \(shape): \(mb(layout.arenaBytes)) (sum of all buffers \(mb(layout.totalBytes)))")
-    lines.append("compile time: \(String(format: "%.3f", seconds)) s")
-    return lines.joined(separator: "\n")
+    return lines
   }
 
   /// Every step's kernel, as the op table binds it, with what fusion folded into it.

@@ -2,7 +2,6 @@
 // a random upstream g, the analytic gradient of L(x) = f(x) · g (in double) against the central
 // difference (L(x + ε e_i) - L(x - ε e_i)) / 2ε at a sample of coordinates i, at smooth points.
 import CKernels
-import COpenBLAS
 import Testing
 
 /// Σ a_i b_i in double.
@@ -87,31 +86,8 @@ func checkGradient(
     }
   }
 
-  /// y = x wᵀ through cblas as the runtime's linear calls it; the gradients as the runtime's
-  /// linear_grad_input (g w) and linear_grad_weight (gᵀ x, split over output rows) call it.
-  @Test func linearGrads() {
-    mq_blas_single_thread()
-    var rng = SplitMix64(seed: 14)
-    let m = 5, k = 4, n = 3
-    let x = randomFloats(m * k, &rng), w = randomFloats(n * k, &rng), g = randomFloats(m * n, &rng)
-    func forward(_ x: [Float], _ w: [Float]) -> [Float] {
-      var y = [Float](repeating: 0, count: m * n)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, x, Int32(k), w, Int32(k), 0, &y, Int32(n))
-      return y
-    }
-    var dx = [Float](repeating: 0, count: m * k), dw = [Float](repeating: 0, count: n * k)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(k), Int32(n), 1, g, Int32(n), w, Int32(k), 0, &dx, Int32(k))
-    g.withUnsafeBufferPointer { gp in // output rows [0, 1) and [1, n): A = g + n0, lda = N
-      dw.withUnsafeMutableBufferPointer { dp in
-        for (n0, n1) in [(0, 1), (1, n)] {
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(n1 - n0), Int32(k), Int32(m), 1, gp.baseAddress! + n0,
-                      Int32(n), x, Int32(k), 0, dp.baseAddress! + n0 * k, Int32(k))
-        }
-      }
-    }
-    checkGradient("linear_grad_input", x: x, analytic: dx) { dot(forward($0, w), g) }
-    checkGradient("linear_grad_weight", x: w, analytic: dw) { dot(forward(x, $0), g) }
-  }
+  // linear's and matmul's gradients (linear_grad_input, linear_grad_weight, the transposed matmuls)
+  // are checked through the runtime's own kernels in CompilerTests/GradientCheckTests.swift.
 
   @Test(arguments: [(Float(-1e10), Float(0), false), (-Float.infinity, Float(1e-10), true), (Float(-1e10), Float(1e-10), true)])
   func maskedSoftmax(fill: Float, eps: Float, causal: Bool) {

@@ -91,13 +91,17 @@ private struct OutputLayerCase {
     #expect(same(fla, dl), "dlambda")
     #expect(same(fac, dac), "dac")
     #expect(same(faq, daq), "daq")
-    // The reference twin's backward: within float rounding.
-    var rl = fl, rg = fg, rla = fla, rac = fac, raq = faq
+    // The reference twin's backward: within float rounding. Its outputs start as NaN, so an
+    // element it never writes fails the comparison.
+    var rl = [Float](repeating: .nan, count: fl.count), rg = [Float](repeating: .nan, count: fg.count)
+    var rla = [Float](repeating: .nan, count: fla.count), rac = [Float](repeating: .nan, count: fac.count)
+    var raq = [Float](repeating: .nan, count: faq.count)
     mq_mixture_nll_backward_ref(&rl, &rg, &rla, &rac, &raq, gl, count, c.logits, c.gamma, c.lambda, c.ac, c.cids, c.aq,
                                 c.qids, c.targets, stats, Int64(t), Int64(v), Int64(lc), Int64(lq),
                                 OutputLayerCase.ignore, 0, Int64(rows))
-    for (a, r) in [(fl, rl), (fg, rg), (fla, rla), (fac, rac), (faq, raq)] {
-      #expect(zip(a, r).allSatisfy { abs($0 - $1) <= 1e-5 * max(1e-3, abs($1)) + 1e-7 })
+    for (what, a, r) in [("dlogits", fl, rl), ("dgamma", fg, rg), ("dlambda", fla, rla), ("dac", fac, rac), ("daq", faq, raq)] {
+      #expect(a.count == r.count && !r.contains { $0.isNaN }, "\(what): the reference left elements unwritten")
+      #expect(zip(a, r).allSatisfy { abs($0 - $1) <= 1e-5 * max(1e-3, abs($1)) + 1e-7 }, "\(what)")
     }
   }
 

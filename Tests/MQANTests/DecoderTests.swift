@@ -20,6 +20,9 @@ import Testing
       // decaNLP keeps decoding a finished row until every row is done; compare up to its <eos>.
       let got = out[row].map { l2f[$0] }
       let ref = Array(want[(row * t)..<(row * t + t)])
+      // A row ends at its <eos> or runs the full length; an empty answer matches nothing.
+      #expect(!got.isEmpty && got.count <= t, "row \(row): \(got)")
+      #expect(got.last == Int64(fx.config.eos) || got.count == t, "row \(row) stopped early: \(got)")
       #expect(Array(ref.prefix(got.count)) == got, "row \(row): \(got) vs \(ref)")
     }
   }
@@ -33,13 +36,51 @@ import Testing
     let fx = try ParityTests.fixture(name)
     let decoder = try MQANDecoder(config: fx.config, params: fx.params, mode: .decanlp, threads: 2)
     let feed = try fx.inputs()
-    let greedy = try decoder.decodeScored(feed, maxLength: 8)
-    let beam = try decoder.beamSearch(feed, options: .greedy(maxLength: 8, eos: Int32(fx.config.eos),
+    let maxLength = 8
+    let want = try Self.argmaxGreedy(fx, feed, maxLength: maxLength)
+    let greedy = try decoder.decodeScored(feed, maxLength: maxLength)
+    let beam = try decoder.beamSearch(feed, options: .greedy(maxLength: maxLength, eos: Int32(fx.config.eos),
                                                               initToken: Int32(fx.config.initToken)))
-    for (row, g) in greedy.enumerated() {
-      #expect(beam[row][0].tokens.map(Int.init) == g.tokens, "row \(row)")
-      #expect(abs(Double(beam[row][0].score) - g.score) < 1e-3 * max(1, abs(g.score)))
+    #expect(greedy.count == want.count && beam.count == want.count)
+    for (row, w) in want.enumerated() where row < greedy.count && row < beam.count {
+      // Every row generates at least one token and stops at <eos> or after maxLength tokens.
+      #expect(!w.tokens.isEmpty && w.tokens.count <= maxLength)
+      #expect(w.tokens.last == fx.config.eos || w.tokens.count == maxLength, "row \(row): \(w.tokens)")
+      #expect(greedy[row].tokens == w.tokens, "row \(row): \(greedy[row].tokens) vs argmax \(w.tokens)")
+      #expect(abs(greedy[row].score - w.score) < 1e-3 * max(1, abs(w.score)), "row \(row)")
+      let b = try #require(beam[row].first)
+      #expect(b.tokens.map(Int.init) == w.tokens, "row \(row)")
+      #expect(abs(Double(b.score) - w.score) < 1e-3 * max(1, abs(w.score)), "row \(row)")
     }
+  }
+
+  /// Greedy decoding written out independently of `BeamSearch` and of the `decode-step` plan: the
+  /// `encode` plan once, then the teacher-forced decoder over each whole prefix, the argmax of its
+  /// last position (ties to the lower id), until `<eos>` or `maxLength` tokens.
+  static func argmaxGreedy(_ fx: ParityFixture, _ feed: [String: HostTensor], maxLength: Int) throws
+    -> [(tokens: [Int], score: Double)]
+  {
+    let reference = try PrefixDecoder(config: fx.config, params: fx.params, mode: .decanlp, threads: 1)
+    var decFeed = try reference.encoder.run(MQANDecoder.encoderFeed(feed))
+    for name in ["context_limited", "question_limited", "embeddings", "limited_to_full"] { decFeed[name] = feed[name] }
+    var scorer = PrefixDecoder.Scorer(decoder: reference.decoder, feed: decFeed,
+                                      limitedToFull: try feed["limited_to_full"]!.asInt32(), pad: Int32(fx.config.pad))
+    let rows = feed["context_limited"]!.shape[0]
+    var prefixes = [[Int32]](repeating: [Int32(fx.config.initToken)], count: rows)
+    var out = [(tokens: [Int], score: Double)](repeating: ([], 0), count: rows)
+    var done = [Bool](repeating: false, count: rows)
+    for _ in 0..<maxLength where done.contains(false) {
+      let (logp, width) = try scorer.logProbabilities(tokens: prefixes, reorder: Array(0..<rows))
+      for r in 0..<rows where !done[r] {
+        var best = 0
+        for j in 1..<width where logp[r * width + j] > logp[r * width + best] { best = j }
+        out[r].tokens.append(best)
+        out[r].score += Double(logp[r * width + best])
+        prefixes[r].append(Int32(best))
+        if best == fx.config.eos || out[r].tokens.count == maxLength { done[r] = true }
+      }
+    }
+    return out
   }
 
   /// Consistent mode masks every padded position, so an example decodes the same alone as inside

@@ -97,14 +97,23 @@ func floats(_ t: HostTensor?) -> [Float] {
   guard let t, case .f32(let a) = t.storage else { return [] }
   return a
 }
+/// The largest |a - b| / max(1, |b|) and its index. Equal values (equal infinities included)
+/// differ by 0; a NaN on one side only, or infinities that differ, make the error NaN at the first
+/// such element, and nothing after it brings the error back down.
+func closeError(_ a: [Float], _ b: [Float]) -> (error: Float, index: Int) {
+  var worst: Float = 0, at = -1
+  for (i, (x, y)) in zip(a, b).enumerated() {
+    if x == y || (x.isNaN && y.isNaN) { continue }
+    let d = abs(x - y) / max(1, abs(y))
+    if !d.isFinite { return (.nan, i) }
+    if d > worst { worst = d; at = i }
+  }
+  return (worst, at)
+}
 func expectClose(_ a: [Float], _ b: [Float], tol: Float = 1e-5, _ what: String = "",
                  sourceLocation: SourceLocation = #_sourceLocation) {
   #expect(a.count == b.count, "\(what): \(a.count) vs \(b.count) elements", sourceLocation: sourceLocation)
-  var worst: Float = 0, at = -1
-  for (i, (x, y)) in zip(a, b).enumerated() {
-    let d = abs(x - y) / max(1, abs(y))
-    if !(d <= worst) || x.isNaN != y.isNaN { worst = x.isNaN != y.isNaN ? .infinity : d; at = i }
-  }
+  let (worst, at) = closeError(a, b)
   #expect(worst <= tol, "\(what): max diff \(worst) at \(at): \(at >= 0 ? a[at] : 0) vs \(at >= 0 ? b[at] : 0); first \(Array(a.prefix(5))) vs \(Array(b.prefix(5)))",
           sourceLocation: sourceLocation)
 }
@@ -389,5 +398,37 @@ func packedLSTM(x: [Float], lengths: [Int], h0: [Float], c0: [Float], wih: [Floa
     inputs["lengths"] = HostTensor(shape: [3], int32s: [3, 4, 1])
     let msg = error { _ = try ex.run(inputs) }
     #expect(msg.contains("input \"lengths\"") && msg.contains("holds 4 at [1]"), "\(msg)")
+  }
+}
+
+/// The oracle itself: a NaN or an over-tolerance error mid-tensor is never forgotten.
+@Suite struct CloseErrorTests {
+  @Test func aNaNMidTensorSticks() {
+    let want: [Float] = [1, 2, 3, 4, 5]
+    let (err, at) = closeError([1, 2.5, .nan, 4, 5], want)
+    #expect(err.isNaN && at == 2)
+    #expect(!(err <= 1e-5))
+    #expect(closeError([1, 2, 3, .infinity, 5], want).error.isNaN)
+    #expect(closeError([.infinity, 2, 3, 4, 5], [.infinity, 2, 3, 4, 5]).error == 0)
+    #expect(closeError([.nan, 2], [.nan, 2]).error == 0)
+    let small = closeError([1, 2, 3.5, 4, 5], want)
+    #expect(abs(small.error - 0.5 / 3) < 1e-7 && small.index == 2)
+  }
+}
+
+/// The op table's id operands reach the runtime's value checks: a masked scan's lengths may be
+/// at most T (inclusive), and a length past it is refused before any kernel runs.
+@Suite struct IdOperandCheckTests {
+  @Test func scanLengthsAreCheckedInclusively() throws {
+    let ex = try Executor(plan: biLSTMPlan(e: ExecutorTests.e, h: ExecutorTests.h), params: ExecutorTests.lstmParams(),
+                          threads: 1)
+    var inputs = ExecutorTests.lstmInputs()
+    inputs["lengths"] = HostTensor(shape: [3], int32s: [3, 3, 3])  // = T: allowed
+    _ = try ex.run(inputs)
+    inputs["lengths"] = HostTensor(shape: [3], int32s: [3, 4, 1])
+    let bad = inputs
+    let error = #expect(throws: RuntimeError.self) { _ = try ex.run(bad) }
+    let text = error.map { "\($0)" } ?? ""
+    #expect(text.contains("input \"lengths\"") && text.contains("lengths (time steps)") && text.contains("[0, 3]"), "\(text)")
   }
 }

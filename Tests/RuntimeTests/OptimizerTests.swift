@@ -5,31 +5,14 @@ import TestSupport
 
 @testable import Runtime
 
-
-/// Deterministic pseudo-normal numbers (sum of uniforms from an LCG).
-struct TestNumbers {
-  var state: UInt64
-  mutating func next() -> Float {
-    var s: Float = 0
-    for _ in 0..<4 {
-      state = state &* 6364136223846793005 &+ 1442695040888963407
-      s += Float(state >> 40) / Float(1 << 24) - 0.5
-    }
-    return s * 1.7
-  }
-  mutating func tensor(_ shape: [Int], scale: Float = 1) -> HostTensor {
-    HostTensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in next() * scale })
-  }
-}
-
 /// PyTorch's Adam after clip_grad_norm_, in double: the oracle for the float32 optimizer.
 struct ReferenceAdam {
-  var config: AdamConfig
+  var config: AdamSettings
   var p: [String: [Double]]
   var m: [String: [Double]] = [:], v: [String: [Double]] = [:]
   var t = 0
 
-  init(config: AdamConfig, params: [String: HostTensor]) {
+  init(config: AdamSettings, params: [String: HostTensor]) {
     self.config = config
     p = params.mapValues { (try! $0.floats).map(Double.init) }
     for (k, a) in p { (m[k], v[k]) = ([Double](repeating: 0, count: a.count), [Double](repeating: 0, count: a.count)) }
@@ -41,7 +24,7 @@ struct ReferenceAdam {
     let norm = g.values.reduce(0.0) { $0 + $1.reduce(0.0) { $0 + $1 * $1 } }.squareRoot()
     let coef = config.clip / (norm + 1e-6)
     let scale = config.clip > 0 && coef < 1 ? coef : 1
-    let lr = config.learningRate(step: t)
+    let lr = config.learningRate(t)
     let bc1 = 1 - pow(config.beta1, Double(t)), bc2 = 1 - pow(config.beta2, Double(t))
     for (k, gk) in g {
       for i in gk.indices {
@@ -76,51 +59,43 @@ struct ReferenceAdam {
     return (params, grads)
   }
 
-  static let config = AdamConfig(schedule: .transformer(dimension: 16, warmup: 3))
+  /// Adam's engine with a schedule that rises for 3 updates, then decays; a clip of 1.
+  static let config = AdamSettings(learningRate: { i in
+    let d = 16.0, w = 3.0, t = Double(i)
+    return 1 / d.squareRoot() * min(1 / t.squareRoot(), t / (w * w.squareRoot()))
+  }, beta1: 0.9, beta2: 0.98, eps: 1e-9, clip: 1)
 
   /// Runs `steps` updates and returns the parameters and the reports.
-  static func run(threads: Int, steps: Int = 6, config: AdamConfig = config, useReference: Bool = false)
+  static func run(threads: Int, steps: Int = 6, config: AdamSettings = config, useReference: Bool = false)
     throws -> ([String: [Float]], [AdamStepReport])
   {
     let (params, grads) = setup()
     let mem = ParameterMemory(params)
-    let opt = try AdamOptimizer(config: config, parameters: mem.buffers, threads: threads, useReference: useReference)
+    let opt = try AdamOptimizer(settings: config, parameters: mem.buffers, threads: threads, useReference: useReference)
     var reports: [AdamStepReport] = []
     for s in 0..<steps { reports.append(try opt.step(grads: grads[s], prefix: "grad.")) }
     return (mem.all, reports)
   }
 
-  @Test func scheduleMatchesDecaNLPsFormula() {
-    let c = AdamConfig.decaNLP(dimension: 200)
-    #expect(c.schedule == .transformer(dimension: 200, warmup: 800))
-    #expect((c.beta1, c.beta2, c.eps, c.clip) == (0.9, 0.98, 1e-9, 1.0))
-    // By hand: i = 1: 200^-0.5 * 1 * 800^-1.5 = (200 * 800^3)^-0.5 = 3.125e-6;
-    // i = 800: (200 * 800)^-0.5 = 1/400; i = 1600: 200^-0.5 * 1600^-0.5 = 1/(40 sqrt 200).
-    let expected: [(Int, Double)] = [(1, 3.125e-6), (800, 0.0025), (1600, 1 / (40 * 200.0.squareRoot()))]
-    for (i, lr) in expected { #expect(abs(c.learningRate(step: i) - lr) <= 1e-15 * lr, "i = \(i)") }
-    // Linear warmup, then inverse square root decay.
-    #expect(abs(c.learningRate(step: 400) - 0.00125) < 1e-15)
-    #expect(c.learningRate(step: 799) < c.learningRate(step: 800))
-    #expect(c.learningRate(step: 801) < c.learningRate(step: 800))
-    #expect(AdamConfig(schedule: .constant(0.001)).learningRate(step: 12345) == 0.001)
-  }
-
-  @Test func invalidConfigsAreRefused() {
-    #expect(throws: OptimizerError.self) { try AdamConfig(schedule: .transformer(dimension: 200, warmup: 0)).validate() }
-    #expect(throws: OptimizerError.self) { try AdamConfig(beta2: 1).validate() }
-    #expect(throws: OptimizerError.self) { try AdamConfig(schedule: .constant(.nan)).validate() }
+  @Test func invalidSettingsAreRefused() {
+    var bad = Self.config
+    bad.beta2 = 1
+    #expect(throws: OptimizerError.self) { try bad.validate() }
+    bad = Self.config
+    bad.eps = .nan
+    #expect(throws: OptimizerError.self) { try bad.validate() }
   }
 
   @Test func matchesDoublePrecisionPyTorchAdamOverSeveralSteps() throws {
     let (params, grads) = Self.setup()
     var ref = ReferenceAdam(config: Self.config, params: params)
     let mem = ParameterMemory(params)
-    let opt = try AdamOptimizer(config: Self.config, parameters: mem.buffers, threads: 2)
+    let opt = try AdamOptimizer(settings: Self.config, parameters: mem.buffers, threads: 2)
     for s in 0..<6 {
       let report = try opt.step(grads: grads[s], prefix: "grad.")
       ref.step(Dictionary(uniqueKeysWithValues: grads[s].map { (String($0.key.dropFirst(5)), $0.value) }))
       #expect(report.step == s + 1)
-      #expect(report.learningRate == Self.config.learningRate(step: s + 1))
+      #expect(report.learningRate == Self.config.learningRate(s + 1))
       #expect(report.updatedParameters == 4)
       for (name, got) in mem.all {
         let want = ref.p[name]!
@@ -142,13 +117,13 @@ struct ReferenceAdam {
     var noClip = Self.config
     noClip.clip = 0
     let a = ParameterMemory(params), b = ParameterMemory(params)
-    try AdamOptimizer(config: Self.config, parameters: a.buffers, threads: 1).step(grads: grads[0], prefix: "grad.")
-    try AdamOptimizer(config: noClip, parameters: b.buffers, threads: 1).step(grads: scaled, prefix: "grad.")
+    try AdamOptimizer(settings: Self.config, parameters: a.buffers, threads: 1).step(grads: grads[0], prefix: "grad.")
+    try AdamOptimizer(settings: noClip, parameters: b.buffers, threads: 1).step(grads: scaled, prefix: "grad.")
     #expect(a.all == b.all)
     // Below the max, clipping on or off makes no difference at all.
     let c = ParameterMemory(params), d = ParameterMemory(params)
-    try AdamOptimizer(config: Self.config, parameters: c.buffers, threads: 1).step(grads: grads[1], prefix: "grad.")
-    try AdamOptimizer(config: noClip, parameters: d.buffers, threads: 1).step(grads: grads[1], prefix: "grad.")
+    try AdamOptimizer(settings: Self.config, parameters: c.buffers, threads: 1).step(grads: grads[1], prefix: "grad.")
+    try AdamOptimizer(settings: noClip, parameters: d.buffers, threads: 1).step(grads: grads[1], prefix: "grad.")
     #expect(c.all == d.all)
   }
 
@@ -178,7 +153,7 @@ struct ReferenceAdam {
   @Test func parametersWithoutGradientsStayUnchangedWithZeroState() throws {
     let (params, grads) = Self.setup()
     let mem = ParameterMemory(params)
-    let opt = try AdamOptimizer(config: Self.config, parameters: mem.buffers, threads: 2)
+    let opt = try AdamOptimizer(settings: Self.config, parameters: mem.buffers, threads: 2)
     for s in 0..<3 { try opt.step(grads: grads[s], prefix: "grad.") }
     #expect(mem.values("unused.weight") == (try params["unused.weight"]!.floats))
     let state = opt.exportState()
@@ -190,7 +165,7 @@ struct ReferenceAdam {
   @Test func stepsAllocateNoState() throws {
     let (params, grads) = Self.setup()
     let mem = ParameterMemory(params)
-    let opt = try AdamOptimizer(config: Self.config, parameters: mem.buffers, threads: 2)
+    let opt = try AdamOptimizer(settings: Self.config, parameters: mem.buffers, threads: 2)
     let (address, bytes) = (opt.stateAddress, opt.stateBytes)
     // m and v of every parameter (padded to 16 floats) plus one Double per 16K block.
     let padded = Self.shapes.values.map { ($0.reduce(1, *) + 15) / 16 * 16 }.reduce(0, +)
@@ -207,14 +182,14 @@ struct ReferenceAdam {
     let (uninterrupted, _) = try Self.run(threads: 2)
     // Three steps, export, a new optimizer over copies of the parameters, three more steps.
     let first = ParameterMemory(params)
-    let a = try AdamOptimizer(config: Self.config, parameters: first.buffers, threads: 2)
+    let a = try AdamOptimizer(settings: Self.config, parameters: first.buffers, threads: 2)
     for s in 0..<3 { try a.step(grads: grads[s], prefix: "grad.") }
     let state = a.exportState()
     #expect(state.step == 3)
     let second = ParameterMemory(Dictionary(uniqueKeysWithValues: first.all.map {
       ($0.key, HostTensor(shape: Self.shapes[$0.key]!, floats: $0.value))
     }))
-    let b = try AdamOptimizer(config: Self.config, parameters: second.buffers, threads: 1)
+    let b = try AdamOptimizer(settings: Self.config, parameters: second.buffers, threads: 1)
     try b.importState(state)
     #expect(b.stepCount == 3 && b.exportState() == state)
     for s in 3..<6 { try b.step(grads: grads[s], prefix: "grad.") }
@@ -224,7 +199,7 @@ struct ReferenceAdam {
   @Test func badGradientsAndStatesAreRefusedBeforeAnythingChanges() throws {
     let (params, grads) = Self.setup()
     let mem = ParameterMemory(params)
-    let opt = try AdamOptimizer(config: Self.config, parameters: mem.buffers, threads: 2)
+    let opt = try AdamOptimizer(settings: Self.config, parameters: mem.buffers, threads: 2)
     var wrong = grads[0]
     wrong["grad.encoder.bias"] = HostTensor(shape: [8], floats: Array(repeating: 1, count: 8))
     #expect(throws: OptimizerError.tensorMismatch(name: "grad.encoder.bias", expected: "F32 [7]", actual: "F32 [8]")) {
@@ -250,7 +225,7 @@ struct ReferenceAdam {
     #expect(throws: OptimizerError.duplicateParameter("a")) {
       let p = UnsafeMutablePointer<Float>.allocate(capacity: 1)
       defer { p.deallocate() }
-      _ = try AdamOptimizer(config: Self.config, parameters: [.init(name: "a", shape: [1], pointer: p),
+      _ = try AdamOptimizer(settings: Self.config, parameters: [.init(name: "a", shape: [1], pointer: p),
                                                               .init(name: "a", shape: [1], pointer: p)], threads: 1)
     }
   }
@@ -259,7 +234,7 @@ struct ReferenceAdam {
     let (params, grads) = Self.setup()
     let (viaTensors, _) = try Self.run(threads: 2, steps: 1)
     let mem = ParameterMemory(params)
-    let opt = try AdamOptimizer(config: Self.config, parameters: mem.buffers, threads: 2)
+    let opt = try AdamOptimizer(settings: Self.config, parameters: mem.buffers, threads: 2)
     let g = ParameterMemory(Dictionary(uniqueKeysWithValues: grads[0].map { (String($0.key.dropFirst(5)), $0.value) }))
     var table: [String: UnsafePointer<Float>] = [:]
     for b in g.buffers { table[b.name] = UnsafePointer(b.pointer) }

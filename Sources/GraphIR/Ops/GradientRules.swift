@@ -14,9 +14,7 @@ enum GradientRules {
     case .sub: return sub
     case .mul: return mul
     case .affine: return affine
-    case .tanh: return activation(.tanhGrad)
-    case .sigmoid: return activation(.sigmoidGrad)
-    case .relu: return activation(.reluGrad)
+    case .tanh, .sigmoid, .relu: return activation(op)
     case .linear: return linear
     case .matmul: return matmul
     case .concat: return concat
@@ -59,16 +57,24 @@ enum GradientRules {
   static let affine: GradientRule = { c throws(GraphError) in
     [try c.builder.affine(try c.g(), alpha: c.node.attrs.float("alpha") ?? 1)]
   }
-  static func activation(_ grad: OpKind) -> GradientRule {
-    { c throws(GraphError) in [try c.builder.node(grad, [try c.g(), c.outputs[0]])[0]] }
+  /// `activationGradient(g, y)` of the activation `op`.
+  static func activation(_ op: OpKind) -> GradientRule {
+    { c throws(GraphError) in
+      guard let grad = op.activationGradient else {
+        throw .graph("node %\(c.index) (\(op.rawValue)): no activation gradient op in the op table")
+      }
+      return [try c.builder.node(grad, [try c.g(), c.outputs[0]])[0]]
+    }
   }
 
   /// y = act(x wᵀ + b): dz = act'(g); dx = dz w; dw = dzᵀ x; db = Σ dz.
   static let linear: GradientRule = { c throws(GraphError) in
     let b = c.builder
     var dz = try c.g()
-    if let a = c.node.attrs.string("activation"), let op = LinearOps.epilogues[a] {
-      let grad: OpKind = op == .relu ? .reluGrad : op == .tanh ? .tanhGrad : .sigmoidGrad
+    if let a = c.node.attrs.string("activation") {
+      guard let grad = LinearOps.epilogues[a]?.activationGradient else {
+        throw .graph("node %\(c.index) (linear): no gradient for the epilogue activation \"\(a)\"")
+      }
       dz = try b.node(grad, [dz, c.outputs[0]])[0]
     }
     let (x, w) = (c.inputs[0], c.inputs[1])

@@ -20,7 +20,12 @@ public final class Trainer {
   var tasks: [TaskState]
   let executor: Executor
   let optimizer: AdamOptimizer
+  /// decaNLP's Adam settings and schedule for this run (saved in checkpoints).
+  let optimizerConfig: AdamConfig
   public private(set) var step = 0
+  /// The train plan's graph after the compiler's passes (`mqan compile --plan train --emit ir`
+  /// prints the same graph for the same config and dropout).
+  public let trainGraph: Graph
   var best: Double?
 
   struct TaskState {
@@ -89,13 +94,12 @@ public final class Trainer {
 
     // The train plan, the executor and the optimizer.
     var compileOptions = CompileOptions()
-    compileOptions.differentiate = "loss"
     compileOptions.gemm = options.gemm ?? Gemm.best
-    var forward = ForwardOptions(decoder: .consistent, loss: true)
-    forward.dropout = options.dropout ?? 0.2  // decaNLP's dropout_ratio
-    if options.trainEmbeddings { forward.trainedEmbeddingRows = vocabulary.count }
-    let graph = try MQANGraph.forward(config, options: forward)
-    let plan = try Compiler.compile(graph, options: compileOptions).plan
+    let compilation = try MQANPlans.compile(kind: .train, config: config, options: .training(
+      dropout: options.dropout, trainedEmbeddingRows: options.trainEmbeddings ? vocabulary.count : nil),
+      compileOptions: compileOptions)
+    trainGraph = compilation.graph
+    let plan = compilation.plan
     var params = checkpoint?.parameters ?? ParameterInit.initialize(config, seed: options.seed)
     if options.trainEmbeddings { params["embeddings"] = table }
     for name in plan.paramNames where params[name] == nil {
@@ -105,8 +109,9 @@ public final class Trainer {
     let used = Set(plan.paramNames)
     params = params.filter { used.contains($0.key) }
     executor = try Executor(plan: plan, params: params, threads: options.threads)
-    optimizer = try AdamOptimizer(config: .decaNLP(dimension: config.dimension, warmup: options.warmup),
-                                  parameters: executor.parameterBuffers(), threads: options.threads)
+    optimizerConfig = .decaNLP(dimension: config.dimension, warmup: options.warmup)
+    optimizer = try AdamOptimizer(config: optimizerConfig, parameters: executor.parameterBuffers(),
+                                  threads: options.threads)
     if let state = checkpoint?.optimizer { try optimizer.importState(state) }
 
     var positions: [String: BatchIteratorState] = [:]
@@ -163,7 +168,7 @@ public final class Trainer {
       guard let batch = tasks[t].iterator.next() else { continue }
       var feed = batch.batch.feed(config: config, embeddings: table)
       if options.trainEmbeddings { feed["embeddings"] = nil }  // a weight of the plan
-      if (options.dropout ?? 0.2) > 0 {
+      if (options.dropout ?? MQANPlans.trainingDropout) > 0 {
         // A new dropout draw every step, a function of (seed, step), so a resumed run draws the same.
         var rng = SeededRandom(seed: options.seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15))
         feed["dropout_seed"] = HostTensor(shape: [1], int32s: [Int32(truncatingIfNeeded: rng.next())])
@@ -236,7 +241,7 @@ public final class Trainer {
     var positions: [String: BatchIteratorState] = [:]
     for t in tasks { positions[t.name] = t.iterator.state }
     let position = String(decoding: try JSONEncoder().encode(DataPosition(iterators: positions)), as: UTF8.self)
-    let ck = Checkpoint(parameters: params, optimizer: optimizer.exportState(), optimizerConfig: optimizer.config,
+    let ck = Checkpoint(parameters: params, optimizer: optimizer.exportState(), optimizerConfig: optimizerConfig,
                         modelConfig: config.json(), vocabulary: String(decoding: vocabulary.jsonData(), as: UTF8.self),
                         decoderMode: DecoderMode.consistent.rawValue, step: step, dataPosition: position,
                         seed: options.seed, bestScore: best)

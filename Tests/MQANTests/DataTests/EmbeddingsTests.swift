@@ -104,8 +104,8 @@ extension DataTests {
       #expect(e?.description.hasPrefix("/nonexistent/glove.txt: cannot read") == true)
     }
 
-    /// The shared GloVe subset: 5,050 words of 50 values (SOURCES.md), read as decaNLP would.
-    @Test(.enabled(if: DataFixtures.hasRealGloVe, "needs ../shared/data/vectors beside the checkout"))
+    /// The GloVe subset (`DataFixtures.realGloVe`): 5,050 words of 50 values, read as decaNLP would.
+    @Test(.enabled(if: DataFixtures.hasRealGloVe, "needs the GloVe subset (MQAN_GLOVE_SUBSET)"))
     func readsTheRealGloVeSubset() throws {
       let v = try WordVectors.load(path: DataFixtures.realGloVe)
       #expect(v.count == 5_050)

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 
-@testable import Runtime
+import Runtime
+@testable import MQAN
 
 @Suite struct CheckpointTests {
   static func scratchDirectory() throws -> String {

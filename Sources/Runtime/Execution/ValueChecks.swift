@@ -48,45 +48,21 @@ enum ValueChecks {
       return axis < 0 ? s.last : (axis < s.count ? s[axis] : nil)
     }
     for (i, st) in plan.steps.enumerated() {
-      switch st.op {
-      case .embedding:
-        add(1, i, upper: st.inputs.first.flatMap { dim($0, 0) }, "ids (rows of the table)")
-      case .mixture, .mixtureTopK:
-        let ext = st.attrs.dim("extended") ?? st.outputs.first.flatMap { dim($0, -1) }
-        add(4, i, upper: ext, "context ids (extended vocabulary)")
-        add(6, i, upper: ext, "question ids (extended vocabulary)")
-      case .nllLoss:
-        add(1, i, upper: st.inputs.first.flatMap { dim($0, -1) }, ignore: st.attrs.int("ignore"),
-            "targets (columns of P)")
-      case .mixtureNll, .mixtureNllGrad:
-        let o = st.op == .mixtureNll ? 0 : 1
-        let ext = st.attrs.dim("extended")
-        add(4 + o, i, upper: ext, "context ids (extended vocabulary)")
-        add(6 + o, i, upper: ext, "question ids (extended vocabulary)")
-        add(7 + o, i, upper: ext, ignore: st.attrs.int("ignore"), "targets (extended vocabulary)")
-      case .nllLossGrad:
-        add(2, i, upper: st.inputs.dropFirst().first.flatMap { dim($0, -1) }, ignore: st.attrs.int("ignore"),
-            "targets (columns of P)")
-      case .mixtureGrad:
-        let ext = st.inputs.first.flatMap { dim($0, -1) }
-        add(5, i, upper: ext, "context ids (extended vocabulary)")
-        add(7, i, upper: ext, "question ids (extended vocabulary)")
-      case .embeddingGrad:
-        add(1, i, upper: st.attrs.dim("rows"), "ids (rows of the table)")
-      case .cacheUpdate:
-        add(1, i, upper: st.inputs.first.flatMap { dim($0, 0) }, "reorder (rows of the cache)")
-        add(3, i, upper: st.inputs.first.flatMap { dim($0, 1) }, "step (slots of the cache)")
-      case .scan:
-        if st.attrs.bool("masked"), let lengths = st.inputs.indices.last {
-          add(lengths, i, upper: st.inputs.first.flatMap { dim($0, 1) }, inclusive: true, "lengths (time steps)")
+      // The op table says which inputs hold ids and what bounds them.
+      for id in st.op.spec.idOperands {
+        if let flag = id.onlyWith, !st.attrs.bool(flag) { continue }
+        let operand = id.input < 0 ? st.inputs.count + id.input : id.input
+        guard operand >= 0 else { continue }
+        let upper: Dim?
+        switch id.bound {
+        case .inputDim(let k, let axis): upper = k < st.inputs.count ? dim(st.inputs[k], axis) : nil
+        case .attribute(let name): upper = st.attrs.dim(name)
+        case .attributeOrOutputDim(let name, let k, let axis):
+          upper = st.attrs.dim(name) ?? (k < st.outputs.count ? dim(st.outputs[k], axis) : nil)
         }
-        if st.body.count == 1 { collect(st.body[0], chain: chain + [(plan, st)], into: &out) }
-      case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .addN, .affine, .tanh, .sigmoid, .relu,
-           .topK, .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .padMask, .softmax,
-           .attention, .layerNorm, .lstmCell, .sumTo, .tanhGrad, .sigmoidGrad, .reluGrad, .linearGradInput,
-           .linearGradWeight, .sliceGrad, .softmaxGrad, .attentionGrad, .layerNormGrad, .lstmCellGrad, .lengthMask:
-        continue
+        add(operand, i, upper: upper, inclusive: id.inclusive, ignore: id.ignore.flatMap { st.attrs.int($0) }, id.what)
       }
+      if st.op == .scan, st.body.count == 1 { collect(st.body[0], chain: chain + [(plan, st)], into: &out) }
     }
   }
 

@@ -143,23 +143,23 @@ func makeKernel(_ s: KernelSite, body: BoundPlan?) throws(RuntimeError) -> Kerne
   }
 }
 
-/// Floats of per-thread scratch a step needs at this binding (attention: Tq * Tk for P;
-/// attention_grad: 2 * Tq * Tk for P and dP; mixture_top_k: the exps of a row and the copied ids).
+/// Floats of per-thread scratch a step needs at this binding, by the op table's `ScratchRule`
+/// (attention: Tq * Tk for P; attention_grad: 2 * Tq * Tk for P and dP; mixture_top_k: the exps
+/// of a row and the copied ids).
 func scratchFloats(_ step: Step, shapes: [[Int]], env: [String: Int]) -> Int {
-  let first: Int
-  switch step.op {
-  case .attention: first = 0
-  case .attentionGrad: first = 1
-  case .mixtureTopK:
+  switch step.op.spec.scratch {
+  case .none:
+    return 0
+  case .attentionScores(let queries, let keys, let copies):
+    guard step.inputs.count > max(queries, keys) else { return 0 }
+    let q = shapes[step.inputs[queries]], k = shapes[step.inputs[keys]]
+    guard q.count == 3, k.count == 3 else { return 0 }
+    return copies * q[1] * k[1]
+  case .mixtureRow:
     guard step.inputs.count == 7, let v = shapes[step.inputs[0]].last, let lc = shapes[step.inputs[4]].last,
           let lq = shapes[step.inputs[6]].last else { return 0 }
     // The reference twin keeps a whole mixture row: V + X.
     let x = (try? step.attrs.dim("extended")?.evaluate(env)) ?? v
     return max(Int(mq_mixture_topk_scratch(Int64(v), Int64(lc), Int64(lq))), v + x)
-  default: return 0
   }
-  guard step.inputs.count >= first + 2 else { return 0 }
-  let q = shapes[step.inputs[first]], k = shapes[step.inputs[first + 1]]
-  guard q.count == 3, k.count == 3 else { return 0 }
-  return (step.op == .attentionGrad ? 2 : 1) * q[1] * k[1]
 }

@@ -31,9 +31,10 @@ extension SafetensorsFile {
     return out
   }
 
-  /// The 8-byte length prefix and the padded header JSON, after checking the names.
-  static func encodedHeader(_ tensors: [(String, HostTensor)], metadata: [String: String],
-                            file: String) throws(SafetensorsError) -> [UInt8] {
+  /// The 8-byte length prefix and the padded header JSON, after checking the names (for writers
+  /// that stream the tensor bytes themselves, as checkpoints do).
+  public static func encodedHeader(_ tensors: [(String, HostTensor)], metadata: [String: String],
+                                   file: String) throws(SafetensorsError) -> [UInt8] {
     var json: [UInt8] = Array("{".utf8)
     if !metadata.isEmpty {
       appendJSONString("__metadata__", to: &json)

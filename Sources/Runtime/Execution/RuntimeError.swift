@@ -27,8 +27,6 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
   case invalidPlan(String)
   /// The arena, scratch or weights could not be allocated.
   case allocation(String)
-  /// A plan file that cannot be read, decoded or verified.
-  case planFile(path: String, problem: String)
 
   public var description: String {
     switch self {
@@ -54,8 +52,6 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
       return "invalid plan: \(d)"
     case .allocation(let d):
       return "allocation failed: \(d)"
-    case .planFile(let path, let p):
-      return "\(path): \(p)"
     }
   }
 }

@@ -1,0 +1,108 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A plan file that cannot be read, or one whose contents are not a valid plan: the file and
+/// what is wrong.
+public struct PlanFileError: Error, Equatable, CustomStringConvertible {
+  public var path: String
+  public var problem: String
+  public init(path: String, problem: String) {
+    self.path = path
+    self.problem = problem
+  }
+  public var description: String { "\(path): \(problem)" }
+}
+
+/// The file `mqan compile -o` writes: one or more plans as JSON, beside `Plan` so that writing
+/// one needs no runtime. The runtime needs nothing but a plan and weights, so loading checks
+/// every invariant the executor relies on.
+public struct PlanFile: Codable, Equatable, Sendable {
+  public static let currentFormat = "mqan-plan-1"
+  public var format: String
+  public var plans: [Plan]
+
+  public init(plans: [Plan]) {
+    format = Self.currentFormat
+    self.plans = plans
+  }
+
+  /// JSON with sorted keys, so the same plan always gives the same bytes.
+  public func encoded() throws -> [UInt8] {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys]
+    // The LSTM decoder attention masks with -inf, which JSON has no number for.
+    e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return [UInt8](try e.encode(self))
+  }
+
+  /// Writes atomically: a temporary file in the destination's directory, fsynced, then renamed
+  /// over `path`, so `path` holds the old file or the whole new one.
+  public func write(to path: String) throws {
+    let bytes = try encoded()
+    let url = URL(fileURLWithPath: path)
+    let temp = url.deletingLastPathComponent()
+      .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+    guard FileManager.default.createFile(atPath: temp, contents: Data(bytes)) else {
+      throw PlanFileError(path: path, problem: "cannot create the temporary file \(temp)")
+    }
+    do {
+      let handle = try FileHandle(forUpdating: URL(fileURLWithPath: temp))
+      defer { try? handle.close() }
+      try handle.synchronize()
+    } catch {
+      try? FileManager.default.removeItem(atPath: temp)
+      throw PlanFileError(path: path, problem: "cannot write the temporary file \(temp): \(error.localizedDescription)")
+    }
+    guard rename(temp, path) == 0 else {
+      let reason = String(cString: strerror(errno))
+      try? FileManager.default.removeItem(atPath: temp)
+      throw PlanFileError(path: path, problem: "cannot rename the temporary file into place: \(reason)")
+    }
+  }
+
+  /// Reads and verifies a plan file; errors name the file and what is wrong.
+  public static func read(path: String) throws(PlanFileError) -> PlanFile {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw PlanFileError(path: path, problem: "cannot read the file")
+    }
+    let file: PlanFile
+    do {
+      let d = JSONDecoder()
+      d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+      file = try d.decode(PlanFile.self, from: data)
+    } catch {
+      throw PlanFileError(path: path, problem: "not a plan file: \(Self.describe(error))")
+    }
+    guard file.format == currentFormat else {
+      throw PlanFileError(path: path, problem: "format \"\(file.format)\" is not \(currentFormat)")
+    }
+    for p in file.plans {
+      do { try p.verify() } catch { throw PlanFileError(path: path, problem: error.description) }
+    }
+    return file
+  }
+
+  /// The plan of the given name.
+  public func plan(named name: String, path: String) throws(PlanFileError) -> Plan {
+    guard let p = plans.first(where: { $0.name == name }) else {
+      throw PlanFileError(path: path, problem: "no plan named \"\(name)\" (has: \(plans.map(\.name).joined(separator: ", ")))")
+    }
+    return p
+  }
+
+  static func describe(_ error: Error) -> String {
+    switch error {
+    case DecodingError.keyNotFound(let k, let c):
+      return "missing key \"\(k.stringValue)\" at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+    case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.dataCorrupted(let c):
+      return "\(c.debugDescription) at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+    default:
+      return "\(error)"
+    }
+  }
+}

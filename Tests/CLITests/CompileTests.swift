@@ -1,0 +1,71 @@
+import Foundation
+import MQAN
+import Testing
+
+/// `mqan compile` shows the graphs the other commands run, and compiles graphs from their text.
+@Suite struct CompileTests {
+  static let goldens: [String] = {
+    let dir = CLITests.repoRoot.appendingPathComponent("IR")
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+    return names.filter { $0.hasSuffix(".mqir") }.sorted()
+  }()
+
+  /// `mqan compile --plan train --dropout 0.2` (training's default dropout) prints exactly the
+  /// graph the trainer compiles and runs.
+  @Test func trainPlanIsWhatTheTrainerRuns() throws {
+    let save = try TrainResumeTests.tempDir("compile-vs-trainer")
+    defer { try? FileManager.default.removeItem(at: save) }
+    let vectors = try TrainResumeTests.writeVectors(in: save)
+    var options = TrainOptions(dataDir: TrainResumeTests.data, tasks: ["sst"],
+                               config: try #require(ModelConfig.presets["tiny"]), save: save.path)
+    options.embeddings = vectors
+    options.threads = 1
+    #expect(options.dropout == nil, "the trainer's default dropout is under test")
+    let trainer = try Trainer(options) { _ in }
+    let configPath = save.appendingPathComponent("config.json").path
+    try Data(trainer.config.json().utf8).write(to: URL(fileURLWithPath: configPath))
+    let r = try CLITests.run(["compile", "--config", configPath, "--plan", "train", "--emit", "ir",
+                              "--dropout", "\(MQANPlans.trainingDropout)"])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout == trainer.trainGraph.text() + "\n", "mqan compile --plan train differs from the trainer's graph")
+    #expect(r.stdout.contains("dropout_mask"))
+    #expect(MQANPlans.trainingDropout == 0.2, "decaNLP's dropout_ratio")
+    // Without --dropout: the parity graph, as checked in.
+    let plain = try CLITests.run(["compile", "--preset", "tiny", "--plan", "train", "--emit", "ir"])
+    let golden = try String(contentsOf: CLITests.repoRoot.appendingPathComponent("IR/tiny.train.mqir"), encoding: .utf8)
+    #expect(plain.stdout == golden)
+  }
+
+  /// Every checked-in graph compiles from its text through `mqan compile FILE.mqir`, with every
+  /// report, and passes through the pipeline unchanged (the goldens are already compiled).
+  @Test(arguments: goldens)
+  func goldenGraphCompilesFromItsText(file: String) throws {
+    let path = CLITests.repoRoot.appendingPathComponent("IR/\(file)").path
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    let ir = try CLITests.run(["compile", path, "--emit", "ir"])
+    #expect(ir.status == 0, "\(ir.stderr)")
+    #expect(ir.stdout == text, "\(file) changed on a second trip through the pipeline")
+    for emit in ["summary", "plan", "kernels", "memory"] {
+      let r = try CLITests.run(["compile", path, "--emit", emit])
+      #expect(r.status == 0 && !r.stdout.isEmpty, "--emit \(emit): \(r.stderr)")
+    }
+    let plan = CLITests.repoRoot.appendingPathComponent("IR/\(file.dropLast(5)).plan")
+    let p = try CLITests.run(["compile", path, "--emit", "plan", "--gemm", "openblas"])
+    // The same plan; only the node count before the passes differs (the golden is already compiled).
+    func withoutNodesBefore(_ text: String) -> String {
+      text.replacingOccurrences(of: #"stats: nodes \d+ ->"#, with: "stats: nodes ->", options: .regularExpression)
+    }
+    #expect(withoutNodesBefore(p.stdout) == withoutNodesBefore(try String(contentsOf: plan, encoding: .utf8)),
+            "the plan of \(file)")
+  }
+
+  @Test func goldensExist() { #expect(Self.goldens.count == 6) }
+
+  @Test func badGraphFilesGiveOneLine() throws {
+    try CLITests.expectOneLineError(["compile", "/no/such/graph.mqir"], mentions: "/no/such/graph.mqir")
+    let bad = try CLITests.tempFile("bad.mqir", Array("graph @g {\n  %0 = frobnicate : f32[]\n}\n".utf8))
+    try CLITests.expectOneLineError(["compile", bad], mentions: "frobnicate")
+    try CLITests.expectOneLineError(["compile", "--preset", "tiny", "--dropout", "1.5"], mentions: "--dropout")
+    try CLITests.expectOneLineError(["compile", "--preset", "tiny", "--decoder", "x"], mentions: "--decoder")
+  }
+}
