@@ -118,20 +118,26 @@ static MQ_TARGET void P(tile_any)(int mr, int64_t kc, const float *ap, const flo
 // panel q holds element (p, ii) at q * kc * MR + p * MR + ii. Rows past mc are not read.
 static MQ_TARGET void P(pack_a)(int trans_a, const float *a, int64_t lda, int64_t i0, int64_t mc,
                                 int64_t p0, int64_t kc, float *dst) {
-  for (int64_t q = 0; q * MR < mc; q++) {
+  if (trans_a) {
+    // op(A)(i, p) = a[p * lda + i]: walk each row of a once (contiguous reads; a panel-by-panel
+    // walk would touch kc rows, often kc pages, for every MR floats).
+    for (int64_t p = 0; p < kc; p++) {
+      const float *s = a + (p0 + p) * lda + i0;
+      for (int64_t q = 0; q * MR < mc; q++) {
+        float *d = dst + q * kc * MR + p * MR;
+        const int64_t rows = mc - q * MR < MR ? mc - q * MR : MR;
+        for (int64_t ii = 0; ii < rows; ii++) d[ii] = s[q * MR + ii];
+      }
+    }
+    return;
+  }
+  for (int64_t q = 0; q * MR < mc; q++) { // op(A)(i, p) = a[i * lda + p]: a row per ii
     float *d = dst + q * kc * MR;
     const int64_t rows = mc - q * MR < MR ? mc - q * MR : MR;
     const int64_t row0 = i0 + q * MR;
-    if (trans_a) { // op(A)(i, p) = a[p * lda + i]: MR contiguous floats per p
-      for (int64_t p = 0; p < kc; p++) {
-        const float *s = a + (p0 + p) * lda + row0;
-        for (int64_t ii = 0; ii < rows; ii++) d[p * MR + ii] = s[ii];
-      }
-    } else { // op(A)(i, p) = a[i * lda + p]: a row per ii
-      for (int64_t ii = 0; ii < rows; ii++) {
-        const float *s = a + (row0 + ii) * lda + p0;
-        for (int64_t p = 0; p < kc; p++) d[p * MR + ii] = s[p];
-      }
+    for (int64_t ii = 0; ii < rows; ii++) {
+      const float *s = a + (row0 + ii) * lda + p0;
+      for (int64_t p = 0; p < kc; p++) d[p * MR + ii] = s[p];
     }
   }
 }
