@@ -1,3 +1,4 @@
+import Compiler
 import Foundation
 import GraphIR
 import Runtime
@@ -30,6 +31,31 @@ import Testing
   @Test(arguments: ["tiny", "small", "d18-h4-l1", "d10-h4-l2", "d24-h2-l2-b5", "d16-h3-l2-oovrep"], [1, 2])
   func forwardMatchesDecaNLP(name: String, threads: Int) throws {
     Self.expectAllOK(try ParityCheck.run(Self.fixture(name), threads: threads))
+  }
+
+  /// Every GEMM path this CPU runs (AVX2 and portable are forced on an AVX-512 machine) and
+  /// OpenBLAS give decaNLP's numbers within the fixtures' tolerances, unchanged.
+  @Test(arguments: ["mqan-avx512", "mqan-avx2", "mqan-portable", "openblas"], ["tiny", "small", "d24-h2-l2-b5"])
+  func parityOnEveryGemmPath(gemm: String, name: String) throws {
+    guard let target = try? Gemm.target(named: gemm) else { return } // a path this CPU lacks
+    let lines = try ParityCheck.run(Self.fixture(name), threads: 2, gemm: target)
+    Self.expectAllOK(lines)
+  }
+
+  /// A plan compiled for a GEMM path names it in every GEMM step, and the weights it packs.
+  @Test func gemmChoiceIsRecordedInThePlan() throws {
+    let fx = try Self.fixture("tiny")
+    var options = CompileOptions()
+    options.gemm = try Gemm.target(named: "mqan-portable")
+    let plan = try MQANPlans.compile(kind: .decodeStep, config: fx.config, compileOptions: options).plan
+    let gemmSteps = plan.steps.filter { [.linear, .matmul].contains($0.op) }
+    #expect(!gemmSteps.isEmpty)
+    for st in gemmSteps {
+      #expect(st.attrs.string("gemm") == "mqan-portable", "\(st.label)")
+      // Linears split rows or columns; a matmul splits its batch.
+      if st.op == .linear { #expect(["rows", "columns"].contains(st.attrs.string("split") ?? ""), "\(st.label)") }
+    }
+    #expect(plan.steps.contains { $0.op == .linear && $0.attrs.bool("pack") })
   }
 
   /// The memory plan: every arena region is filled with NaN once its buffer is dead, so a plan
