@@ -9,9 +9,17 @@ import GraphIR
 /// context encoder vs the question encoder, the two directions of a BiLSTM) stays on one lane,
 /// and the other steps fill the lowest free lanes. Body plans of scan steps are scheduled the
 /// same way, each with its own stages. Workspace buffers follow their step to its new index.
+///
+/// A step that dwarfs the rest of its stage (the 50,000-word output layer beside two small
+/// concats: at least 3/4 of the stage's FLOPs and at least 2^20, by the op table's cost rule at
+/// `sampleDims`) gets a stage of its own right after the others, so the whole thread team runs
+/// it instead of the share a stage's lane would get.
 public struct ScheduleSteps: PlanPass {
   public let name = "schedule"
-  public init() {}
+  public let sampleDims: [String: Int]
+  public init(sampleDims: [String: Int] = GemmTarget.sampleDims) {
+    self.sampleDims = sampleDims
+  }
 
   public func run(_ plan: Plan) throws(CompileError) -> Plan {
     var p = try plan.mappingBodies(run)
@@ -26,6 +34,7 @@ public struct ScheduleSteps: PlanPass {
         stages[i] = max(stages[i], stages[producer] + 1)
       }
     }
+    splitDominantSteps(p, &stages)
     let stageCount = (stages.max() ?? -1) + 1
     var byStage = [[Int]](repeating: [], count: stageCount)
     for (i, s) in stages.enumerated() { byStage[s].append(i) }
@@ -55,6 +64,27 @@ public struct ScheduleSteps: PlanPass {
     }
     p.stageCount = stageCount
     return p
+  }
+
+  /// Moves each stage's dominant step (if any) into a new stage right after it; later stages
+  /// move up by one, so every step still comes after its producers.
+  func splitDominantSteps(_ p: Plan, _ stages: inout [Int]) {
+    let count = (stages.max() ?? -1) + 1
+    var byStage = [[Int]](repeating: [], count: count)
+    for (i, s) in stages.enumerated() { byStage[s].append(i) }
+    var shift = 0
+    var newStage = stages
+    for (s, members) in byStage.enumerated() {
+      for i in members { newStage[i] = s + shift }
+      guard members.count > 1 else { continue }
+      let flops = members.map { (try? p.stepCost($0).flops.evaluate(self.sampleDims)) ?? 0 }
+      let total = flops.reduce(0) { $0 &+ $1 }
+      guard let k = flops.indices.max(by: { flops[$0] < flops[$1] }), flops[k] >= 1 << 20,
+            flops[k] >= total - total / 4 else { continue }
+      shift += 1
+      newStage[members[k]] = s + shift
+    }
+    stages = newStage
   }
 
   /// Gives the steps of one stage the lanes 0..<members.count: first each step that can take a

@@ -56,4 +56,28 @@ import Testing
     let view = try #require(plan.buffers.firstIndex { $0.name == "%2" })
     #expect(plan.buffers[view].storage == .view(of: try step(plan, "%1").outputs[0]))
   }
+
+  /// A 50,000-column linear beside a small one in the same ASAP stage: at the sample dims it is
+  /// over 3/4 of the stage's FLOPs, so it gets a stage of its own right after; two equal linears
+  /// stay together.
+  @Test func aDominantStepGetsItsOwnStage() throws {
+    func graph(bigColumns: Int) throws -> Graph {
+      let b = GraphBuilder(name: "dominant")
+      let x = try b.input("x", .f32, [.sym("B"), 200])
+      let big = try b.affine(b.linear(x, b.param("big", [Dim(bigColumns), 200])), alpha: 2)
+      let small = try b.affine(b.linear(x, b.param("small", [8, 200])), alpha: 2)
+      try b.output("big", big)
+      try b.output("small", small)
+      return b.finish()
+    }
+    let plan = try compile(graph(bigColumns: 50_000)).plan
+    // Nodes: x %0, big %1, linear %2, affine %3, small %4, linear %5, affine %6.
+    let (big, small) = try (step(plan, "%2"), step(plan, "%5"))
+    #expect(small.stage == 0 && big.stage == 1)
+    #expect(plan.steps.filter { $0.stage == big.stage }.count == 1)
+    #expect(try step(plan, "%3").stage > big.stage, "its readers move after it")
+
+    let even = try compile(graph(bigColumns: 8)).plan
+    #expect(try step(even, "%2").stage == step(even, "%5").stage)
+  }
 }

@@ -113,16 +113,15 @@ final class BoundPlan {
     let excluded = Set(plan.outputs.map { roots[$0.buffer] } + plan.outputs.map(\.buffer) + plan.inputs)
     for (si, var list) in stageSteps.enumerated() {
       list.sort { (plan.steps[$0].lane, $0) < (plan.steps[$1].lane, $1) }
-      // A step that dwarfs the rest of its stage (the 50,000-word output layer beside two small
-      // concats) gets the whole team in a stage of its own, right after the others.
+      // More steps than threads, not a multiple (3 projections on 2 threads): rounds of one step
+      // per thread, the largest first by the op table's cost rule at this binding, and the
+      // leftover steps with the team split among them, instead of some threads running two
+      // steps while the others wait. (A step that dwarfs its stage already has a stage of its
+      // own: `ScheduleSteps` splits it off at compile time.)
       var groups = [list]
-      if teamSize > 1, list.count > 1, let heavy = BoundPlan.dominantStep(list, plan, shapes) {
-        groups = [list.filter { $0 != heavy }, [heavy]]
-      } else if teamSize > 1, list.count > teamSize, list.count % teamSize != 0 {
-        // More steps than threads, not a multiple (3 projections on 2 threads): rounds of one
-        // step per thread, the largest first, and the leftover steps with the team split among
-        // them, instead of some threads running two steps while the others wait.
-        let ranked = list.sorted { BoundPlan.estimatedWork(plan.steps[$0], shapes) > BoundPlan.estimatedWork(plan.steps[$1], shapes) }
+      if teamSize > 1, list.count > teamSize, list.count % teamSize != 0 {
+        let work = Dictionary(uniqueKeysWithValues: list.map { ($0, BoundPlan.flops(plan, step: $0, env: c.env)) })
+        let ranked = list.sorted { (work[$0]!, $1) > (work[$1]!, $0) }
         let full = list.count / teamSize * teamSize
         groups = stride(from: 0, to: full, by: teamSize).map { Array(ranked[$0..<($0 + teamSize)]).sorted() }
           + [Array(ranked[full...]).sorted()]
@@ -180,33 +179,10 @@ final class BoundPlan {
   /// The buffer that owns buffer `b`'s memory (itself unless `b` is a view).
   func root(of b: Int) -> Int { roots[b] }
 
-  /// The step of a stage whose estimated work is at least 3/4 of the stage's and large (2^20
-  /// multiply-adds or element operations), if there is one.
-  static func dominantStep(_ list: [Int], _ plan: Plan, _ shapes: [[Int]]) -> Int? {
-    let costs = list.map { estimatedWork(plan.steps[$0], shapes) }
-    let total = costs.reduce(0, +)
-    guard let i = costs.indices.max(by: { costs[$0] < costs[$1] }), costs[i] >= Double(1 << 20),
-          4 * costs[i] >= 3 * total else { return nil }
-    return list[i]
-  }
-
-  /// A rough work estimate from concrete shapes: multiply-adds for the GEMM ops and attention,
-  /// output elements times the sequence length for scans, output elements otherwise.
-  static func estimatedWork(_ st: Step, _ shapes: [[Int]]) -> Double {
-    func shape(_ b: Int?) -> [Int] { b.map { $0 >= 0 && $0 < shapes.count ? shapes[$0] : [] } ?? [] }
-    let input = shape(st.inputs.first), out = Double(elements(shape(st.outputs.first)))
-    switch st.op {
-    case .linear, .linearGradInput: return out * Double(input.last ?? 1)
-    case .linearGradWeight: return out * Double(elements(input) / max(input.last ?? 1, 1))
-    case .matmul:
-      let k = st.attrs.bool("transA") ? input.dropLast().last : input.last
-      return out * Double(k ?? 1)
-    case .attention, .attentionGrad:
-      let keys = shape(st.inputs.dropFirst(st.op == .attention ? 1 : 2).first)
-      return Double(elements(input)) * Double(keys.count == 3 ? keys[1] : 1) * 2
-    case .scan: return out * Double(input.count >= 2 ? input[1] : 1)
-    default: return out
-    }
+  /// Step `i`'s FLOPs at this binding, by the op table's cost rule (`Plan.stepCost`, the rule the
+  /// compiler sums into its statistics); 0 when a dim is unbound.
+  static func flops(_ plan: Plan, step i: Int, env: [String: Int]) -> Int {
+    (try? plan.stepCost(i).flops.evaluate(env)) ?? 0
   }
 
   /// Threads a stage's step `position` of `steps` gets out of a team of `team`: round-robin by
@@ -226,18 +202,14 @@ final class BoundPlan {
     }
   }
 
-  /// Follows `.view(of:)` chains to the buffer that owns the memory; rejects cycles.
+  /// The buffer that owns each buffer's memory (`Plan.rootBuffer`, which follows `.view(of:)`
+  /// chains); a chain that ends in a view (a bad index or a cycle) is an error.
   static func viewRoots(_ plan: Plan) throws(RuntimeError) -> [Int] {
-    let n = plan.buffers.count
-    var roots = Array(0..<n)
-    for i in 0..<n {
-      var r = i, hops = 0
-      while case .view(let of) = plan.buffers[r].storage {
-        try check(of >= 0 && of < n && hops < n, "plan \(plan.name) buffer \(i) is a view of \(of) (bad or cyclic)")
-        r = of
-        hops += 1
+    let roots = plan.buffers.indices.map(plan.rootBuffer)
+    for (i, r) in roots.enumerated() {
+      if case .view(let of) = plan.buffers[r].storage {
+        throw .invalidPlan("plan \(plan.name) buffer \(i) is a view of \(of) (bad or cyclic)")
       }
-      roots[i] = r
     }
     return roots
   }
