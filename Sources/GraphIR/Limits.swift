@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -54,19 +56,12 @@ public enum Limits {
     return "\(what) needs \(gigabytes(bytes)), more than the memory limit of \(gigabytes(limit)) (\(source))"
   }
 
-  /// `12.3 GB`.
+  /// `12.3 GB`, `4.1 MB`, `900 bytes`.
   public static func gigabytes(_ bytes: Int) -> String {
-    let gb = Double(bytes) / 1e9
-    let digits = gb >= 100 ? 0 : gb >= 1 ? 1 : 3
-    var s = String(Int((gb * pow10(digits)).rounded()))
-    if digits > 0 {
-      while s.count <= digits { s = "0" + s }
-      s.insert(".", at: s.index(s.endIndex, offsetBy: -digits))
-    }
-    return s + " GB"
+    if bytes >= 1_000_000_000 { return String(format: "%.1f GB", Double(bytes) / 1e9) }
+    if bytes >= 1_000_000 { return String(format: "%.1f MB", Double(bytes) / 1e6) }
+    return "\(bytes) bytes"
   }
-
-  private static func pow10(_ n: Int) -> Double { n == 0 ? 1 : 10 * pow10(n - 1) }
 
   /// Product of sizes, nil on overflow or a negative factor.
   public static func product(_ sizes: [Int]) -> Int? {

@@ -90,7 +90,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
   public func checkMemory(tableRows: Int, source: String) throws(ModelError) {
     let floats = Limits.product([tableRows, embeddingDim]).map { $0 + MQANParameters.count(self) } ?? Int.max
     let bytes = floats > Int.max / 4 ? Int.max : floats * 4
-    if let problem = Limits.memoryProblem(bytes, "the weights and a \(tableRows)-word table of this model") {
+    if let problem = Limits.memoryProblem(bytes, "the model (its weights and a \(tableRows)-word table)") {
       throw ModelError.io(path: source, problem: problem)
     }
   }

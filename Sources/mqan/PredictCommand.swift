@@ -109,6 +109,10 @@ struct PredictCommand: ParsableCommand {
           note("\(input.task): \(report.truncatedContexts) of \(input.examples.count) contexts truncated to "
                + "\(LengthLimits.decaNLP.maxContextLength) tokens")
         }
+        if report.truncatedQuestions > 0 {
+          note("\(input.task): \(report.truncatedQuestions) of \(input.examples.count) questions truncated to "
+               + "\(LengthLimits.decaNLP.maxQuestionLength) tokens")
+        }
         let predictions = try predictor.predict(prepared.examples, decoder: greedy) { done in
           guard stderrTerminal, Date().timeIntervalSince(lastProgress) > 0.2 || finishedBefore + done == total else { return }
           lastProgress = Date()

@@ -65,7 +65,7 @@ extension ProfileCommand {
     report.gemmPath = Roofline.activeGemmDescription()
     guard !noRoofline else { return }
     let r = try Roofline.cached(threads: threads)
-    if let warning = r.cacheWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+    if let warning = r.cacheWarning { note("warning: \(warning)") }
     report.roofline = r
   }
 }

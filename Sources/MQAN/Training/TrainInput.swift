@@ -84,6 +84,10 @@ extension Trainer {
       report(.warning("\(data.path): \(r.truncatedContexts) of \(data.examples.count) contexts truncated to "
                       + "\(LengthLimits.decaNLP.maxContextLength) tokens"))
     }
+    if r.truncatedQuestions > 0 {
+      report(.warning("\(data.path): \(r.truncatedQuestions) of \(data.examples.count) questions truncated to "
+                      + "\(LengthLimits.decaNLP.maxQuestionLength) tokens"))
+    }
     return prepared
   }
 }
