@@ -62,3 +62,6 @@ func note(_ s: String, terminator: String = "\n") {
   let bytes = Array((s + terminator).utf8)
   bytes.withUnsafeBytes { raw in _ = Foundation.write(2, raw.baseAddress!, raw.count) }
 }
+
+/// `print` for types with a `print` method of their own (`ProfileReport`).
+func printOut(_ s: String) { print(s) }
