@@ -12,26 +12,37 @@ struct MQANCommand: ParsableCommand {
     version: version,
     subcommands: [CompileCommand.self, VerifyCommand.self, TrainCommand.self, PredictCommand.self, ProfileCommand.self])
 
-  /// Parses the command line. argument-parser reports a missing required option before an
-  /// unknown one (`train --frobnicate` would say `Missing expected argument '--data'`): when that
-  /// happens, the parse is retried with the missing options filled in, and an unknown option found
-  /// then is the error reported.
+  /// Parses the command line. argument-parser reports a missing required option or argument
+  /// before an unknown option (`train --frobnicate` would say `Missing expected argument
+  /// '--data'`): when that happens, an option that the subcommand's help does not name is
+  /// reported instead.
   static func parse(_ args: [String]) throws -> ParsableCommand {
     do { return try parseAsRoot(args) } catch {
-      var filled = args, last: Error = error
-      for _ in 0..<8 {
-        let m = message(for: last)
-        guard m.hasPrefix("Missing expected argument '--"), !args.contains("--"),
-              let name = m.split(separator: "'").dropFirst().first?.split(separator: " ").first else { break }
-        filled += [String(name), "x"]
-        do { _ = try parseAsRoot(filled); break } catch { last = error }
+      guard message(for: error).hasPrefix("Missing expected argument") else { throw error }
+      let subcommands = configuration.subcommands
+      guard let sub = args.lazy.compactMap({ a in subcommands.first { $0.configuration.commandName == a } }).first
+      else { throw error }
+      let help = helpMessage(for: sub, includeHidden: true, columns: 1000)
+      var known: Set<String> = ["-h", "--help", "--version"]
+      for word in help.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "-") }) where word.hasPrefix("-") {
+        known.insert(String(word))
       }
-      throw message(for: last).hasPrefix("Unknown option") ? last : error
+      for a in args.prefix(while: { $0 != "--" }) where a.hasPrefix("-") && a.count > 1 && Double(a) == nil {
+        let name = String(a.split(separator: "=", maxSplits: 1).first ?? "")
+        if !known.contains(name) { throw UnknownOption(name: name, command: sub.configuration.commandName ?? "") }
+      }
+      throw error
     }
+  }
+
+  struct UnknownOption: Error, CustomStringConvertible {
+    var name: String, command: String
+    var description: String { "unknown option \(name) (see mqan \(command) --help)" }
   }
 
   /// argument-parser's message in mqan's words, on one line.
   static func oneLine(_ error: Error) -> String {
+    if let u = error as? UnknownOption { return u.description }
     var m = message(for: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
       .filter { !$0.isEmpty }.joined(separator: "; ")
     if m.hasPrefix("Unknown option '"), let end = m.dropFirst(16).firstIndex(of: "'") {

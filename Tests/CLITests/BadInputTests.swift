@@ -106,6 +106,8 @@ import Testing
 
   @Test func optionsAndHelp() throws {
     try CLITests.expectOneLineError(["train", "--frobnicate"], mentions: "unknown option --frobnicate")
+    try CLITests.expectOneLineError(["verify", "--frobnicate"], mentions: "unknown option --frobnicate")
+    try CLITests.expectOneLineError(["profile", "--frobnicate"], mentions: "unknown option --frobnicate")
     try CLITests.expectOneLineError(["predict", "--checkpoint", "c", "--data", "d", "--beam", "0"],
                                     mentions: "--beam must be >= 1, got 0")
     try CLITests.expectOneLineError(["profile", "decode", "--preset", "tiny", "--plan", "F"], mentions: "--plan")
