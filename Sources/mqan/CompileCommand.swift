@@ -57,6 +57,7 @@ struct CompileCommand: ParsableCommand {
   func run() throws {
     try reportingErrors {
       let env = try parseShape(shape)
+      if let path = output { try checkWritable(path, option: "output") }
       var base = CompileOptions()
       base.verifyEach = verifyEach
       base.fuse = !noFuse

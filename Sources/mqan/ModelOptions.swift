@@ -44,6 +44,22 @@ func taskList(_ text: String) throws -> [String] {
   return names
 }
 
+/// Checks, before any work, that `--option path` names a file that can be written: its folder
+/// exists and is writable, and the path is not a folder.
+func checkWritable(_ path: String, option: String) throws {
+  var isDir: ObjCBool = false
+  if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+    throw ValidationError("--\(option) \(path): is a folder, not a file")
+  }
+  let folder = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+  guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+    throw ValidationError("--\(option) \(path): the folder \(folder) does not exist")
+  }
+  guard access(folder, W_OK) == 0 else {
+    throw ValidationError("--\(option) \(path): cannot write in \(folder): \(String(cString: strerror(errno)))")
+  }
+}
+
 /// Runs a command body, turning any error into one line on stderr and exit status 1 (a failed
 /// write to standard output goes to `main`, which reports it).
 func reportingErrors(_ body: () throws -> Void) throws {

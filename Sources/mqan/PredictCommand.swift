@@ -51,6 +51,7 @@ struct PredictCommand: ParsableCommand {
       throw ValidationError("--length-penalty must be a finite number >= 0, got \(lengthPenalty)")
     }
     if let t = tasks { _ = try taskList(t) }
+    if let path = out { try checkWritable(path, option: "out") }
     var mode: DecoderMode?
     if let d = decoder {
       guard let m = DecoderMode(rawValue: d) else {

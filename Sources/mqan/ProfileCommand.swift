@@ -66,6 +66,7 @@ struct ProfileCommand: ParsableCommand {
                          ("vocab", vocab, 4...Limits.vocabulary)] {
       try checkRange(name, v, r)
     }
+    if let path = trace { try checkWritable(path, option: "trace") }
     if mode == .decode && plan != nil {
       throw ValidationError("--plan applies to profile forward and train; decode compiles its encode and decode-step plans")
     }

@@ -85,6 +85,10 @@ import Testing
       Self.expectError(try Self.run(args, stdoutPath: "/dev/full"), args, mentions: ["cannot write to standard output"])
     }
     try CLITests.expectOneLineError(["compile", "--preset", "tiny", "-o", "/dev/full"], mentions: "/dev/full")
+    // Output files in a folder that does not exist are refused before any work.
+    try CLITests.expectOneLineError(["predict", "--checkpoint", "c", "--data", "d", "--out", "/nonexistent/a.jsonl"],
+                                    mentions: "--out /nonexistent/a.jsonl: the folder /nonexistent does not exist")
+    try CLITests.expectOneLineError(["profile", "forward", "--trace", "/nonexistent/t.json"], mentions: "--trace")
   }
 
   // MARK: - 5 and 6. Messages, config files, options, help
