@@ -27,38 +27,72 @@ public struct Dim: Hashable, Sendable, Comparable, CustomStringConvertible, Expr
   }
   public var symbols: Set<String> { Set(terms.keys.flatMap { $0 }) }
 
+  /// Coefficients saturate at `Int.max` / `Int.min` instead of trapping on overflow; such a
+  /// coefficient marks the dim as overflowed, and `evaluate` throws `DimError.overflow` for it.
   public static func + (a: Dim, b: Dim) -> Dim {
     var t = a.terms
-    for (m, c) in b.terms { t[m, default: 0] += c }
+    for (m, c) in b.terms { t[m] = saturatingAdd(t[m] ?? 0, c) }
     return Dim(terms: t)
   }
   public static func - (a: Dim, b: Dim) -> Dim { a + b * Dim(-1) }
   public static func * (a: Dim, b: Dim) -> Dim {
     var t: [[String]: Int] = [:]
     for (ma, ca) in a.terms {
-      for (mb, cb) in b.terms { t[(ma + mb).sorted(), default: 0] += ca * cb }
+      for (mb, cb) in b.terms {
+        let m = (ma + mb).sorted()
+        t[m] = saturatingAdd(t[m] ?? 0, saturatingMultiply(ca, cb))
+      }
     }
     return Dim(terms: t)
   }
   public static func += (a: inout Dim, b: Dim) { a = a + b }
+
+  static func saturatingAdd(_ a: Int, _ b: Int) -> Int {
+    if isSaturated(a) { return a }
+    if isSaturated(b) { return b }
+    let (r, o) = a.addingReportingOverflow(b)
+    return o ? (a > 0 ? Int.max : Int.min) : r
+  }
+  static func saturatingMultiply(_ a: Int, _ b: Int) -> Int {
+    let (r, o) = a.multipliedReportingOverflow(by: b)
+    if o || ((isSaturated(a) || isSaturated(b)) && a != 0 && b != 0) { return (a < 0) != (b < 0) ? Int.min : Int.max }
+    return r
+  }
+  static func isSaturated(_ c: Int) -> Bool { c == Int.max || c == Int.min }
+
+  /// Whether a coefficient overflowed while the dim was built.
+  public var overflowed: Bool { terms.values.contains(where: Dim.isSaturated) }
 
   /// The product of dims (1 for an empty list).
   public static func product<S: Sequence>(_ dims: S) -> Dim where S.Element == Dim {
     dims.reduce(Dim(1), *)
   }
 
-  /// Evaluates with every symbol bound; throws the first unbound symbol.
+  /// Evaluates with every symbol bound; throws the first unbound symbol, or `.overflow` when the
+  /// value (or a term of it) does not fit in an `Int`.
   public func evaluate(_ env: [String: Int]) throws(DimError) -> Int {
     var total = 0
     for (m, c) in terms {
+      guard !Dim.isSaturated(c) else { throw overflow(env) }
       var v = c
       for s in m {
         guard let x = env[s] else { throw DimError.unbound(symbol: s, in: description) }
-        v *= x
+        let (p, o) = v.multipliedReportingOverflow(by: x)
+        if o { throw overflow(env) }
+        v = p
       }
-      total += v
+      let (t, o) = total.addingReportingOverflow(v)
+      if o { throw overflow(env) }
+      total = t
     }
     return total
+  }
+
+  private func overflow(_ env: [String: Int]) -> DimError {
+    let text = description
+    let short = text.count > 80 ? String(text.prefix(77)) + "..." : text
+    let binding = symbols.sorted().compactMap { s in env[s].map { "\(s)=\($0)" } }.joined(separator: ", ")
+    return .overflow(expression: short, binding: binding)
   }
 
   /// Monomials in print order: higher degree first, then by name, constant last.
@@ -74,7 +108,7 @@ public struct Dim: Hashable, Sendable, Comparable, CustomStringConvertible, Expr
     if terms.isEmpty { return "0" }
     var out = ""
     for (i, (m, c)) in orderedTerms.enumerated() {
-      let mag = abs(c)
+      let mag = c.magnitude
       let body: String
       if m.isEmpty { body = String(mag) } else {
         let syms = m.joined(separator: "*")
@@ -140,8 +174,12 @@ extension Dim: Codable {
 public enum DimError: Error, Equatable, CustomStringConvertible {
   case unbound(symbol: String, in: String)
   case malformed(String)
+  /// The value does not fit in a 64-bit integer at this binding (or a constant of it overflowed).
+  case overflow(expression: String, binding: String)
   public var description: String {
     switch self {
+    case .overflow(let e, let b):
+      return "size \(e) overflows 64-bit integers" + (b.isEmpty ? "" : " at \(b)")
     case .unbound(let s, let e): return "dim symbol \(s) in \(e) is not bound"
     case .malformed(let t): return "malformed dim expression \"\(t)\""
     }

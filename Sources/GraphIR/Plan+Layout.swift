@@ -16,17 +16,21 @@ extension Plan {
 
   /// Places the arena buffers for the given dims: largest first, each at the lowest offset that
   /// does not overlap a placed buffer whose stage interval intersects its own. A scan's workspace
-  /// is as large as its body's own layout.
+  /// is as large as its body's own layout. Sizes and offsets are checked: one that does not fit
+  /// in an `Int` throws `DimError.overflow`.
+  ///
+  /// The placed buffers are kept sorted by offset, so each placement sweeps them once, in address
+  /// order, and stops at the first buffer that starts past the gap it found.
   public func layout(_ env: [String: Int]) throws(DimError) -> ArenaLayout {
     var sizes = [Int](repeating: 0, count: buffers.count)
     var intervals: [(id: Int, first: Int, last: Int)] = []
     for (i, b) in buffers.enumerated() {
       switch b.storage {
       case .arena(let f, let l):
-        sizes[i] = Plan.aligned(try b.type.byteCount.evaluate(env))
+        sizes[i] = try Plan.aligned(try b.type.byteCount.evaluate(env), b.type.byteCount, env)
         intervals.append((i, f, l))
       case .workspace(let s, let f, let l):
-        sizes[i] = Plan.aligned(try steps[s].body.first?.layout(env).arenaBytes ?? 0)
+        sizes[i] = try Plan.aligned(try steps[s].body.first?.layout(env).arenaBytes ?? 0, Dim(0), env)
         intervals.append((i, f, l))
       case .input, .param, .view, .outer:
         continue
@@ -34,31 +38,47 @@ extension Plan {
     }
     intervals.sort { sizes[$0.id] != sizes[$1.id] ? sizes[$0.id] > sizes[$1.id] : $0.id < $1.id }
     var offsets = [Int?](repeating: nil, count: buffers.count)
+    // Sorted by start offset.
     var placed: [(first: Int, last: Int, start: Int, end: Int)] = []
+    placed.reserveCapacity(intervals.count)
     var peak = 0, total = 0
+    func add(_ a: Int, _ b: Int) throws(DimError) -> Int {
+      let (r, o) = a.addingReportingOverflow(b)
+      if o { throw DimError.overflow(expression: "the arena's size", binding: Plan.binding(env)) }
+      return r
+    }
     for iv in intervals {
       let size = sizes[iv.id]
-      total += size
-      let conflicts = placed.filter { $0.first <= iv.last && iv.first <= $0.last }
-        .sorted { $0.start < $1.start }
+      total = try add(total, size)
+      // The lowest offset whose [offset, offset + size) meets no placed buffer live in the same
+      // stages: in address order, a conflict that overlaps the candidate moves it past its end.
       var offset = 0
-      for c in conflicts where c.start < offset + size && offset < c.end {
-        offset = max(offset, c.end)
+      for c in placed where c.first <= iv.last && iv.first <= c.last {
+        if c.start >= (try add(offset, size)) { break }
+        if c.end > offset { offset = c.end }
       }
-      // A conflict skipped above may overlap the moved offset: re-scan until stable.
-      var moved = true
-      while moved {
-        moved = false
-        for c in conflicts where c.start < offset + size && offset < c.end {
-          offset = c.end
-          moved = true
-        }
-      }
+      let end = try add(offset, size)
       offsets[iv.id] = offset
-      placed.append((iv.first, iv.last, offset, offset + size))
-      peak = max(peak, offset + size)
+      var lo = 0, hi = placed.count
+      while lo < hi {
+        let mid = (lo + hi) / 2
+        if placed[mid].start <= offset { lo = mid + 1 } else { hi = mid }
+      }
+      placed.insert((iv.first, iv.last, offset, end), at: lo)
+      peak = max(peak, end)
     }
     return ArenaLayout(offsets: offsets, sizes: sizes, arenaBytes: peak, totalBytes: total)
+  }
+
+  static func binding(_ env: [String: Int]) -> String {
+    env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+  }
+
+  static func aligned(_ n: Int, _ dim: Dim, _ env: [String: Int]) throws(DimError) -> Int {
+    guard n <= Int.max - alignment else {
+      throw DimError.overflow(expression: dim.description, binding: binding(env))
+    }
+    return aligned(n)
   }
 
   static func aligned(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }

@@ -94,6 +94,10 @@ func checkInvariants(of plan: Plan, outerInputs: Int?) throws(PlanError) {
   func fail(_ problem: String) -> PlanError { PlanError(plan: plan.name, problem: problem) }
   let producers = try plan.producingSteps()
   try plan.checkStepTypes()
+  // Every stage holds a step (a plan file that claims more stages is refused, not allocated).
+  guard plan.stageCount >= 0, plan.stageCount <= max(plan.steps.count, 1) else {
+    throw fail("\(plan.stageCount) stages for \(plan.steps.count) steps")
+  }
   let lastStage = max(plan.stageCount - 1, 0)
   var lastRead = [Int](repeating: -1, count: plan.buffers.count)
   var lanesSeen: Set<[Int]> = []

@@ -6,6 +6,9 @@ import Glibc
 import Darwin
 #endif
 
+/// write(2), named apart from `PlanFile.write(to:)`.
+private func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }
+
 /// A plan file that cannot be read, or one whose contents are not a valid plan: the file and
 /// what is wrong.
 public struct PlanFileError: Error, Equatable, CustomStringConvertible {
@@ -41,28 +44,43 @@ public struct PlanFile: Codable, Equatable, Sendable {
   }
 
   /// Writes atomically: a temporary file in the destination's directory, fsynced, then renamed
-  /// over `path`, so `path` holds the old file or the whole new one.
+  /// over `path`, so `path` holds the old file or the whole new one. Every failure (a full disk,
+  /// a missing folder, a destination that is a folder or a device) names the path and the reason.
   public func write(to path: String) throws {
     let bytes = try encoded()
+    var st = stat()
+    if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+      throw PlanFileError(path: path, problem: "cannot write the plan file: not a regular file")
+    }
     let url = URL(fileURLWithPath: path)
     let temp = url.deletingLastPathComponent()
       .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-    guard FileManager.default.createFile(atPath: temp, contents: Data(bytes)) else {
-      throw PlanFileError(path: path, problem: "cannot create the temporary file \(temp)")
+    func failure(_ what: String) -> PlanFileError {
+      PlanFileError(path: path, problem: "\(what): \(String(cString: strerror(errno)))")
     }
-    do {
-      let handle = try FileHandle(forUpdating: URL(fileURLWithPath: temp))
-      defer { try? handle.close() }
-      try handle.synchronize()
-    } catch {
-      try? FileManager.default.removeItem(atPath: temp)
-      throw PlanFileError(path: path, problem: "cannot write the temporary file \(temp): \(error.localizedDescription)")
+    let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o666)
+    guard fd >= 0 else { throw failure("cannot create the temporary file \(temp)") }
+    var ok = false
+    defer { if !ok { unlink(temp) } }
+    var done = 0
+    while done < bytes.count {
+      let n = bytes.withUnsafeBytes { posixWrite(fd, $0.baseAddress! + done, bytes.count - done) }
+      if n < 0 && errno == EINTR { continue }
+      guard n > 0 else {
+        let e = failure("cannot write the plan file")
+        close(fd)
+        throw e
+      }
+      done += n
     }
-    guard rename(temp, path) == 0 else {
-      let reason = String(cString: strerror(errno))
-      try? FileManager.default.removeItem(atPath: temp)
-      throw PlanFileError(path: path, problem: "cannot rename the temporary file into place: \(reason)")
+    guard fsync(fd) == 0 else {
+      let e = failure("cannot write the plan file")
+      close(fd)
+      throw e
     }
+    guard close(fd) == 0 else { throw failure("cannot write the plan file") }
+    guard rename(temp, path) == 0 else { throw failure("cannot rename the temporary file into place") }
+    ok = true
   }
 
   /// Reads and verifies a plan file; errors name the file and what is wrong.

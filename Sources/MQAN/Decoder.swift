@@ -142,7 +142,14 @@ final class StepScorer: BeamScorer {
     // Two sets of state (h, c, o and the caches): each step reads one and writes the other (K = 1:
     // the caches are updated in place, one set of them suffices).
     sets = beam == 1 ? 1 : 2
-    let count = sets * 2 * layers * rows * slots * d + 2 * 3 * rows * d
+    guard let caches = Limits.product([sets * 2 * layers, rows, slots, d, 4]),
+          let count = Limits.product([rows, d, 6]).map({ caches / 4 + $0 }) else {
+      throw RuntimeError.allocation("key/value caches of \(rows) hypotheses x \(slots) slots overflow")
+    }
+    if let problem = Limits.memoryProblem(count * 4, "the key/value caches of \(batch) x \(beam) hypotheses, "
+                                           + "\(slots) slots (--max-output)") {
+      throw RuntimeError.allocation(problem)
+    }
     memory = .allocate(capacity: max(count, 1))
     memory.initialize(repeating: 0, count: max(count, 1))
     // Rows 0 ..< B of the first state set hold the encoder's states; the first reorder points

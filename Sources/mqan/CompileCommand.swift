@@ -28,7 +28,7 @@ struct CompileCommand: ParsableCommand {
     """)
   var plan: PlanKind = .train
   @Option(help: """
-    Training-mode dropout of the train plan at decaNLP's sites (default none, the parity graph; \
+    Training-mode dropout of the train plan at decaNLP's sites, in [0, 1) (default none, the parity graph; \
     `mqan train` runs 0.2, decaNLP's dropout_ratio, unless given --dropout: pass --dropout 0.2 to \
     see exactly the graph it runs).
     """)
@@ -45,14 +45,19 @@ struct CompileCommand: ParsableCommand {
   var verifyEach = false
   @Flag(help: "Leave out the fusion passes (the unfused plan, for comparison).")
   var noFuse = false
-  @Option(help: "Sample shape for byte and FLOP numbers, e.g. B=32,Tc=256,Tq=16,Ta=32,X=50100,Nv=60000,K=4,S=32 (K: beam, S: cache slots).")
-  var shape: String = "B=32,Tc=256,Tq=16,Ta=32,X=50100,Nv=60000,K=4,S=32"
+  @Option(help: """
+    Sample shape for byte and FLOP numbers: NAME=N,... over the defaults, which dims not named keep \
+    (K: beam, S: cache slots; each N in 1...2147483647; a size that overflows is an error).
+    """)
+  var shape: String = Self.defaultShape
+  static let defaultShape = "B=32,Tc=256,Tq=16,Ta=32,X=50100,Nv=60000,K=4,S=32"
   @Option(name: .shortAndLong, help: "Write the plan (JSON) to this file.")
   var output: String?
 
   func run() throws {
     try reportingErrors {
       let env = try parseShape(shape)
+      if let path = output { try checkWritable(path, option: "output") }
       var base = CompileOptions()
       base.verifyEach = verifyEach
       base.fuse = !noFuse
@@ -103,24 +108,36 @@ struct CompileCommand: ParsableCommand {
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     for d in c.dumps { print("// after \(d.pass)\n\(d.text)") }
     switch emit {
-    case .summary: print(try Summary.text(name: name, config: config, compilation: c, env: env, seconds: seconds))
+    case .summary:
+      do { print(try Summary.text(name: name, config: config, compilation: c, env: env, seconds: seconds)) } catch let e as DimError {
+        throw ValidationError("--shape \(shape): \(e)")
+      }
     case .ir: print(c.graph.text())
     case .dot: print(c.graph.dot())
     case .plan: print(c.plan.text())
     case .kernels: print(Summary.kernels(c.plan))
-    case .memory: print(try c.plan.memoryReport(env))
+    case .memory:
+      do { print(try c.plan.memoryReport(env)) } catch let e as DimError { throw ValidationError("--shape \(shape): \(e)") }
     }
     return c.plan
   }
 
+  /// `--shape` over the default shape: the dims it names replace the defaults, the others stay.
   func parseShape(_ text: String) throws -> [String: Int] {
     var env: [String: Int] = [:]
-    for part in text.split(separator: ",") {
-      let kv = part.split(separator: "=")
-      guard kv.count == 2, let v = Int(kv[1].trimmingCharacters(in: .whitespaces)), v > 0 else {
-        throw ValidationError("--shape: \"\(part)\" is not NAME=positive integer")
+    for source in [Self.defaultShape, text] {
+      for part in source.split(separator: ",", omittingEmptySubsequences: false) {
+        let kv = part.split(separator: "=", omittingEmptySubsequences: false)
+        let name = kv.first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        guard kv.count == 2, !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }),
+              let v = Int(kv[1].trimmingCharacters(in: .whitespaces)), v > 0 else {
+          throw ValidationError("--shape: \"\(part)\" is not NAME=positive integer")
+        }
+        guard v <= Limits.dim else {
+          throw ValidationError("--shape: \(name)=\(v) is over mqan's limit of \(Limits.dim) for one dim")
+        }
+        env[name] = v
       }
-      env[kv[0].trimmingCharacters(in: .whitespaces)] = v
     }
     return env
   }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraphIR
 import MQAN
 import Runtime
 
@@ -7,22 +8,23 @@ import Runtime
 struct PredictCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "predict",
-    abstract: "Answer decaNLP-format examples with a trained checkpoint (greedy decoding), optionally scoring them.")
+    abstract: "Answer decaNLP-format examples with a trained checkpoint (greedy or beam search), optionally scoring them.")
 
   @Option(help: "A checkpoint written by mqan train (latest.safetensors, best.safetensors).") var checkpoint: String
   @Option(help: "A JSONL file, or a folder with one folder per task holding validation.jsonl.") var data: String
-  @Option(help: "Tasks, comma-separated (default: every task folder; for a file, its folder's name).") var tasks: String?
-  @Option(help: "Longest answer in tokens.") var maxOutput = 50
+  @Option(help: "Tasks, comma-separated, each once (default: every task folder; for a file, its folder's name).")
+  var tasks: String?
+  @Option(help: "Longest answer in tokens (1...1000).") var maxOutput = 50
   @Option(help: "Decoder computation: decanlp or consistent (default: the checkpoint's).") var decoder: String?
   @Option(help: "Write the answers (JSONL) to this file instead of stdout.") var out: String?
   @Flag(help: "Score each task with decaNLP's metric and print the decaScore.") var metrics = false
-  @Option(help: "Threads.") var threads = 2
-  @Option(help: "Examples per batch (at most, with --batch-tokens).") var batchSize = 64
+  @Option(help: "Threads (1...256).") var threads = 2
+  @Option(help: "Examples per batch (at most, with --batch-tokens; 1...4096).") var batchSize = 64
   @Option(help: """
     Token budget per batch: length-sorted examples are batched while count x the longest \
-    (context + question) tokens stays within it (default: --batch-size examples per batch).
+    (context + question) tokens stays within it (1...1000000; default: --batch-size examples per batch).
     """) var batchTokens: Int?
-  @Option(help: "Beam size (1: greedy).") var beam = 1
+  @Option(help: "Beam size (1: greedy; 1...64).") var beam = 1
   @Option(help: "Answers per input, best first (at most --beam).") var nBest = 1
   @OptionGroup var gemm: GemmOption
   @Option(help: "GNMT length penalty alpha: scores divided by ((5 + length) / 6)^alpha; 0: none.") var lengthPenalty = 0.0
@@ -39,14 +41,17 @@ struct PredictCommand: ParsableCommand {
   }
 
   func run() throws {
+    for (name, v, r) in [("max-output", maxOutput, 1...Limits.maxOutput), ("threads", threads, 1...Limits.threads),
+                         ("batch-size", batchSize, 1...Limits.batch), ("beam", beam, 1...Limits.beam),
+                         ("n-best", nBest, 1...Limits.beam), ("batch-tokens", batchTokens ?? 1, 1...Limits.batchTokens)] {
+      try checkRange(name, v, r)
+    }
     guard nBest <= beam else { throw ValidationError("--n-best \(nBest) must not exceed --beam \(beam)") }
     guard lengthPenalty >= 0, lengthPenalty.isFinite else {
       throw ValidationError("--length-penalty must be a finite number >= 0, got \(lengthPenalty)")
     }
-    for (name, v) in [("max-output", maxOutput), ("threads", threads), ("batch-size", batchSize), ("beam", beam),
-                      ("n-best", nBest), ("batch-tokens", batchTokens ?? 1)] where v < 1 {
-      throw ValidationError("--\(name) must be >= 1, got \(v)")
-    }
+    if let t = tasks { _ = try taskList(t) }
+    if let path = out { try checkWritable(path, option: "out") }
     var mode: DecoderMode?
     if let d = decoder {
       guard let m = DecoderMode(rawValue: d) else {
@@ -56,16 +61,11 @@ struct PredictCommand: ParsableCommand {
     }
     try reportingErrors {
       let stderrTerminal = isatty(2) != 0
-      func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
       // The checkpoint: weights, table, model config, vocabulary, decoder mode.
       let ck = try Checkpoint.read(path: checkpoint)
-      let config: ModelConfig
-      do {
-        config = try JSONDecoder().decode(ModelConfig.self, from: Data(ck.modelConfig.utf8))
-      } catch {
-        throw Failure(description: "\(checkpoint): __metadata__ key \"model_config\": not a model config (\(Self.oneLine(error)))")
-      }
+      let config = try ModelConfig.decode(Data(ck.modelConfig.utf8),
+                                          source: "\(checkpoint): __metadata__ key \"model_config\"")
       let vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: checkpoint)
       guard let table = ck.parameters["embeddings"] else {
         throw CheckpointError.missingTensor(file: checkpoint, tensor: "embeddings",
@@ -110,12 +110,16 @@ struct PredictCommand: ParsableCommand {
           note("\(input.task): \(report.truncatedContexts) of \(input.examples.count) contexts truncated to "
                + "\(LengthLimits.decaNLP.maxContextLength) tokens")
         }
+        if report.truncatedQuestions > 0 {
+          note("\(input.task): \(report.truncatedQuestions) of \(input.examples.count) questions truncated to "
+               + "\(LengthLimits.decaNLP.maxQuestionLength) tokens")
+        }
         let predictions = try predictor.predict(prepared.examples, decoder: greedy) { done in
           guard stderrTerminal, Date().timeIntervalSince(lastProgress) > 0.2 || finishedBefore + done == total else { return }
           lastProgress = Date()
           let elapsed = Date().timeIntervalSince(start)
-          FileHandle.standardError.write(Data(String(format: "\r\u{1B}[K%@ %d/%d examples %.0fs",
-                                                     input.task, finishedBefore + done, total, elapsed).utf8))
+          note(String(format: "\r\u{1B}[K%@ %d/%d examples %.0fs", input.task, finishedBefore + done, total, elapsed),
+               terminator: "")
         }
         finishedBefore += prepared.examples.count
         for p in predictions {
@@ -137,17 +141,17 @@ struct PredictCommand: ParsableCommand {
           perTask.append((input.task, metric, score))
         }
       }
-      if stderrTerminal && total > 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+      if stderrTerminal && total > 0 { note("") }
       let seconds = max(Date().timeIntervalSince(start), 1e-9)
 
       if let path = out {
         try AtomicFile.write(lines, to: path)
       } else {
-        FileHandle.standardOutput.write(Data(lines))
+        try Output.write(lines)
       }
       if metrics {
         // With --out, stdout is free for the scores; otherwise it holds the JSONL answers.
-        let emit: (String) -> Void = out != nil ? { print($0) } : note
+        let emit: (String) -> Void = out != nil ? { print($0) } : { note($0) }
         var scores: [String: Double] = [:]
         for t in perTask {
           emit(String(format: "%@ %@ %.2f", t.task, t.metric.rawValue, t.score))
@@ -162,8 +166,7 @@ struct PredictCommand: ParsableCommand {
 
   /// The examples of every requested task, in order.
   func loadInputs() throws -> [TaskInput] {
-    let requested = tasks?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-    if tasks != nil && (requested ?? []).isEmpty { throw Failure(description: "--tasks: no task given") }
+    let requested = try tasks.map(taskList)
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir) else {
       throw Failure(description: "\(data): no such file or folder")
@@ -179,7 +182,7 @@ struct PredictCommand: ParsableCommand {
       } else {
         name = URL(fileURLWithPath: data).standardizedFileURL.deletingLastPathComponent().lastPathComponent
       }
-      return [TaskInput(task: name, path: data, examples: try JSONLReader.read(path: data))]
+      return [TaskInput(task: name, path: data, examples: try Self.read(data))]
     }
     let root = URL(fileURLWithPath: data)
     func file(_ task: String) -> String { root.appendingPathComponent(task).appendingPathComponent("validation.jsonl").path }
@@ -193,9 +196,16 @@ struct PredictCommand: ParsableCommand {
         throw Failure(description: "unknown task \"\(name)\": \(file(name)) does not exist (tasks in \(data): "
                       + "\(available.isEmpty ? "none" : available.joined(separator: ", ")))")
       }
-      inputs.append(TaskInput(task: name, path: file(name), examples: try JSONLReader.read(path: file(name))))
+      inputs.append(TaskInput(task: name, path: file(name), examples: try Self.read(file(name))))
     }
     return inputs
+  }
+
+  /// A data file's examples; an empty file is an error (it has nothing to answer or score).
+  static func read(_ path: String) throws -> [Example] {
+    let examples = try JSONLReader.read(path: path)
+    guard !examples.isEmpty else { throw Failure(description: "\(path): no examples (the file is empty)") }
+    return examples
   }
 
   static func oneLine(_ error: Error) -> String {

@@ -36,17 +36,17 @@ struct ProfileCommand: ParsableCommand {
     Profile a real batch: the first --batch examples of this decaNLP JSONL file, encoded with the \
     --checkpoint's vocabulary (shapes come from the data; --context, --question, --answer are ignored).
     """) var data: String?
-  @Option(help: "Batch size.") var batch = 32
-  @Option(help: "Context length (tokens, counting <init> and <eos>).") var context = 256
-  @Option(help: "Question length.") var question = 16
-  @Option(help: "Answer length (train and forward).") var answer = 32
-  @Option(help: "Words in the full vocabulary the random ids come from.") var vocab = 60_000
-  @Option(help: "Timed runs (after one warm-up run).") var steps = 3
-  @Option(help: "Threads.") var threads = 2
-  @Option(help: "Decode: output steps (all of them are run).") var maxOutput = 32
-  @Option(help: "Decode: beam size (1: greedy).") var beam = 1
+  @Option(help: "Batch size (1...4096).") var batch = 32
+  @Option(help: "Context length (tokens, counting <init> and <eos>; 2...4096).") var context = 256
+  @Option(help: "Question length (2...4096).") var question = 16
+  @Option(help: "Answer length (train and forward; 2...4096).") var answer = 32
+  @Option(help: "Words in the full vocabulary the random ids come from (4...2000000).") var vocab = 60_000
+  @Option(help: "Timed runs (after one warm-up run; 1...10000).") var steps = 3
+  @Option(help: "Threads (1...256).") var threads = 2
+  @Option(help: "Decode: output steps (all of them are run; 1...1000).") var maxOutput = 32
+  @Option(help: "Decode: beam size (1: greedy; 1...64).") var beam = 1
   @Option(help: "Seed for weights and ids.") var seed: UInt64 = 1
-  @Option(help: "Run this plan file (from mqan compile -o) instead of compiling the model (train, forward).")
+  @Option(help: "Run this plan file (from mqan compile -o) instead of compiling the model (train and forward only).")
   var plan: String?
   @Option(help: "Write a Chrome trace of the timed runs (one lane per thread, one event per kernel).")
   var trace: String?
@@ -59,14 +59,17 @@ struct ProfileCommand: ParsableCommand {
   static let traceCapacity = 1 << 19
 
   func run() throws {
-    for (name, v) in [("batch", batch), ("context", context), ("question", question), ("answer", answer),
-                      ("steps", steps), ("threads", threads), ("max-output", maxOutput), ("beam", beam)] where v < 1 {
-      throw ValidationError("--\(name) must be >= 1, got \(v)")
+    for (name, v, r) in [("batch", batch, 1...Limits.batch), ("context", context, 2...Limits.sequence),
+                         ("question", question, 2...Limits.sequence), ("answer", answer, 2...Limits.sequence),
+                         ("steps", steps, 1...10_000), ("threads", threads, 1...Limits.threads),
+                         ("max-output", maxOutput, 1...Limits.maxOutput), ("beam", beam, 1...Limits.beam),
+                         ("vocab", vocab, 4...Limits.vocabulary)] {
+      try checkRange(name, v, r)
     }
-    guard context >= 2, question >= 2, answer >= 2 else {
-      throw ValidationError("--context, --question and --answer must be >= 2 (<init> and <eos>)")
+    if let path = trace { try checkWritable(path, option: "trace") }
+    if mode == .decode && plan != nil {
+      throw ValidationError("--plan applies to profile forward and train; decode compiles its encode and decode-step plans")
     }
-    guard vocab >= 4 else { throw ValidationError("--vocab must be >= 4, got \(vocab)") }
     try reportingErrors {
       if mode == .decode { try profileDecode() } else { try profileTrain() }
     }
@@ -80,16 +83,18 @@ struct ProfileCommand: ParsableCommand {
                                vocabulary: Vocabulary?) {
     guard let path = checkpoint else {
       if data != nil { throw ValidationError("--data needs --checkpoint (its vocabulary encodes the examples)") }
-      let (_, config) = try model.load()
+      let (name, config) = try model.load()
+      try config.checkMemory(tableRows: vocab, source: model.config == nil ? "--preset \(name)" : name)
+      let ids = Limits.product([batch, context + question + answer, 64]) ?? Int.max
+      if let problem = Limits.memoryProblem(ids, "the synthetic batch (--batch \(batch) x its lengths)") {
+        throw ValidationError(problem)
+      }
       return (config, ParameterInit.initialize(config, seed: seed),
               EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1), nil)
     }
     if model.preset != nil || model.config != nil { throw ValidationError("give --checkpoint or a model, not both") }
     let ck = try Checkpoint.read(path: path)
-    let config: ModelConfig
-    do { config = try JSONDecoder().decode(ModelConfig.self, from: Data(ck.modelConfig.utf8)) } catch {
-      throw CheckpointError.invalidMetadata(file: path, key: "model_config", reason: "not a model config (\(error))")
-    }
+    let config = try ModelConfig.decode(Data(ck.modelConfig.utf8), source: "\(path): __metadata__ key \"model_config\"")
     var params = ck.parameters
     guard let table = params.removeValue(forKey: "embeddings"), table.shape.count == 2, table.shape[0] >= 4 else {
       throw CheckpointError.missingTensor(file: path, tensor: "embeddings", reason: "the word-vector table")

@@ -70,20 +70,20 @@ struct ProfileReport {
     printRooflineHeader()
     var names: [String] = []
     for p in self.phases where !names.contains(p.phase) { names.append(p.phase) }
-    Swift.print(pad("phase", 14) + pad("ms/run", 10, right: true) + pad("% of run", 10, right: true))
+    printOut(pad("phase", 14) + pad("ms/run", 10, right: true) + pad("% of run", 10, right: true))
     for p in names {
       let ms = self.phases.filter { $0.phase == p }.reduce(0) { $0 + $1.ms }
-      Swift.print(pad(p, 14) + String(format: "%10.1f%10.1f", ms, 100 * ms / max(total, 1e-9)))
+      printOut(pad(p, 14) + String(format: "%10.1f%10.1f", ms, 100 * ms / max(total, 1e-9)))
     }
     let phases = names
     for p in phases {
       let list = rows.filter { $0.phase == p }.sorted { $0.ms > $1.ms }
       guard !list.isEmpty else { continue }
-      Swift.print("\n\(p): slowest kernels")
-      Swift.print("  " + pad("kernel", 30) + ["calls/run", "ms/run", "%", "GFLOP/s", "MB/run"].map { pad($0, 10, right: true) }
+      printOut("\n\(p): slowest kernels")
+      printOut("  " + pad("kernel", 30) + ["calls/run", "ms/run", "%", "GFLOP/s", "MB/run"].map { pad($0, 10, right: true) }
         .joined() + rooflineHeadings + "  path")
       for r in list.prefix(top) {
-        Swift.print("  " + pad(r.kernel, 30)
+        printOut("  " + pad(r.kernel, 30)
                     + String(format: "%10.0f%10.2f%10.1f%10.1f%10.1f", r.calls, r.ms, 100 * r.ms / max(total, 1e-9),
                              r.ms > 0 ? r.flops / (r.ms / 1e3) / 1e9 : 0, r.bytes / 1e6) + rooflineColumns(r) + "  "
                     + r.path)
@@ -96,9 +96,9 @@ struct ProfileReport {
       byOp[op, default: (0, 0)].calls += r.calls
       byOp[op, default: (0, 0)].ms += r.ms
     }
-    Swift.print("\nby op:")
+    printOut("\nby op:")
     for (op, v) in byOp.sorted(by: { $0.value.ms > $1.value.ms }).prefix(top) {
-      Swift.print("  " + pad(op, 22) + String(format: "%9.0f calls/run %9.2f ms/run %6.1f %%", v.calls, v.ms,
+      printOut("  " + pad(op, 22) + String(format: "%9.0f calls/run %9.2f ms/run %6.1f %%", v.calls, v.ms,
                                                    100 * v.ms / max(total, 1e-9)))
     }
   }

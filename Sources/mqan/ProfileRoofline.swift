@@ -7,15 +7,15 @@ import Runtime
 extension ProfileReport {
   /// The header: the GEMM path, then the roofs (or that the calibration was skipped).
   func printRooflineHeader() {
-    Swift.print("gemm: \(gemmPath)")
+    printOut("gemm: \(gemmPath)")
     guard let r = roofline else {
-      Swift.print("roofline: skipped (--no-roofline)\n")
+      printOut("roofline: skipped (--no-roofline)\n")
       return
     }
-    Swift.print(String(format: "roofline (%d thread%@, %@ %@): peak %.1f GFLOP/s; read L2 %.1f, LLC %.1f, memory %.1f GB/s",
+    printOut(String(format: "roofline (%d thread%@, %@ %@): peak %.1f GFLOP/s; read L2 %.1f, LLC %.1f, memory %.1f GB/s",
                        r.threads, r.threads == 1 ? "" : "s", r.fromCache ? "cached from" : "measured", r.measuredAt, r.peakGflops, r.l2GBps,
                        r.llcGBps, r.memGBps))
-    Swift.print(String(format: "  %@; L2 %@/core, L3 %@; roof = peak (compute-bound) or the level a call's bytes fit",
+    printOut(String(format: "  %@; L2 %@/core, L3 %@; roof = peak (compute-bound) or the level a call's bytes fit",
                        r.cpuModel, Self.size(r.l2Bytes), Self.size(r.l3Bytes)) + "\n")
   }
 
@@ -65,7 +65,7 @@ extension ProfileCommand {
     report.gemmPath = Roofline.activeGemmDescription()
     guard !noRoofline else { return }
     let r = try Roofline.cached(threads: threads)
-    if let warning = r.cacheWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+    if let warning = r.cacheWarning { note("warning: \(warning)") }
     report.roofline = r
   }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraphIR
 import MQAN
 
 /// `mqan train`: train MQAN on decaNLP-format tasks.
@@ -9,35 +10,39 @@ struct TrainCommand: ParsableCommand {
     abstract: "Train MQAN on one or more decaNLP tasks (round-robin), with validation and checkpoints.")
 
   @Option(help: "Folder with one folder per task holding train.jsonl and validation.jsonl.") var data: String
-  @Option(help: "Tasks, comma-separated (e.g. sst,squad,multi30k.en.de).") var tasks: String
+  @Option(help: "Tasks, comma-separated, each once (e.g. sst,squad,multi30k.en.de).") var tasks: String
   @OptionGroup var model: ModelOptions
   @OptionGroup var gemm: GemmOption
   @Option(help: "GloVe text-format word vectors (word v1 v2 ...); missing words get zeros.") var embeddings: String?
   @Flag(help: "Train the word-vector table too (from --embeddings, or from scratch without it).") var trainEmbeddings = false
-  @Option(help: "Folder for checkpoints, log.jsonl and loss.svg.") var save: String
-  @Flag(help: "Continue from <save>/latest.safetensors.") var resume = false
-  @Option(help: "Training steps in all.") var steps = 1000
+  @Option(help: "Folder for checkpoints, log.jsonl and loss.svg (created if missing).") var save: String
+  @Flag(help: "Continue from <save>/latest.safetensors (an error when there is none).") var resume = false
+  @Option(help: "Training steps in all (with --resume: at least the checkpoint's step).") var steps = 1000
   @Option(help: "Checkpoint every N steps (and at the end).") var saveEvery = 500
   @Option(help: "Validate every N steps (and at the end).") var valEvery = 200
-  @Option(help: "Validation examples per task (default: all).") var valExamples: Int?
-  @Option(help: "Tokens per batch (decaNLP's budget).") var batchTokens = 9000
+  @Option(help: "Validation examples per task, >= 1. (default: all)") var valExamples: Int?
+  @Option(help: "Tokens per batch (decaNLP's budget; 1...1000000).") var batchTokens = 9000
   @Option(help: "Steps on the first task alone before round-robin (anti-curriculum).") var jumpStart = 0
   @Option(help: "Seed for initialisation and batching.") var seed: UInt64 = 123
-  @Option(help: "Threads.") var threads = 2
+  @Option(help: "Threads (1...256).") var threads = 2
   @Option(help: "Learning-rate warmup steps.") var warmup = 800
-  @Option(help: "Longest greedy answer at validation.") var maxOutput = 50
-  @Option(help: "Dropout rate at decaNLP's sites (default 0.2, its dropout_ratio; 0 turns dropout off).") var dropout: Float?
+  @Option(help: "Longest greedy answer at validation (1...1000).") var maxOutput = 50
+  @Option(help: "Dropout rate at decaNLP's sites, in [0, 1) (decaNLP's dropout_ratio; 0 turns dropout off). (default: 0.2)")
+  var dropout: Float?
 
   func run() throws {
-    for (name, v) in [("steps", steps), ("save-every", saveEvery), ("val-every", valEvery), ("batch-tokens", batchTokens),
-                      ("threads", threads), ("warmup", warmup), ("max-output", maxOutput)] where v < 1 {
-      throw ValidationError("--\(name) must be >= 1, got \(v)")
+    for (name, v, r) in [("steps", steps, 1...Limits.count), ("save-every", saveEvery, 1...Limits.count),
+                         ("val-every", valEvery, 1...Limits.count), ("batch-tokens", batchTokens, 1...Limits.batchTokens),
+                         ("threads", threads, 1...Limits.threads), ("warmup", warmup, 1...Limits.count),
+                         ("max-output", maxOutput, 1...Limits.maxOutput), ("jump-start", jumpStart, 0...Limits.count),
+                         ("val-examples", valExamples ?? 1, 1...Limits.count)] {
+      try checkRange(name, v, r)
     }
-    guard jumpStart >= 0 else { throw ValidationError("--jump-start must be >= 0, got \(jumpStart)") }
+    let taskNames = try taskList(tasks)
     try reportingErrors {
       var (_, config) = try model.load()
       if model.preset == nil && model.config == nil { config = .default }
-      var options = TrainOptions(dataDir: data, tasks: tasks.split(separator: ",").map(String.init), config: config,
+      var options = TrainOptions(dataDir: data, tasks: taskNames, config: config,
                                  save: save)
       options.embeddings = embeddings
       options.trainEmbeddings = trainEmbeddings
@@ -59,14 +64,18 @@ struct TrainCommand: ParsableCommand {
       }
       let terminal = isatty(1) != 0
       var lastPrint = Date.distantPast
-      // Unbuffered, so a piped log shows progress as it happens.
+      // Unbuffered, so a piped log shows progress as it happens (a failed write ends the run
+      // with an error when it returns).
       func print(_ s: String, terminator: String = "\n") {
-        FileHandle.standardOutput.write(Data((s + terminator).utf8))
+        Output.put(Array((s + terminator).utf8))
+        try? Output.check()
       }
       let report: (TrainEvent) -> Void = { event in
         switch event {
         case .prepared(let s):
           print(s)
+        case .warning(let s):
+          note("warning: " + s)
         case .step(let step, let task, let loss, let lr, let tps, let elapsed):
           let eta = elapsed / Double(step) * Double(max(steps - step, 0))
           let line = String(format: "step %d/%d %@ loss %.4f lr %.2e %.0f tok/s elapsed %.0fs eta %.0fs",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GraphIR
 import MQAN
 
 /// `mqan verify FIXTURE...`: parity with numbers exported from decaNLP's own code.
@@ -13,14 +14,14 @@ struct VerifyCommand: ParsableCommand {
 
   @Argument(help: "Parity fixtures (safetensors, format mqan-parity-1).")
   var fixtures: [String]
-  @Option(help: "Threads for the runtime.")
+  @Option(help: "Threads for the runtime (1...256).")
   var threads: Int = 1
   @Flag(help: "Run the unfused plans (no fusion passes), for comparison.")
   var noFuse = false
   @OptionGroup var gemm: GemmOption
 
   func run() throws {
-    guard threads >= 1 else { throw ValidationError("--threads must be >= 1, got \(threads)") }
+    try checkRange("threads", threads, 1...Limits.threads)
     var failed = false
     let target = try gemm.target()
     try reportingErrors {

@@ -44,14 +44,17 @@ public struct EncodedExample: Sendable, Equatable {
 
 /// Maximum lengths in tokens, `<init>`/`<eos>` not counted (decaNLP's `arguments.py`:
 /// `--max_train_context_length 400`, `--max_val_context_length 400`, `--max_answer_length 50`).
-/// Questions have no limit, as in decaNLP.
+/// Questions have no limit in decaNLP; mqan cuts them at 400 tokens too (`.truncate`), so one
+/// pathological line cannot make a batch too large to allocate.
 public struct LengthLimits: Codable, Sendable, Equatable {
   public var maxContextLength: Int
   public var maxAnswerLength: Int
+  public var maxQuestionLength: Int
 
-  public init(maxContextLength: Int = 400, maxAnswerLength: Int = 50) {
+  public init(maxContextLength: Int = 400, maxAnswerLength: Int = 50, maxQuestionLength: Int = 400) {
     self.maxContextLength = maxContextLength
     self.maxAnswerLength = maxAnswerLength
+    self.maxQuestionLength = maxQuestionLength
   }
 
   /// decaNLP's defaults: contexts 400, answers 50.
@@ -60,7 +63,7 @@ public struct LengthLimits: Codable, Sendable, Equatable {
 
 /// What to do with examples beyond the `LengthLimits`.
 public enum LengthPolicy: String, Codable, Sendable, CaseIterable {
-  /// Keep every example: cut contexts and answers to their limits; empty texts stay
+  /// Keep every example: cut contexts, questions and answers to their limits; empty texts stay
   /// `<init> <eos>`. For prediction, where every input needs an output.
   case truncate
   /// decaNLP's `preprocess_examples(train=True)` (used for training, and for validation unless
@@ -78,6 +81,7 @@ public struct PrepareReport: Sendable, Equatable {
   public var droppedEmpty = 0
   public var truncatedContexts = 0
   public var truncatedAnswers = 0
+  public var truncatedQuestions = 0
 }
 
 /// The examples of one task split, read from decaNLP-style JSONL.
@@ -116,6 +120,10 @@ public struct TaskData: Sendable {
         if ex.answer.count > limits.maxAnswerLength {
           ex.answer.removeSubrange(limits.maxAnswerLength...)
           report.truncatedAnswers += 1
+        }
+        if ex.question.count > limits.maxQuestionLength {
+          ex.question.removeSubrange(limits.maxQuestionLength...)
+          report.truncatedQuestions += 1
         }
       case .dropLikeDecaNLP:
         if cutsContexts && ex.context.count > limits.maxContextLength {

@@ -1,4 +1,5 @@
 import Foundation
+import GraphIR
 import Runtime
 
 #if canImport(Glibc)
@@ -223,6 +224,9 @@ public struct WordVectors: Sendable {
       }
       if out.words.isEmpty && out.dimension == 0 && scratch.count == 1 { continue }  // a `count dim` header
       if out.dimension == 0 {
+        guard scratch.count <= Limits.width else {
+          throw .vectors(path: path, line: lineNumber, problem: "\(scratch.count) values, more than mqan's limit of \(Limits.width)")
+        }
         guard scratch.count >= 1 else {
           throw .vectors(path: path, line: lineNumber, problem: "a word without values")
         }

@@ -22,12 +22,14 @@ final class TrainLog {
         }
       }
     }
-    _ = FileManager.default.createFile(atPath: path, contents: Data(kept.utf8))
-    guard let h = FileHandle(forWritingAtPath: path) else {
-      throw ModelError.io(path: path, problem: "cannot open the training log for writing")
+    guard FileManager.default.createFile(atPath: path, contents: Data(kept.utf8)),
+          let h = FileHandle(forWritingAtPath: path) else {
+      throw TrainError.file(path, "cannot write the training log (\(String(cString: strerror(errno))))")
     }
     handle = h
-    handle.seekToEndOfFile()
+    do { try handle.seekToEnd() } catch {
+      throw TrainError.file(path, "cannot write the training log (\(error.localizedDescription))")
+    }
     for r in rows { record(r) }
   }
 
@@ -41,10 +43,23 @@ final class TrainLog {
     }
   }
 
-  func write(_ obj: [String: Any]) {
+  /// Appends one row; a failed write (a full disk) is an error naming the log.
+  func write(_ obj: [String: Any]) throws(TrainError) {
     record(obj)
     guard let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else { return }
-    handle.write(data + Data("\n".utf8))
+    do { try handle.write(contentsOf: data + Data("\n".utf8)) } catch {
+      throw TrainError.file(path, "cannot write the training log: \(Self.reason(error))")
+    }
+  }
+
+  /// The OS's words for a Foundation file error (its errno), not Foundation's error dump.
+  static func reason(_ error: Error) -> String {
+    let ns = error as NSError
+    if let posix = ns.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
+      return String(cString: strerror(Int32(posix.code)))
+    }
+    if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+    return ns.localizedDescription
   }
 
   /// Writes the loss curve (left axis) and validation scores (right axis, 0-100) as SVG.

@@ -36,6 +36,8 @@ public struct TrainOptions: Sendable {
 /// What the trainer reports as it goes (the CLI prints these; log.jsonl records them).
 public enum TrainEvent: Sendable {
   case prepared(String)
+  /// Something about the input the user should know (the CLI prints it on stderr).
+  case warning(String)
   case step(step: Int, task: String, loss: Double, lr: Double, tokensPerSecond: Double, elapsed: Double)
   case validation(step: Int, task: String, metric: String, score: Double)
   case decaScore(step: Int, score: Double)

@@ -37,23 +37,35 @@ public final class Trainer {
 
   public init(_ requested: TrainOptions, report: (TrainEvent) -> Void) throws {
     var options = requested
-    guard !options.tasks.isEmpty else { throw ModelError.config(field: "tasks", problem: "no task given") }
+    try Self.check(options)
     var config = options.config
+    // The save folder first: a place that cannot hold the checkpoints fails before any work.
+    try Self.makeFolder(options.save)
     // Data: every task's training and validation examples, one vocabulary over the training data.
     var counter = TokenCounter()
     var loaded: [(String, TaskData, TaskData)] = []
     for task in options.tasks {
-      let train = try TaskData.load(root: options.dataDir, task: task, split: "train").prepared(policy: .truncate).data
-      let val = try TaskData.load(root: options.dataDir, task: task, split: "validation")
+      let train = try Self.trainingData(try TaskData.load(root: options.dataDir, task: task, split: "train"),
+                                        report: report)
+      let val = try Self.validationData(try TaskData.load(root: options.dataDir, task: task, split: "validation"),
+                                        limit: options.valExamples, report: report)
       for ex in train.examples { counter.add(ex.context); counter.add(ex.question); counter.add(ex.answer) }
       loaded.append((task, train, val))
     }
     let resumeFrom = options.resume ? Self.latestCheckpoint(in: options.save) : nil
+    if options.resume && resumeFrom == nil {
+      throw TrainError.option("--resume", "\(options.save) holds no latest.safetensors to resume from "
+                              + "(leave out --resume to start a new run)")
+    }
     var checkpoint: Checkpoint?
     if let path = resumeFrom { checkpoint = try Checkpoint.read(path: path) }
-    if let ck = checkpoint {
-      vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: resumeFrom ?? "checkpoint")
-      config = try JSONDecoder().decode(ModelConfig.self, from: Data(ck.modelConfig.utf8))
+    if let ck = checkpoint, let path = resumeFrom {
+      guard ck.step <= options.steps else {
+        throw TrainError.option("--steps", "\(options.steps) is below step \(ck.step) of the checkpoint \(path) "
+                                + "(give --steps above \(ck.step) to train on)")
+      }
+      vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: path)
+      config = try ModelConfig.decode(Data(ck.modelConfig.utf8), source: "\(path): __metadata__ key \"model_config\"")
       // A resumed run continues the checkpoint's run exactly: its seed and schedule win.
       if options.seed != ck.seed {
         report(.prepared("resuming with the checkpoint's seed \(ck.seed) (not \(options.seed))"))
@@ -67,6 +79,7 @@ public final class Trainer {
       vocabulary = Vocabulary(counter: counter, maxSize: 1_000_000)
       config.generativeVocab = min(vocabulary.count, options.config.generativeVocab)
     }
+    try config.checkMemory(tableRows: vocabulary.count, source: resumeFrom ?? options.save)
     // Embeddings: GloVe-format vectors for the vocabulary (zeros for missing words, as decaNLP),
     // or, when trained from scratch, N(0, 1) as torch's nn.Embedding; a resumed run takes the
     // table its checkpoint holds.
@@ -83,10 +96,11 @@ public final class Trainer {
       let n = vocabulary.count * config.embeddingDim
       table = HostTensor(shape: [vocabulary.count, config.embeddingDim], floats: (0..<n).map { _ in rng.normal() })
     } else {
-      throw ModelError.config(field: "embeddings", problem: "give --embeddings FILE (GloVe text format) or --train-embeddings")
+      throw TrainError.option("--embeddings", "give --embeddings FILE (GloVe text format) or --train-embeddings")
     }
     guard table.shape == [vocabulary.count, config.embeddingDim] else {
-      throw ModelError.config(field: "embedding_dim", problem: "the table is \(table.shape), the model needs [\(vocabulary.count), \(config.embeddingDim)]")
+      throw TrainError.file(resumeFrom ?? options.embeddings ?? options.save, "the word-vector table is \(table.shape), "
+                            + "the model needs [\(vocabulary.count), \(config.embeddingDim)]")
     }
     self.config = config
     report(.prepared("vocabulary \(vocabulary.count) words (generative \(config.generativeVocab))\(coverage)"
@@ -103,7 +117,7 @@ public final class Trainer {
     var params = checkpoint?.parameters ?? ParameterInit.initialize(config, seed: options.seed)
     if options.trainEmbeddings { params["embeddings"] = table }
     for name in plan.paramNames where params[name] == nil {
-      throw ModelError.config(field: "checkpoint", problem: "weight \(name) is missing")
+      throw TrainError.file(resumeFrom ?? "checkpoint", "tensor \"\(name)\" is missing (a weight of the model)")
     }
     // decaNLP's two linear_in weights are never read; checkpoints hold what the model uses.
     let used = Set(plan.paramNames)
@@ -116,7 +130,11 @@ public final class Trainer {
 
     var positions: [String: BatchIteratorState] = [:]
     if let ck = checkpoint {
-      let pos = try JSONDecoder().decode(DataPosition.self, from: Data(ck.dataPosition.utf8))
+      let pos: DataPosition
+      do { pos = try JSONDecoder().decode(DataPosition.self, from: Data(ck.dataPosition.utf8)) } catch {
+        throw TrainError.file(resumeFrom ?? "checkpoint",
+                              "__metadata__ key \"data_position\": \(ModelError.describe(decoding: error))")
+      }
       positions = pos.iterators
       step = ck.step
       best = ck.bestScore
@@ -129,12 +147,10 @@ public final class Trainer {
                                        seed: options.seed &+ UInt64(i) &* 7919)
       if let s = positions[name] {
         do { try it.restore(s) } catch {
-          throw ModelError.config(field: "checkpoint", problem: "\(resumeFrom ?? "checkpoint"): task \(name): \(error)")
+          throw TrainError.file(resumeFrom ?? "checkpoint", "__metadata__ key \"data_position\": task \(name): \(error)")
         }
       }
-      var valExamples = val.examples
-      if let n = options.valExamples { valExamples = Array(valExamples.prefix(n)) }
-      tasks.append(TaskState(name: name, train: encoded, validation: valExamples, iterator: it))
+      tasks.append(TaskState(name: name, train: encoded, validation: val.examples, iterator: it))
     }
   }
 
@@ -157,7 +173,7 @@ public final class Trainer {
   var runStart = Date()
 
   public func run(report: (TrainEvent) -> Void) throws {
-    try FileManager.default.createDirectory(atPath: options.save, withIntermediateDirectories: true)
+    try Self.makeFolder(options.save)
     (try? CheckpointDirectory(path: options.save, keepLast: 0))?.removeTemporaryFiles()  // a killed run's leftovers
     let log = try TrainLog(directory: options.save, truncatingAfter: step)
     let start = Date()
@@ -183,7 +199,7 @@ public final class Trainer {
       let seconds = Date().timeIntervalSince(t0)
       let tokens = (feed["context"]?.count ?? 0) + (feed["question"]?.count ?? 0) + (feed["answer"]?.count ?? 0)
       let tps = Double(tokens) / max(seconds, 1e-9)
-      log.write(["step": step, "loss": Double(loss), "lr": update.learningRate, "tokens_per_s": tps,
+      try log.write(["step": step, "loss": Double(loss), "lr": update.learningRate, "tokens_per_s": tps,
                  "task": tasks[t].name, "grad_norm": update.gradientNorm, "elapsed_s": Date().timeIntervalSince(start)])
       report(.step(step: step, task: tasks[t].name, loss: Double(loss), lr: update.learningRate,
                    tokensPerSecond: tps, elapsed: Date().timeIntervalSince(start)))
@@ -208,12 +224,12 @@ public final class Trainer {
       let metric = Metric.primaryMetric(forTask: task.name)
       let score = Metric.score(metric, predictions: predictions, references: task.validation.map { [$0.raw.answer] })
       perTask[task.name] = score
-      log.write(["step": step, "task": task.name, "metric": metric.rawValue, "score": score,
+      try log.write(["step": step, "task": task.name, "metric": metric.rawValue, "score": score,
                  "elapsed_s": Date().timeIntervalSince(runStart)])
       report(.validation(step: step, task: task.name, metric: metric.rawValue, score: score))
     }
     let deca = Metric.decaScore(perTask)
-    log.write(["step": step, "decascore": deca])
+    try log.write(["step": step, "decascore": deca])
     report(.decaScore(step: step, score: deca))
     if best == nil || deca > best! {
       best = deca

@@ -68,7 +68,9 @@ public final class Executor {
   /// - Throws: `RuntimeError` naming a missing or mismatched weight, or a malformed plan.
   public init(plan: Plan, params: [String: HostTensor], threads: Int,
               options: ExecutorOptions = .init()) throws(RuntimeError) {
-    guard threads >= 1 else { throw .invalidPlan("threads must be >= 1, got \(threads)") }
+    guard threads >= 1, threads <= Limits.threads else {
+      throw .invalidPlan("threads must be in 1...\(Limits.threads), got \(threads)")
+    }
     self.plan = plan
     self.threads = threads
     self.options = options
@@ -237,7 +239,8 @@ public final class Executor {
       let bytes = max(layout.arenaBytes, (sharedArena?.bytes ?? 0) * 5 / 4)
       buckets.removeAll()
       sharedArena = nil
-      sharedArena = try AlignedBuffer(bytes: bytes, what: "arena of \(bytes) bytes for \(env)")
+      let dims = env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+      sharedArena = try AlignedBuffer(bytes: bytes, what: "the \(plan.name) plan's arena at \(dims)")
     }
     if buckets.count >= Executor.maxBuckets { buckets.removeAll() }
     let b = try Bucket(plan: plan, env: env, layout: layout, arena: sharedArena!, threads: threads, params: params,
@@ -337,17 +340,23 @@ final class Bucket {
     self.gemm = gemm
     arenaBytes = layout.arenaBytes
     let stride = (BoundPlan.scratchFloats(plan, env: env) + 15) / 16 * 16
-    scratch = try AlignedBuffer(bytes: stride * 4 * threads, what: "attention scratch")
+    guard let scratchBytes = Limits.product([stride, 4, threads]) else {
+      throw .allocation("attention scratch: \(stride) x 4 x \(threads) bytes overflow")
+    }
+    scratch = try AlignedBuffer(bytes: scratchBytes, what: "attention scratch")
     var offsets: [Int?] = []
     var total = 0
     for slot in slots {
       guard slot.type.dtype == .i32 else { offsets.append(nil); continue }
-      var n = 1
+      var sizes: [Int] = [4]
       for d in slot.type.shape {
-        do { n *= try d.evaluate(env) } catch { throw .dim(error, "input \"\(slot.name)\"") }
+        do { sizes.append(try d.evaluate(env)) } catch { throw .dim(error, "input \"\(slot.name)\"") }
+      }
+      guard let n = Limits.product(sizes), n <= Int.max / 2 - total - 64 else {
+        throw .allocation("input \"\(slot.name)\" staging: \(sizes.dropFirst()) elements overflow")
       }
       offsets.append(total)
-      total += (n * 4 + 63) / 64 * 64
+      total += (n + 63) / 64 * 64
     }
     stagingMemory = try AlignedBuffer(bytes: total, what: "input staging")
     staging = offsets.map { [base = stagingMemory.base] in $0.map { base + $0 } }

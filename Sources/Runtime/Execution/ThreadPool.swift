@@ -1,4 +1,12 @@
 import CKernels
+import GraphIR
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The runtime's one threading system: an `mq_pool` of exactly `threads` threads (the caller is
 /// thread 0). OpenBLAS is pinned to one thread when the first pool is made, so GEMMs never add
@@ -9,6 +17,9 @@ final class ThreadPool {
 
   init(threads: Int) throws(RuntimeError) {
     ThreadPool.pinBLAS
+    guard threads <= Limits.threads else {
+      throw .allocation("thread pool of \(threads) threads: at most \(Limits.threads)")
+    }
     let n = max(1, threads)
     guard let p = mq_pool_create(Int32(n)) else {
       throw .allocation("thread pool of \(n) threads")
@@ -38,15 +49,24 @@ final class AlignedBuffer {
   let base: UnsafeMutableRawPointer
   let bytes: Int
 
+  /// Throws, never traps, when `bytes` is negative, over `Limits.memoryBytes` or not available.
   init(bytes: Int, what: @autoclosure () -> String) throws(RuntimeError) {
-    let n = max(bytes, 64)
-    guard n < Int.max / 2 else { throw .allocation("\(what()): \(bytes) bytes") }
-    base = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
-    base.initializeMemory(as: UInt8.self, repeating: 0, count: n)
+    guard bytes >= 0, bytes <= Int.max - 64 else { throw .allocation("\(what()): \(bytes) bytes") }
+    if let problem = Limits.memoryProblem(bytes, what()) { throw .allocation(problem) }
+    let n = (max(bytes, 64) + 63) / 64 * 64
+    // calloc: zeroed pages come from the kernel as they are touched.
+    guard let p = calloc(1, n + 64) else {
+      throw .allocation("\(what()): \(Limits.gigabytes(bytes)) could not be allocated")
+    }
+    raw = p
+    let misalignment = Int(bitPattern: p) % 64
+    base = p + (misalignment == 0 ? 0 : 64 - misalignment)
     self.bytes = bytes
   }
 
-  deinit { base.deallocate() }
+  private let raw: UnsafeMutableRawPointer
+
+  deinit { free(raw) }
 }
 
 /// A team barrier array: one `mq_barrier` per slot, each on its own cache lines.

@@ -204,16 +204,23 @@ public struct SafetensorsFile: Sendable {
     }
     var tensors: [String: HostTensor] = [:]
     tensors.reserveCapacity(entries.count)
+    var mismatch: (Entry, HostTensorError)?
     bytes.withUnsafeBytes { raw in
-      for e in entries {
+      for e in entries where mismatch == nil {
         let slice = UnsafeRawBufferPointer(rebasing: raw[(headerEnd + e.begin)..<(headerEnd + e.end)])
         let storage: HostTensor.Storage = switch e.dtype {
         case .f32: .f32(loadLittleEndian(Float.self, slice))
         case .i64: .i64(loadLittleEndian(Int64.self, slice))
         case .i32: .i32(loadLittleEndian(Int32.self, slice))
         }
-        tensors[e.name] = try! HostTensor(storage, shape: e.shape)  // sizes were checked above
+        // The sizes were checked above; a mismatch here is still an error, never a trap.
+        do throws(HostTensorError) { tensors[e.name] = try HostTensor(storage, shape: e.shape) } catch {
+          mismatch = (e, error)
+        }
       }
+    }
+    if let (e, error) = mismatch {
+      throw .invalidShape(file: source, tensor: e.name, reason: "\(error)")
     }
     self.tensors = tensors
     self.order = entries.map(\.name)
