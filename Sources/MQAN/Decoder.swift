@@ -18,13 +18,13 @@ public final class MQANDecoder {
   ///   - gemm: the GEMM the plans are compiled for (this CPU's best mqan path by default).
   public init(config: ModelConfig, params: [String: HostTensor], mode: DecoderMode = .consistent,
               threads: Int, fuse: Bool = true, profile: Bool = false, traceCapacity: Int = 0,
-              gemm: GemmTarget = Gemm.best) throws {
+              gemm: GemmTarget = Gemm.best, checkNumerics: Bool = false) throws {
     self.config = config
     self.mode = mode
     var options = CompileOptions()
     options.fuse = fuse
     options.gemm = gemm
-    let run = ExecutorOptions(profile: profile, traceCapacity: traceCapacity)
+    let run = ExecutorOptions(profile: profile, traceCapacity: traceCapacity, checkNumerics: checkNumerics)
     let plans = MQANPlanOptions(decoder: mode)
     encoder = try Executor(plan: MQANPlans.compile(kind: .encode, config: config, options: plans,
                                                    compileOptions: options).plan,

@@ -33,6 +33,14 @@ public struct ParityFixture {
       throw ModelError.fixture(path: path, problem: "metadata config: \(ModelError.describe(decoding: error))")
     }
     try config.validate()
+    // Weights, inputs and expected values alike: a non-finite one would make every comparison
+    // meaningless (NaN is never within tolerance, and neither is it a reference).
+    for name in file.order {
+      if let t = file.tensors[name], let bad = t.firstNonFinite {
+        throw ModelError.fixture(path: path, problem: "tensor \"\(name)\": non-finite value \(bad.value) at index "
+                                   + "\(bad.index) (element \(bad.flat))")
+      }
+    }
     decodeSteps = file.metadata["decode_steps"].flatMap { Int($0) }
     if let text = file.metadata["adam"] {
       do {

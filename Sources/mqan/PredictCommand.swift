@@ -17,6 +17,8 @@ struct PredictCommand: ParsableCommand {
   @Option(help: "Longest answer in tokens (1...1000).") var maxOutput = 50
   @Option(help: "Decoder computation: decanlp or consistent (default: the checkpoint's).") var decoder: String?
   @Option(help: "Write the answers (JSONL) to this file instead of stdout.") var out: String?
+  @Flag(help: "After each stage of every plan run, check its outputs for NaN and infinities; the first one is an error naming its plan step and IR node (costs about one more read of what each run writes).")
+  var checkNumerics = false
   @Flag(help: "Score each task with decaNLP's metric and print the decaScore.") var metrics = false
   @Option(help: "Threads (1...256).") var threads = 2
   @Option(help: "Examples per batch (at most, with --batch-tokens; 1...4096).") var batchSize = 64
@@ -88,7 +90,7 @@ struct PredictCommand: ParsableCommand {
       var params = ck.parameters
       params["embeddings"] = nil
       let greedy = try MQANDecoder(config: config, params: params, mode: mode!, threads: threads,
-                                   gemm: try gemm.target())
+                                   gemm: try gemm.target(), checkNumerics: checkNumerics)
       var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table, batchSize: batchSize,
                                 maxOutput: maxOutput)
       if beam > 1 || nBest > 1 { predictor.beam = (beam, nBest, lengthPenalty) }

@@ -53,6 +53,8 @@ struct ProfileCommand: ParsableCommand {
   @Flag(help: "Run the unfused plans (no fusion passes), for comparison.") var noFuse = false
   @Flag(help: "Skip the roofline calibration (no roofs in the header, no AI / %roof / bound columns).")
   var noRoofline = false
+  @Flag(help: "After each stage of every plan run, check its outputs for NaN and infinities; the first one is an error naming its plan step and IR node (costs about one more read of what each run writes).")
+  var checkNumerics = false
   @Flag(help: "End with one JSON object.") var json = false
 
   /// Kernel events kept per thread for --trace.
@@ -155,7 +157,8 @@ extension ProfileCommand {
     }
     let training = plan.outputs.contains { $0.name.hasPrefix("grad.") }
     let exec = try Executor(plan: plan, params: params, threads: threads,
-                            options: ExecutorOptions(profile: true, traceCapacity: traceCapacity))
+                            options: ExecutorOptions(profile: true, traceCapacity: traceCapacity,
+                                                     checkNumerics: checkNumerics))
     let optimizer = training
       ? try AdamOptimizer(config: .decaNLP(dimension: config.dimension), parameters: exec.parameterBuffers(),
                           threads: threads)
@@ -222,7 +225,8 @@ extension ProfileCommand {
     let (config, params, table, vocabulary) = try loadModel()
     let vocab = table.shape[0]
     let decoder = try MQANDecoder(config: config, params: params, mode: .consistent, threads: threads, fuse: !noFuse,
-                                  profile: true, traceCapacity: traceCapacity, gemm: try gemm.target())
+                                  profile: true, traceCapacity: traceCapacity, gemm: try gemm.target(),
+                                  checkNumerics: checkNumerics)
     let b = try profileBatch(config: config, vocabulary: vocabulary, vocab: vocab, answerLength: 2)
     let feed = b.feed(config: config, embeddings: table)
     let options = BeamSearchOptions(beamSize: beam, maxLength: maxOutput, nBest: 1, eos: -1,

@@ -16,6 +16,8 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "GloVe text-format word vectors (word v1 v2 ...); missing words get zeros.") var embeddings: String?
   @Flag(help: "Train the word-vector table too (from --embeddings, or from scratch without it).") var trainEmbeddings = false
   @Option(help: "Folder for checkpoints, log.jsonl and loss.svg (created if missing).") var save: String
+  @Flag(help: "After each stage of every plan run, check its outputs for NaN and infinities; the first one is an error naming its plan step and IR node (costs about one more read of what each run writes).")
+  var checkNumerics = false
   @Flag(help: "Continue from <save>/latest.safetensors (an error when there is none).") var resume = false
   @Option(help: "Training steps in all (with --resume: at least the checkpoint's step).") var steps = 1000
   @Option(help: "Checkpoint every N steps (and at the end).") var saveEvery = 500
@@ -56,6 +58,7 @@ struct TrainCommand: ParsableCommand {
       options.seed = seed
       options.gemm = try gemm.target()
       options.threads = threads
+      options.checkNumerics = checkNumerics
       options.warmup = warmup
       options.maxOutput = maxOutput
       if let p = dropout {

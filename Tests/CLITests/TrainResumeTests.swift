@@ -171,6 +171,22 @@ import Darwin
     try resumeMatches(data: dir.path, tasks: "few,squad", extra: ["--jump-start", "3"])
   }
 
+  /// The same run twice (same seed and threads): checkpoint files identical byte for byte, the
+  /// metadata's JSON included (keys sorted, no timestamps).
+  @Test func theSameRunWritesTheSameBytes() throws {
+    let dir = try Self.tempDir("bytes")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let vectors = try Self.writeVectors(in: dir)
+    var files: [Data] = []
+    for run in ["a", "b"] {
+      let save = dir.appendingPathComponent(run).path
+      _ = try Self.train(Self.trainArgs(tasks: "sst,squad", vectors: vectors, save: save,
+                                        ["--steps", "3", "--save-every", "3", "--val-every", "3"]))
+      files.append(try Data(contentsOf: URL(fileURLWithPath: save + "/latest.safetensors")))
+    }
+    #expect(files[0] == files[1])
+  }
+
   // MARK: - SIGKILL mid-way
 
   /// A run killed with SIGKILL leaves whole checkpoints only; resuming it starts at the

@@ -101,6 +101,26 @@ import Runtime
     #expect(throws: CheckpointError.self) { try Checkpoint.read(path: dir + "/missing.safetensors") }
   }
 
+  /// A weight with a NaN or an infinity is refused when read, naming the tensor and the index.
+  @Test func nonFiniteWeightsAreRefusedOnRead() throws {
+    let dir = try Self.scratchDirectory()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for bad in [Float.nan, .infinity] {
+      var c = try Self.sample()
+      var w = try c.parameters["out.weight"]!.floats
+      w[7] = bad
+      c.parameters["out.weight"] = HostTensor(shape: [4, 3], floats: w)
+      try c.write(to: dir + "/bad.safetensors")
+      #expect {
+        _ = try Checkpoint.read(path: dir + "/bad.safetensors")
+      } throws: { e in
+        let text = "\(e)"
+        return text.contains("bad.safetensors") && text.contains("\"out.weight\"") && text.contains("[2, 1]")
+          && text.contains("non-finite")
+      }
+    }
+  }
+
   @Test func invalidCheckpointsAreNotWritten() throws {
     let dir = try Self.scratchDirectory()
     defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -219,6 +219,10 @@ public struct WordVectors: Sendable {
         guard let (v, used) = number(buf, at: p), p + used == end || buf[p + used] == 0x20 else {
           throw .vectors(path: path, line: lineNumber, problem: "value \(scratch.count + 1) is not a finite decimal number")
         }
+        guard Float(v).isFinite else {
+          throw .vectors(path: path, line: lineNumber,
+                         problem: "value \(scratch.count + 1) is \(v), outside the range of 32-bit floats")
+        }
         scratch.append(Float(v))
         p += used
       }

@@ -121,7 +121,7 @@ public struct Vocabulary: Sendable, Equatable {
   /// The vocabulary as JSON.
   public func jsonData() -> Data {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.withoutEscapingSlashes]
+    encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
     do {
       return try encoder.encode(File(format: Self.format, itos: itos, counts: counts))
     } catch {

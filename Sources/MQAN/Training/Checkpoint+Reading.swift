@@ -50,6 +50,10 @@ extension Checkpoint {
     for name in file.order {
       let t = file.tensors[name]!
       guard t.dtype == .f32 else { throw .invalidTensor(file: f, tensor: name, reason: "dtype \(t.dtype), expected F32") }
+      if let bad = t.firstNonFinite {
+        throw .invalidTensor(file: f, tensor: name, reason: "non-finite value \(bad.value) at index \(bad.index) "
+                               + "(element \(bad.flat)); a weight must be a finite number")
+      }
       if name.hasPrefix("adam.m.") {
         m[String(name.dropFirst(7))] = t
       } else if name.hasPrefix("adam.v.") {

@@ -16,6 +16,9 @@ public struct TrainOptions: Sendable {
   public var jumpStart = 0
   public var seed: UInt64 = 123
   public var threads = 2
+  /// `ExecutorOptions.checkNumerics` for the training step and validation: the first NaN or
+  /// infinity stops training with an error naming its step, before any checkpoint is written.
+  public var checkNumerics = false
   public var dropout: Float?
   /// Validation examples per task (nil: all), and the longest greedy answer.
   public var valExamples: Int?

@@ -122,7 +122,8 @@ public final class Trainer {
     // decaNLP's two linear_in weights are never read; checkpoints hold what the model uses.
     let used = Set(plan.paramNames)
     params = params.filter { used.contains($0.key) }
-    executor = try Executor(plan: plan, params: params, threads: options.threads)
+    executor = try Executor(plan: plan, params: params, threads: options.threads,
+                            options: ExecutorOptions(checkNumerics: options.checkNumerics))
     optimizerConfig = .decaNLP(dimension: config.dimension, warmup: options.warmup)
     optimizer = try AdamOptimizer(config: optimizerConfig, parameters: executor.parameterBuffers(),
                                   threads: options.threads)
@@ -217,7 +218,8 @@ public final class Trainer {
   /// decaScore, and keeps the best checkpoint.
   func validate(log: TrainLog, report: (TrainEvent) -> Void) throws {
     let decoder = try MQANDecoder(config: config, params: executor.parameters(), mode: .consistent,
-                                    threads: options.threads, gemm: options.gemm ?? Gemm.best)
+                                    threads: options.threads, gemm: options.gemm ?? Gemm.best,
+                                    checkNumerics: options.checkNumerics)
     var perTask: [String: Double] = [:]
     for task in tasks {
       let predictions = try predict(task.validation, decoder: decoder)
@@ -256,7 +258,10 @@ public final class Trainer {
     if params["embeddings"] == nil { params["embeddings"] = table }
     var positions: [String: BatchIteratorState] = [:]
     for t in tasks { positions[t.name] = t.iterator.state }
-    let position = String(decoding: try JSONEncoder().encode(DataPosition(iterators: positions)), as: UTF8.self)
+    // Sorted keys: the same run writes the same bytes (a dictionary's order varies per process).
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let position = String(decoding: try encoder.encode(DataPosition(iterators: positions)), as: UTF8.self)
     let ck = Checkpoint(parameters: params, optimizer: optimizer.exportState(), optimizerConfig: optimizerConfig,
                         modelConfig: config.json(), vocabulary: String(decoding: vocabulary.jsonData(), as: UTF8.self),
                         decoderMode: DecoderMode.consistent.rawValue, step: step, dataPosition: position,

@@ -16,7 +16,7 @@ extension BoundPlan {
   /// `ith / k` (with that step's own barrier); when k exceeds the team, thread `ith` runs steps
   /// ith, ith + nth, ... alone, one after another.
   func execute(_ team: Team) {
-    for stage in stages where !stage.steps.isEmpty {
+    for (s, stage) in stages.enumerated() where !stage.steps.isEmpty {
       let k = stage.steps.count
       if k == 1 {
         run(stage.steps[0], team, timeBarrier: true)
@@ -33,6 +33,14 @@ extension BoundPlan {
         }
       }
       team.sync()
+      if let numerics, !numericsChecks[s].isEmpty {
+        // Thread 0 takes the stage's key; every thread scans its share; a second barrier keeps
+        // the next stage from overwriting what is being read.
+        if team.ith == 0 { numericsKey = numerics.nextKey() }
+        team.sync()
+        checkNumerics(stage: s, team, numerics, key: numericsKey)
+        team.sync()
+      }
       if poisonFreed, !stage.poison.isEmpty {
         BoundPlan.poison(stage.poison, team)
         team.sync()

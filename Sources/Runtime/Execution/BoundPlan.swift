@@ -18,6 +18,8 @@ struct BindContext {
   let scratch: UnsafeMutablePointer<Float>
   let scratchStride: Int
   let packed: PackedWeights
+  /// Set under `ExecutorOptions.checkNumerics`.
+  let numerics: NumericsWatch?
 }
 
 /// A plan at one binding of the dims, for a team of a fixed size: concrete shapes, buffer
@@ -32,9 +34,14 @@ final class BoundPlan {
   let teamSize: Int
   let stages: [BoundStage]
   let poisonFreed: Bool
+  let numerics: NumericsWatch?
+  /// Per stage, the f32 outputs `checkNumerics` scans (empty unless `numerics`).
+  let numericsChecks: [[NumericsCheck]]
   let profile: ProfileTable?
   private(set) var kernels: [Kernel] = []
   private(set) var bodies: [BoundPlan?]
+  /// The watch's key of the stage being checked (written by thread 0 between barriers).
+  var numericsKey = 0
   /// Per buffer: the buffer a view finally aliases (itself for non-views).
   private let roots: [Int]
   /// Inside a scan body: (body buffer, parent buffer) for every `.outer(k)` buffer.
@@ -50,6 +57,7 @@ final class BoundPlan {
     self.plan = plan
     self.teamSize = teamSize
     self.poisonFreed = c.options.poisonFreed
+    self.numerics = c.numerics
     self.profile = profile
     let n = plan.buffers.count
     var shapes: [[Int]] = []
@@ -147,6 +155,7 @@ final class BoundPlan {
       }
     }
     self.stages = stages
+    numericsChecks = c.numerics == nil ? [] : BoundPlan.numericsChecks(plan, stages, shapes)
 
     // Kernels (and scan bodies, bound for the sub-team that runs their scan).
     for (i, st) in plan.steps.enumerated() {

@@ -14,8 +14,14 @@ public struct ExecutorOptions: Sendable, Hashable {
   /// Record every kernel execution on every thread (`Executor.trace`), up to this many events
   /// per thread between resets (0: off). Implies `profile`.
   public var traceCapacity: Int
+  /// After each stage, check every f32 output of its steps for NaN and infinities; `run` throws
+  /// `RuntimeError.nonFinite` naming the first one (step, IR node, output, index). Costs about
+  /// one more read of everything a run writes. `--check-numerics`.
+  public var checkNumerics: Bool
 
-  public init(poisonFreed: Bool = false, useReference: Bool = false, profile: Bool = false, traceCapacity: Int = 0) {
+  public init(poisonFreed: Bool = false, useReference: Bool = false, profile: Bool = false, traceCapacity: Int = 0,
+              checkNumerics: Bool = false) {
+    self.checkNumerics = checkNumerics
     self.poisonFreed = poisonFreed
     self.useReference = useReference
     self.profile = profile || traceCapacity > 0
@@ -52,6 +58,8 @@ public final class Executor {
   private let profileTable: ProfileTable?
   /// Weights packed for the GEMM microkernels (what the plan's `pack` steps read).
   let packed = PackedWeights()
+  /// Set under `options.checkNumerics`.
+  private let numerics: NumericsWatch?
   /// The GEMM the plan's attention kernels use (MQ_BACKEND_*, path), set on each pool thread.
   private let gemmBackend: (backend: Int32, path: Int32)
   private var buckets: [[String: Int]: Bucket] = [:]
@@ -102,6 +110,7 @@ public final class Executor {
     checks = ValueChecks.collect(plan)
     let trace = options.traceCapacity > 0 ? TraceRecorder(threads: threads, capacity: options.traceCapacity) : nil
     profileTable = options.profile ? ProfileTable(plan: plan, trace: trace) : nil
+    numerics = options.checkNumerics ? NumericsWatch() : nil
     gemmBackend = Executor.gemmBackend(of: plan)
     pool = try ThreadPool(threads: threads)
   }
@@ -185,6 +194,7 @@ public final class Executor {
       bucket.root.ptrs[root] = t.base
     }
     var result: [String: HostTensor] = [:]
+    numerics?.reset()
     packed.refresh(pool)
     withInputs(0, inputs, external, bucket) {
       bucket.root.refresh()
@@ -195,6 +205,7 @@ public final class Executor {
       }, Unmanaged.passUnretained(bucket).toOpaque())
       result = collectOutputs(bucket.root, skipping: external)
     }
+    if let finding = numerics?.finding { throw .nonFinite(finding) }
     return result
   }
 
@@ -245,7 +256,7 @@ public final class Executor {
     if buckets.count >= Executor.maxBuckets { buckets.removeAll() }
     let b = try Bucket(plan: plan, env: env, layout: layout, arena: sharedArena!, threads: threads, params: params,
                        options: options, slots: slots, checks: checks, profile: profileTable, packed: packed,
-                       gemm: gemmBackend)
+                       gemm: gemmBackend, numerics: numerics)
     buckets[env] = b
     return b
   }
@@ -335,7 +346,8 @@ final class Bucket {
 
   init(plan: Plan, env: [String: Int], layout: ArenaLayout, arena: AlignedBuffer, threads: Int,
        params: [String: UnsafeMutableRawPointer], options: ExecutorOptions, slots: [InputSlot], checks: [ValueCheck],
-       profile: ProfileTable?, packed: PackedWeights, gemm: (backend: Int32, path: Int32)) throws(RuntimeError) {
+       profile: ProfileTable?, packed: PackedWeights, gemm: (backend: Int32, path: Int32),
+       numerics: NumericsWatch?) throws(RuntimeError) {
     self.arena = arena
     self.gemm = gemm
     arenaBytes = layout.arenaBytes
@@ -363,7 +375,7 @@ final class Bucket {
     barrier = BarrierArray(sizes: [threads])
     let context = BindContext(env: env, params: params, options: options,
                               scratch: scratch.base.assumingMemoryBound(to: Float.self), scratchStride: stride,
-                              packed: packed)
+                              packed: packed, numerics: numerics)
     root = try BoundPlan(plan: plan, context: context, teamSize: threads, arena: arena.base, parent: nil,
                          profile: profile, layout: layout)
     self.checks = try ValueChecks.bind(checks, env: env)

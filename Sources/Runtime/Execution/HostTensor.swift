@@ -180,3 +180,23 @@ public enum HostTensorError: Error, CustomStringConvertible, Equatable {
     }
   }
 }
+
+extension HostTensor {
+  /// The first element of an f32 tensor that is NaN or infinite, as its flat index, its index per
+  /// dim and its value; nil for a finite (or integer) tensor.
+  public var firstNonFinite: (flat: Int, index: [Int], value: Float)? {
+    guard case .f32(let a) = storage, let i = a.firstIndex(where: { !$0.isFinite }) else { return nil }
+    return (i, HostTensor.unflatten(i, shape), a[i])
+  }
+
+  /// `flat` as an index per dim of `shape` (row-major).
+  public static func unflatten(_ flat: Int, _ shape: [Int]) -> [Int] {
+    var rest = flat
+    var index = [Int](repeating: 0, count: shape.count)
+    for d in shape.indices.reversed() where shape[d] > 0 {
+      index[d] = rest % shape[d]
+      rest /= shape[d]
+    }
+    return index
+  }
+}

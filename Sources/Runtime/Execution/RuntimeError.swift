@@ -25,6 +25,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
   case unboundDim(String)
   /// The plan is malformed for execution (names the step).
   case invalidPlan(String)
+  /// `ExecutorOptions.checkNumerics` found a NaN or infinity (names the step, node and element).
+  case nonFinite(String)
   /// The arena, scratch or weights could not be allocated.
   case allocation(String)
 
@@ -50,6 +52,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
       return "cannot bind dims: \(d)"
     case .invalidPlan(let d):
       return "invalid plan: \(d)"
+    case .nonFinite(let d):
+      return "non-finite value \(d)"
     case .allocation(let d):
       return "allocation failed: \(d)"
     }
