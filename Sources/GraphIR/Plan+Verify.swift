@@ -107,6 +107,11 @@ func checkInvariants(of plan: Plan, outerInputs: Int?) throws(PlanError) {
       throw fail("step \(s.label) has stage \(s.stage) after stage \(previousStage) (of \(plan.stageCount))")
     }
     previousStage = s.stage
+    // A NaN attribute (a hand-edited plan file) would surface only as NaN results; an infinity is
+    // legal (the decoder's attention masks with -inf).
+    for (key, value) in s.attrs.values.sorted(by: { $0.key < $1.key }) {
+      if case .float(let x) = value, x.isNaN { throw fail("step \(s.label) (\(s.op.rawValue)): attribute \"\(key)\" is NaN") }
+    }
     guard s.lane >= 0, lanesSeen.insert([s.stage, s.lane]).inserted else {
       throw fail("step \(s.label): lane \(s.lane) of stage \(s.stage) is taken twice")
     }

@@ -51,4 +51,13 @@ import Testing
     let out = try ex.run(feed(.nan, at: 4))
     #expect(try out["y"]!.floats[4].isNaN)
   }
+
+  /// A plan (as a hand-edited plan file would carry it) with a NaN attribute is refused by the
+  /// plan verifier that `PlanFile.read` runs, naming the step and the attribute.
+  @Test func aNaNAttributeIsRefused() throws {
+    var p = try plan()
+    let i = try #require(p.steps.firstIndex { $0.attrs.values["alpha"] != nil })
+    p.steps[i].attrs.values["alpha"] = .float(.nan)
+    #expect { try p.verify() } throws: { e in "\(e)".contains("attribute \"alpha\" is NaN") && "\(e)".contains(p.steps[i].label) }
+  }
 }
