@@ -28,9 +28,9 @@ struct CompileCommand: ParsableCommand {
     """)
   var plan: PlanKind = .train
   @Option(help: """
-    Training-mode dropout of the train plan at decaNLP's sites, in [0, 1) (default none, the parity graph; \
-    `mqan train` runs 0.2, decaNLP's dropout_ratio, unless given --dropout: pass --dropout 0.2 to \
-    see exactly the graph it runs).
+    Training-mode dropout of the train plan at decaNLP's sites, in [0, 1): by default 0.2, decaNLP's \
+    dropout_ratio, what `mqan train` runs (the train plan shown is exactly the graph it runs); 0: no \
+    dropout, the graph the parity fixtures check and IR/*.train.mqir hold. (default: 0.2)
     """)
   var dropout: Float?
   @Option(help: "The transformer decoder's computation: consistent (decaNLP's training computation) or decanlp.")
@@ -92,7 +92,7 @@ struct CompileCommand: ParsableCommand {
         // The graph every other command builds for this kind (the train plan is forward + loss +
         // backward; the Adam update runs on its outputs).
         let graph = try MQANPlans.graph(kind: kind, config: config,
-                                        options: MQANPlanOptions(decoder: mode, dropout: dropout))
+                                        options: MQANPlanOptions(decoder: mode, dropout: dropout ?? MQANPlans.trainingDropout))
         plans.append(try emitting(name, config: config, graph: graph,
                                   options: MQANPlans.compileOptions(kind: kind, base), env: env))
       }

@@ -164,7 +164,12 @@ extension ProfileCommand {
                           threads: threads)
       : nil
     let b = try profileBatch(config: config, vocabulary: vocabulary, vocab: vocab, answerLength: answer)
-    let feed = b.feed(config: config, embeddings: table)
+    var feed = b.feed(config: config, embeddings: table)
+    // A plan with training dropout (a saved `mqan compile` train plan) takes the step's mask seed.
+    let takesSeed = plan.inputs.contains { i in
+      if case .input("dropout_seed") = plan.buffers[i].storage { return true } else { return false }
+    }
+    if takesSeed { feed["dropout_seed"] = HostTensor(shape: [1], int32s: [1]) }
     var times: [Double] = [], adamMs: [Double] = []
     var chrome = ChromeTrace()
     var adamIntervals: [(UInt64, UInt64)] = []

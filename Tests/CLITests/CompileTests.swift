@@ -10,8 +10,8 @@ import Testing
     return names.filter { $0.hasSuffix(".mqir") }.sorted()
   }()
 
-  /// `mqan compile --plan train --dropout 0.2` (training's default dropout) prints exactly the
-  /// graph the trainer compiles and runs.
+  /// `mqan compile --plan train` (training's default dropout, 0.2) prints exactly the graph the
+  /// trainer compiles and runs; `--dropout 0` the parity graph, as checked in.
   @Test func trainPlanIsWhatTheTrainerRuns() throws {
     let save = try TrainResumeTests.tempDir("compile-vs-trainer")
     defer { try? FileManager.default.removeItem(at: save) }
@@ -24,14 +24,13 @@ import Testing
     let trainer = try Trainer(options) { _ in }
     let configPath = save.appendingPathComponent("config.json").path
     try Data(trainer.config.json().utf8).write(to: URL(fileURLWithPath: configPath))
-    let r = try CLITests.run(["compile", "--config", configPath, "--plan", "train", "--emit", "ir",
-                              "--dropout", "\(MQANPlans.trainingDropout)"])
+    let r = try CLITests.run(["compile", "--config", configPath, "--plan", "train", "--emit", "ir"])
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.stdout == trainer.trainGraph.text() + "\n", "mqan compile --plan train differs from the trainer's graph")
     #expect(r.stdout.contains("dropout_mask"))
     #expect(MQANPlans.trainingDropout == 0.2, "decaNLP's dropout_ratio")
-    // Without --dropout: the parity graph, as checked in.
-    let plain = try CLITests.run(["compile", "--preset", "tiny", "--plan", "train", "--emit", "ir"])
+    // With --dropout 0: the parity graph, as checked in.
+    let plain = try CLITests.run(["compile", "--preset", "tiny", "--plan", "train", "--emit", "ir", "--dropout", "0"])
     let golden = try String(contentsOf: CLITests.repoRoot.appendingPathComponent("IR/tiny.train.mqir"), encoding: .utf8)
     #expect(plain.stdout == golden)
   }
