@@ -153,7 +153,10 @@ extension ProfileCommand {
       options.gemm = try gemm.target()
       if mode == .train { options.differentiate = "loss" }
       options.fuse = !noFuse
-      plan = try compile(MQANPlans.graph(kind: .train, config: config), options: options).plan
+      // `train` times what `mqan train` runs, dropout included (decaNLP's training step has it on
+      // too); `forward` the graph without dropout that the parity fixtures check.
+      let plans = mode == .train ? MQANPlanOptions.training() : MQANPlanOptions()
+      plan = try compile(MQANPlans.graph(kind: .train, config: config, options: plans), options: options).plan
     }
     let training = plan.outputs.contains { $0.name.hasPrefix("grad.") }
     let exec = try Executor(plan: plan, params: params, threads: threads,
@@ -165,7 +168,7 @@ extension ProfileCommand {
       : nil
     let b = try profileBatch(config: config, vocabulary: vocabulary, vocab: vocab, answerLength: answer)
     var feed = b.feed(config: config, embeddings: table)
-    // A plan with training dropout (a saved `mqan compile` train plan) takes the step's mask seed.
+    // A plan with training dropout (train, or a saved `mqan compile` train plan) takes the step's mask seed.
     let takesSeed = plan.inputs.contains { i in
       if case .input("dropout_seed") = plan.buffers[i].storage { return true } else { return false }
     }
