@@ -8,7 +8,11 @@ import Runtime
 struct PredictCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "predict",
-    abstract: "Answer decaNLP-format examples with a trained checkpoint (greedy or beam search), optionally scoring them.")
+    abstract: "Answer decaNLP-format examples with a trained checkpoint (greedy or beam search), optionally scoring them.",
+    discussion: """
+      predict compiles its own encode and decode-step plans from the checkpoint's model config (it \
+      takes no --plan file): the plans `mqan compile --plan all` prints for that config.
+      """)
 
   @Option(help: "A checkpoint written by mqan train (latest.safetensors, best.safetensors).") var checkpoint: String
   @Option(help: "A JSONL file, or a folder with one folder per task holding validation.jsonl.") var data: String

@@ -48,6 +48,12 @@ struct ProfileCommand: ParsableCommand {
   @Option(help: "Seed for weights and ids.") var seed: UInt64 = 1
   @Option(help: "Run this plan file (from mqan compile -o) instead of compiling the model (train and forward only).")
   var plan: String?
+  @Option(help: """
+    Compile and run this graph (text IR, FILE.mqir: a model variant edited from IR/*.train.mqir) \
+    instead of the model's own train graph, on the same synthetic batch (forward and train only; \
+    train differentiates its "loss" output unless it has grad.* outputs already).
+    """)
+  var graph: String?
   @Option(help: "Write a Chrome trace of the timed runs (one lane per thread, one event per kernel).")
   var trace: String?
   @Flag(help: "Run the unfused plans (no fusion passes), for comparison.") var noFuse = false
@@ -72,6 +78,10 @@ struct ProfileCommand: ParsableCommand {
     if mode == .decode && plan != nil {
       throw ValidationError("--plan applies to profile forward and train; decode compiles its encode and decode-step plans")
     }
+    if mode == .decode && graph != nil {
+      throw ValidationError("--graph applies to profile forward and train; decode compiles its encode and decode-step plans")
+    }
+    if plan != nil && graph != nil { throw ValidationError("give --plan or --graph, not both") }
     try reportingErrors {
       if mode == .decode { try profileDecode() } else { try profileTrain() }
     }
@@ -156,7 +166,20 @@ extension ProfileCommand {
       // `train` times what `mqan train` runs, dropout included (decaNLP's training step has it on
       // too); `forward` the graph without dropout that the parity fixtures check.
       let plans = mode == .train ? MQANPlanOptions.training() : MQANPlanOptions()
-      plan = try compile(MQANPlans.graph(kind: .train, config: config, options: plans), options: options).plan
+      let source: Graph
+      if let path = graph {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+          throw ValidationError("\(path): cannot read the graph file (\(error.localizedDescription))")
+        }
+        source = try Graph(parsing: text, file: path)
+        // A graph already differentiated (the checked-in goldens are compiled graphs, with their
+        // grad.* outputs) is not differentiated again.
+        if source.outputs.contains(where: { $0.name.hasPrefix("grad.") }) { options.differentiate = nil }
+      } else {
+        source = try MQANPlans.graph(kind: .train, config: config, options: plans)
+      }
+      plan = try compile(source, options: options).plan
     }
     let training = plan.outputs.contains { $0.name.hasPrefix("grad.") }
     let exec = try Executor(plan: plan, params: params, threads: threads,

@@ -7,7 +7,12 @@ import MQAN
 struct TrainCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "train",
-    abstract: "Train MQAN on one or more decaNLP tasks (round-robin), with validation and checkpoints.")
+    abstract: "Train MQAN on one or more decaNLP tasks (round-robin), with validation and checkpoints.",
+    discussion: """
+      train compiles its own plans from the model config (it takes no --plan file): the train plan \
+      is the graph `mqan compile --plan train` prints with the same --dropout, and validation \
+      decodes with the encode and decode-step plans of `mqan compile --plan all`.
+      """)
 
   @Option(help: "Folder with one folder per task holding train.jsonl and validation.jsonl.") var data: String
   @Option(help: "Tasks, comma-separated, each once (e.g. sst,squad,multi30k.en.de).") var tasks: String

@@ -65,4 +65,39 @@ import Testing
     try CLITests.expectOneLineError(["profile", "decode", "--checkpoint", ck, "--preset", "tiny"], mentions: "--checkpoint")
     try CLITests.expectOneLineError(["profile", "train", "--checkpoint", "/nonexistent.safetensors"], mentions: "nonexistent")
   }
+
+  /// `--graph FILE.mqir`: a checked-in graph runs on the synthetic batch and gives the loss the
+  /// model's own forward graph gives (both without dropout, to float rounding); an edited variant (the loss scaled
+  /// by 2) runs and says so in its loss; a broken file is one error line naming it.
+  @Test func graphFromItsTextRuns() throws {
+    let args = ["--preset", "tiny", "--batch", "2", "--context", "9", "--question", "5", "--answer", "6",
+                "--steps", "1", "--json"]
+    func loss(_ r: CLITests.Result) throws -> Double {
+      #expect(r.status == 0, "\(r.stderr)")
+      let last = try #require(r.stdout.split(separator: "\n").last)
+      let obj = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+      return try #require(obj["loss"] as? Double)
+    }
+    let golden = CLITests.repoRoot.appendingPathComponent("IR/tiny.train.mqir").path
+    let own = try loss(CLITests.run(["profile", "forward"] + args))
+    let fromText = try loss(CLITests.run(["profile", "train", "--graph", golden] + args))
+    // The golden is the compiled train graph (autodiff then CSE share nodes between the passes),
+    // so its loss may differ from the plain forward graph's in the last digits.
+    #expect(abs(own - fromText) <= 1e-4 * abs(own), "\(own) vs \(fromText)")
+    // The variant: the loss output redirected to a doubled copy of itself (a node appended).
+    var lines = try String(contentsOfFile: golden, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+      .map(String.init)
+    let out = try #require(lines.firstIndex { $0.hasPrefix("  output loss = %") })
+    let lossNode = String(lines[out].dropFirst("  output loss = ".count))
+    let last = try #require(lines[..<out].last { $0.hasPrefix("  %") })
+    let next = try #require(Int(last.dropFirst(3).prefix { $0.isNumber })) + 1
+    lines[out] = "  output loss = %\(next)"
+    lines.insert("  %\(next) = affine(\(lossNode)) {alpha=2.0, beta=0.0} : f32[]", at: out)
+    let variant = FileManager.default.temporaryDirectory.appendingPathComponent("mqan-cli-\(getpid())-variant.mqir").path
+    try Data(lines.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: variant))
+    #expect(try loss(CLITests.run(["profile", "forward", "--graph", variant] + args)) == 2 * fromText)
+    let bad = FileManager.default.temporaryDirectory.appendingPathComponent("mqan-cli-\(getpid())-bad.mqir").path
+    try Data("graph @broken {\n  %0 = nonsense\n".utf8).write(to: URL(fileURLWithPath: bad))
+    try CLITests.expectOneLineError(["profile", "train", "--graph", bad] + args, mentions: "bad.mqir")
+  }
 }
