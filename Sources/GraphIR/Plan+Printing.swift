@@ -57,6 +57,7 @@ extension Plan {
       let ins = s.inputs.map { "#\($0)" }.joined(separator: ", ")
       var call = "\(outs) = \(s.op.rawValue)(\(ins))"
       if let w = s.workspace { call += " workspace #\(w)" }
+      if let scratch = scratchText(s) { call += "  scratch \(scratch)" }
       lines.append(indent + "  " + head + Plan.pad(opText, 14) + " " + call)
       for body in s.body { body.appendText(to: &lines, indent: indent + "      ") }
     }
@@ -65,6 +66,23 @@ extension Plan {
   }
 
   /// `{axis=1, scale=0.5, shape=[B, 4]}`, sorted by name; empty when there are no attributes.
+  /// The per-thread scratch step `s` needs, by its op's `ScratchRule`: a formula of the dims in
+  /// floats, or the rule's name where the kernel itself sizes it (the runtime evaluates both at
+  /// each binding); nil when the op needs none.
+  func scratchText(_ s: Step) -> String? {
+    switch s.op.spec.scratch {
+    case .none:
+      return nil
+    case .attentionScores(let queries, let keys, let copies):
+      guard queries < s.inputs.count, keys < s.inputs.count,
+            let q = buffers[safe: s.inputs[queries]]?.type.shape, let k = buffers[safe: s.inputs[keys]]?.type.shape,
+            q.count == 3, k.count == 3 else { return nil }
+      return "\(Dim(copies) * q[1] * k[1]) floats"
+    case .mixtureRow:
+      return "a mixture row (V + X floats or the kernel's own count)"
+    }
+  }
+
   static func attrText(_ attrs: PlanAttrs) -> String {
     if attrs.values.isEmpty { return "" }
     let items = attrs.values.sorted { $0.key < $1.key }.map { k, v -> String in
@@ -170,4 +188,8 @@ extension Plan {
     let tenths = (a * 10 + b / 2) / b
     return "\(tenths / 10).\(tenths % 10)"
   }
+}
+
+extension Array {
+  fileprivate subscript(safe i: Int) -> Element? { i >= 0 && i < count ? self[i] : nil }
 }
