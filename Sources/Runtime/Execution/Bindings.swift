@@ -107,15 +107,7 @@ enum Bindings {
   }
 
   /// `[1, 4]`: the row-major position of flat index `i` in `shape`.
-  static func position(_ i: Int, in shape: [Int]) -> [Int] {
-    var rest = i
-    var out = [Int](repeating: 0, count: shape.count)
-    for d in shape.indices.reversed() where shape[d] > 0 {
-      out[d] = rest % shape[d]
-      rest /= shape[d]
-    }
-    return out
-  }
+  static func position(_ i: Int, in shape: [Int]) -> [Int] { HostTensor.unflatten(i, shape) }
 
   /// Narrows an I64 tensor into `dst` as Int32, naming the first element that does not fit.
   static func narrow(_ name: String, _ values: [Int64], shape: [Int],

@@ -1,3 +1,5 @@
+import GraphIR
+
 /// A dense, row-major tensor held in ordinary Swift arrays on the host.
 ///
 /// `HostTensor` is the exchange type between files (safetensors) and the runtime: it owns its
@@ -143,16 +145,7 @@ public struct HostTensor: Sendable, Equatable {
 
   /// The number of elements of `shape`, or nil if a dimension is negative or the product
   /// overflows `Int`.
-  public static func elementCount(of shape: [Int]) -> Int? {
-    var n = 1
-    for d in shape {
-      guard d >= 0 else { return nil }
-      let (p, overflow) = n.multipliedReportingOverflow(by: d)
-      if overflow { return nil }
-      n = p
-    }
-    return n
-  }
+  public static func elementCount(of shape: [Int]) -> Int? { Limits.product(shape) }
 }
 
 /// Why a `HostTensor` could not be built or read as asked.

@@ -33,13 +33,6 @@ final class NumericsWatch: @unchecked Sendable {
     pthread_mutex_unlock(&mutex)
   }
 
-  /// Whether a value was found (read between runs or by a team's thread 0 after a barrier).
-  var found: Bool {
-    pthread_mutex_lock(&mutex)
-    defer { pthread_mutex_unlock(&mutex) }
-    return earliest != nil
-  }
-
   /// The finding of the last run, if any.
   var finding: String? {
     pthread_mutex_lock(&mutex)
