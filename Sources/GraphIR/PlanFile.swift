@@ -83,11 +83,16 @@ public struct PlanFile: Codable, Equatable, Sendable {
     ok = true
   }
 
-  /// Reads and verifies a plan file; errors name the file and what is wrong.
+  /// Reads and verifies a plan file; errors name the file and what is wrong (see `decode`).
   public static func read(path: String) throws(PlanFileError) -> PlanFile {
     guard let data = FileManager.default.contents(atPath: path) else {
       throw PlanFileError(path: path, problem: "cannot read the file")
     }
+    return try decode(data, path: path)
+  }
+
+  /// Decodes and verifies a plan file's bytes; `path` names them in errors.
+  public static func decode(_ data: Data, path: String) throws(PlanFileError) -> PlanFile {
     let file: PlanFile
     do {
       let d = JSONDecoder()

@@ -222,6 +222,11 @@ struct ReferenceAdam {
     var state = opt.exportState()
     state.m["encoder.bias"] = nil
     #expect(throws: OptimizerError.missingState(name: "encoder.bias", what: "m")) { try opt.importState(state) }
+    // A checkpoint's adam_step of Int.max: refused, not an overflow trap at the next update.
+    var last = opt.exportState()
+    last.step = Int.max
+    #expect(throws: OptimizerError.self) { try opt.importState(last) }
+    #expect(opt.stepCount == 0)
     #expect(throws: OptimizerError.duplicateParameter("a")) {
       let p = UnsafeMutablePointer<Float>.allocate(capacity: 1)
       defer { p.deallocate() }

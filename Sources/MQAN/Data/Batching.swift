@@ -268,8 +268,9 @@ public struct BucketBatchIterator: IteratorProtocol, Sendable {
       throw .batching(problem: "the saved iterator state has batch tokens \(state.batchTokens), this iterator \(batchTokens)")
     }
     let words = state.epochRandomState.compactMap { UInt64($0, radix: 16) }
-    // xoshiro's all-zero state is a fixed point no seed produces.
-    guard words.count == 4, words.contains(where: { $0 != 0 }), state.epoch >= 0, state.position >= 0 else {
+    // xoshiro's all-zero state is a fixed point no seed produces; `next()` counts the epoch on.
+    guard words.count == 4, words.contains(where: { $0 != 0 }), state.epoch >= 0, state.epoch < Int.max,
+          state.position >= 0 else {
       throw .batching(problem: "the saved iterator state is malformed (epoch \(state.epoch), position \(state.position), "
         + "random state \(state.epochRandomState))")
     }

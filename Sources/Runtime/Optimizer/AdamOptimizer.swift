@@ -155,7 +155,10 @@ public final class AdamOptimizer {
   /// Replaces the state with `s` (from a checkpoint); it must hold exactly this optimizer's
   /// parameters, F32, with their shapes. Nothing changes when it throws.
   public func importState(_ s: AdamState) throws(OptimizerError) {
-    guard s.step >= 0 else { throw .invalidConfig("state step must be >= 0, got \(s.step)") }
+    // The next update is step + 1.
+    guard s.step >= 0, s.step < Int.max else {
+      throw .invalidConfig("state step must be in 0..<\(Int.max), got \(s.step)")
+    }
     for (what, table) in [("m", s.m), ("v", s.v)] {
       for name in table.keys.sorted() where index[name] == nil { throw .unknownParameter("\(what).\(name)") }
       for p in parameters {

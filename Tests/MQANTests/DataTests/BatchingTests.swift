@@ -132,6 +132,12 @@ extension DataTests {
       bad.position = 10_000
       let past = DataFixtures.dataError { _ = try BucketBatchIterator(examples: examples, restoring: bad) }
       #expect(past?.description.contains("past the epoch") == true)
+      // Found with the checkpoint fuzzer (Fuzz/, FuzzCheckpoint): an epoch count that cannot be
+      // counted on trapped in `next()` at the epoch's end instead of being refused here.
+      bad = state
+      bad.epoch = Int.max
+      let epochs = DataFixtures.dataError { _ = try BucketBatchIterator(examples: examples, restoring: bad) }
+      #expect(epochs?.description.contains("malformed (epoch \(Int.max)") == true)
       // A refused state leaves the iterator as it was.
       let before = it.state
       #expect(DataFixtures.dataError { try it.restore(bad) } != nil)
