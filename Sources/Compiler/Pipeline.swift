@@ -16,6 +16,9 @@ public struct CompileOptions: Sendable {
   /// The GEMM the plan is compiled for (`select-gemm` records it in every GEMM step); nil leaves
   /// the steps unannotated and the runtime runs its best mqan path with its own defaults.
   public var gemm: GemmTarget?
+  /// Reduced precision for the large linears of an inference plan (`select-precision`); nil or
+  /// fp32: every step stays fp32.
+  public var precision: PrecisionTarget?
 
   public init(verifyEach: Bool = CompileOptions.verifyByDefault, dumpAfter: String? = nil,
               stopAfter: String? = nil, differentiate: String? = nil) {
@@ -73,7 +76,7 @@ public enum Pipeline {
 
   /// The pipeline, with autodiff when a loss is to be differentiated.
   public static func entries(differentiate loss: String?, fuse: Bool = true,
-                             gemm: GemmTarget? = nil) -> [PipelineEntry] {
+                             gemm: GemmTarget? = nil, precision: PrecisionTarget? = nil) -> [PipelineEntry] {
     var list: [PipelineEntry] = [
       // First: every later pass and the lowering trust stored types, so re-derive them from the
       // op table (a drift means a builder or parser disagrees with the table).
@@ -111,6 +114,10 @@ public enum Pipeline {
       // Per GEMM step: the path, blocking, thread split and packed weights, from the shapes.
       list.append(.plan(SelectGemm(target: gemm)))
     }
+    if let precision, precision.precision != .fp32 {
+      // After select-gemm, whose choice it replaces in the linears it converts.
+      list.append(.plan(SelectPrecision(target: precision)))
+    }
     list += [
       // Stages before memory: liveness is measured in stages.
       .plan(ScheduleSteps()),
@@ -133,7 +140,12 @@ public enum Pipeline {
 /// ```
 /// - Throws: `CompileError`, naming the pass and the node (`after pass cse: node %12 (linear): ...`).
 public func compile(_ g: Graph, options: CompileOptions = .init()) throws(CompileError) -> Compilation {
-  let entries = Pipeline.entries(differentiate: options.differentiate, fuse: options.fuse, gemm: options.gemm)
+  let entries = Pipeline.entries(differentiate: options.differentiate, fuse: options.fuse, gemm: options.gemm,
+                                   precision: options.precision)
+  if let p = options.precision?.precision, p != .fp32, let loss = options.differentiate {
+    throw .invalidPlan(plan: g.name, problem: "precision \(p.rawValue) is for inference plans; this one differentiates \(loss) "
+                         + "(training runs fp32)")
+  }
   let names = entries.map(\.name)
   for name in [options.dumpAfter, options.stopAfter].compactMap({ $0 }) where !names.contains(name) {
     throw .unknownPass(name, known: names)

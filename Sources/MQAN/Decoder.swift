@@ -16,14 +16,16 @@ public final class MQANDecoder {
   /// - Parameters:
   ///   - fuse: run the fused plans (false: the unfused ones, for comparison).
   ///   - gemm: the GEMM the plans are compiled for (this CPU's best mqan path by default).
+  ///   - precision: bf16 or int8 for the large linears (the output layer); nil: fp32.
   public init(config: ModelConfig, params: [String: HostTensor], mode: DecoderMode = .consistent,
               threads: Int, fuse: Bool = true, profile: Bool = false, traceCapacity: Int = 0,
-              gemm: GemmTarget = Gemm.best, checkNumerics: Bool = false) throws {
+              gemm: GemmTarget = Gemm.best, precision: PrecisionTarget? = nil, checkNumerics: Bool = false) throws {
     self.config = config
     self.mode = mode
     var options = CompileOptions()
     options.fuse = fuse
     options.gemm = gemm
+    options.precision = precision
     let run = ExecutorOptions(profile: profile, traceCapacity: traceCapacity, checkNumerics: checkNumerics)
     let plans = MQANPlanOptions(decoder: mode)
     encoder = try Executor(plan: MQANPlans.compile(kind: .encode, config: config, options: plans,

@@ -73,6 +73,8 @@ public enum MQANPlans {
   public static func compileOptions(kind: MQANPlanKind, _ base: CompileOptions = CompileOptions()) -> CompileOptions {
     var options = base
     options.differentiate = kind == .train ? "loss" : nil
+    // Reduced precision is for inference; training computes in fp32.
+    if kind == .train { options.precision = nil }
     return options
   }
 

@@ -22,6 +22,7 @@ struct CompileCommand: ParsableCommand {
   var graphFile: String?
   @OptionGroup var model: ModelOptions
   @OptionGroup var gemm: GemmOption
+  @OptionGroup var precision: PrecisionOption
   @Option(help: """
     Which plan: train (forward + loss + backward), encode (the encoder for decoding), decode-step \
     (one decoding step over key/value caches), or all three.
@@ -63,6 +64,7 @@ struct CompileCommand: ParsableCommand {
       base.fuse = !noFuse
       base.dumpAfter = dumpAfter
       base.gemm = try gemm.target()
+      base.precision = try precision.target()
       if let path = graphFile {
         // A graph from its text form, through the same pipeline and reports.
         let text: String
@@ -76,6 +78,10 @@ struct CompileCommand: ParsableCommand {
         return
       }
       if differentiate != nil { throw ValidationError("--differentiate applies to a graph file (FILE.mqir) only") }
+      if plan == .train && precision.isReduced {
+        throw ValidationError("--precision \(precision.precision) applies to the inference plans (encode, decode-step, all); "
+                                + "the train plan runs fp32")
+      }
       guard let mode = DecoderMode(rawValue: decoder) else {
         throw ValidationError("unknown --decoder \"\(decoder)\" (decanlp or consistent)")
       }

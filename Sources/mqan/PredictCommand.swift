@@ -33,6 +33,7 @@ struct PredictCommand: ParsableCommand {
   @Option(help: "Beam size (1: greedy; 1...64).") var beam = 1
   @Option(help: "Answers per input, best first (at most --beam).") var nBest = 1
   @OptionGroup var gemm: GemmOption
+  @OptionGroup var precision: PrecisionOption
   @Option(help: "GNMT length penalty alpha: scores divided by ((5 + length) / 6)^alpha; 0: none.") var lengthPenalty = 0.0
 
   struct Failure: Error, CustomStringConvertible {
@@ -94,7 +95,8 @@ struct PredictCommand: ParsableCommand {
       var params = ck.parameters
       params["embeddings"] = nil
       let greedy = try MQANDecoder(config: config, params: params, mode: mode!, threads: threads,
-                                   gemm: try gemm.target(), checkNumerics: checkNumerics)
+                                   gemm: try gemm.target(), precision: try precision.target(),
+                                   checkNumerics: checkNumerics)
       var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table, batchSize: batchSize,
                                 maxOutput: maxOutput)
       if beam > 1 || nBest > 1 { predictor.beam = (beam, nBest, lengthPenalty) }

@@ -30,6 +30,7 @@ struct ProfileCommand: ParsableCommand {
   var mode: Mode
   @OptionGroup var model: ModelOptions
   @OptionGroup var gemm: GemmOption
+  @OptionGroup var precision: PrecisionOption
   @Option(help: "Profile a checkpoint of mqan train (its config, weights and word-vector table) instead of a preset.")
   var checkpoint: String?
   @Option(help: """
@@ -75,6 +76,9 @@ struct ProfileCommand: ParsableCommand {
       try checkRange(name, v, r)
     }
     if let path = trace { try checkWritable(path, option: "trace") }
+    if mode != .decode && precision.isReduced {
+      throw ValidationError("--precision \(precision.precision) applies to `profile decode` (training and the loss run fp32)")
+    }
     if mode == .decode && plan != nil {
       throw ValidationError("--plan applies to profile forward and train; decode compiles its encode and decode-step plans")
     }
@@ -257,6 +261,7 @@ extension ProfileCommand {
     let vocab = table.shape[0]
     let decoder = try MQANDecoder(config: config, params: params, mode: .consistent, threads: threads, fuse: !noFuse,
                                   profile: true, traceCapacity: traceCapacity, gemm: try gemm.target(),
+                                  precision: try precision.target(),
                                   checkNumerics: checkNumerics)
     let b = try profileBatch(config: config, vocabulary: vocabulary, vocab: vocab, answerLength: 2)
     let feed = b.feed(config: config, embeddings: table)

@@ -63,7 +63,10 @@ enum Summary {
       if s.op == .mixtureNll { kernel += "  (fused: softmax + mixture + nll_loss, no [B, T, X] tensor)" }
       if s.op == .mixtureNllGrad { kernel += "  (fused: the gradient of mixture_nll)" }
       if s.op == .mixtureTopK { kernel += "  (fused: softmax + mixture + top_k, no [B, K, X] tensor)" }
-      if let g = s.attrs.string("gemm") {
+      if let q = s.attrs.string("precision") {
+        kernel = kernel.replacingOccurrences(of: "mq_gemm", with: "mq_qlinear \(q)")
+        kernel += "  [\(s.attrs.string("qpath") ?? "?"), split columns, weight converted to \(q) at bind]"
+      } else if let g = s.attrs.string("gemm") {
         if g == "openblas" { kernel = kernel.replacingOccurrences(of: "mq_gemm", with: "cblas_sgemm") }
         kernel += "  [" + gemmChoice(s, g) + "]"
       }

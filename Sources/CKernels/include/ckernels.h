@@ -34,5 +34,6 @@
 #include "mq_mixture_nll.h"
 #include "mq_decoding.h"
 #include "mq_roofline.h"
+#include "mq_qlinear.h"
 
 #endif

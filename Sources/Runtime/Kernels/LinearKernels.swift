@@ -25,6 +25,9 @@ enum LinearKernels {
     let p = s.ptrs, xb = s.step.inputs[0], wb = s.step.inputs[1], yb = s.step.outputs[0]
     let bb = hasBias ? s.step.inputs[2] : -1, rb = residual ? s.step.inputs[s.step.inputs.count - 1] : -1
     let act = try activation(s)
+    if let precision = try QuantizedLinear.precision(s) {
+      return try QuantizedLinear.kernel(s, precision: precision, m: m, n: n, k: k, bias: bb, residual: rb, act: act)
+    }
     let choice = try GemmChoice(s, rows: m, columns: n)
     if s.reference || choice.openblas {
       return try linearBLAS(s, m: m, n: n, k: k, bias: bb, residual: rb, columns: choice.columns)

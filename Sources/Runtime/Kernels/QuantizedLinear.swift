@@ -1,0 +1,102 @@
+import CKernels
+import GraphIR
+
+/// The reduced-precision formats this CPU runs, as `PrecisionTarget`s for the compiler.
+public enum Precisions {
+  /// The target for `--precision NAME`: fp32 (nil: nothing to convert), or bf16 / int8 on this
+  /// CPU's fastest path, with `emulated` set when that is the portable one (the CPU lacks the
+  /// instructions; the answers are the same, the speed is not).
+  /// - Throws: `RuntimeError.invalidPlan` for an unknown name.
+  public static func target(named name: String) throws(RuntimeError)
+    -> (target: PrecisionTarget?, emulated: String?)
+  {
+    guard let p = Precision(rawValue: name) else {
+      throw .invalidPlan("unknown precision \"\(name)\" (choices: \(Precision.allCases.map(\.rawValue).joined(separator: ", ")))")
+    }
+    guard p != .fp32 else { return (nil, nil) }
+    let id = cPrecision(p)
+    let path = mq_qpath_best(id)
+    let target = PrecisionTarget(precision: p, path: String(cString: mq_qpath_name(id, path)))
+    guard path == Int32(MQ_QPATH_PORTABLE) else { return (target, nil) }
+    return (target, "this CPU lacks \(String(cString: mq_qpath_needs(id))): \(p.rawValue) runs on the portable "
+              + "(emulated) path, with the same results, far slower than fp32")
+  }
+
+  static func cPrecision(_ p: Precision) -> Int32 {
+    switch p {
+    case .fp32: return Int32(MQ_PREC_FP32)
+    case .bf16: return Int32(MQ_PREC_BF16)
+    case .int8: return Int32(MQ_PREC_INT8)
+    }
+  }
+}
+
+/// `linear` with its weight in bf16 or int8 (`precision` and `qpath` from `select-precision`):
+/// the weight converted into `mq_qlinear` panels when the plan is bound (again only after the
+/// weights change, like packed GEMM weights); each thread converts the activations into its own
+/// scratch and computes its share of the output's columns. Reference mode runs `mq_qlinear_ref`.
+enum QuantizedLinear {
+  /// The step's reduced precision, or nil when it runs fp32.
+  static func precision(_ s: KernelSite) throws(RuntimeError) -> Precision? {
+    guard let name = s.step.attrs.string("precision") else { return nil }
+    guard let p = Precision(rawValue: name) else {
+      throw .invalidPlan("\(s.name): unknown precision \"\(name)\" (fp32, bf16 or int8)")
+    }
+    return p == .fp32 ? nil : p
+  }
+
+  static func kernel(_ s: KernelSite, precision p: Precision, m: Int, n: Int, k: Int, bias bb: Int,
+                     residual rb: Int, act: Int32) throws(RuntimeError) -> Kernel {
+    let prec = Precisions.cPrecision(p)
+    let pathName = s.step.attrs.string("qpath") ?? String(cString: mq_qpath_name(prec, mq_qpath_best(prec)))
+    let path: Int32
+    switch pathName {
+    case "portable": path = Int32(MQ_QPATH_PORTABLE)
+    case "avx512-bf16" where p == .bf16, "avx512-vnni" where p == .int8: path = Int32(MQ_QPATH_AVX512)
+    default: throw .invalidPlan("\(s.name): unknown \(p.rawValue) path \"\(pathName)\"")
+    }
+    guard mq_qpath_supported(prec, path) != 0 else {
+      throw .invalidPlan("\(s.name): the plan was compiled for \(p.rawValue) on \(pathName), which needs "
+                           + "\(String(cString: mq_qpath_needs(prec))), and this CPU lacks it; compile it again here")
+    }
+    try s.require(Int64(k) <= mq_qlinear_max_k(prec), "depth \(k) is over \(p.rawValue)'s \(mq_qlinear_max_k(prec))")
+    let wb = s.step.inputs[1], xb = s.step.inputs[0], yb = s.step.outputs[0], ptrs = s.ptrs
+    guard let name = s.paramName(wb), let source = ptrs[wb] else {
+      throw .invalidPlan("\(s.name): a \(p.rawValue) linear needs a weight parameter")
+    }
+    if s.reference {
+      return { team in
+        let (r0, r1) = team.share(m)
+        guard r0 < r1 else { return }
+        var ep = mq_gemm_epilogue(bias: bb >= 0 ? UnsafePointer(f32(ptrs, bb)) : nil,
+                                  residual: rb >= 0 ? UnsafePointer(f32(ptrs, rb) + r0 * n) : nil, ldr: Int64(n), act: act)
+        mq_qlinear_ref(prec, Int64(r1 - r0), Int64(n), Int64(k), f32(ptrs, xb) + r0 * k, Int64(k), f32(ptrs, wb),
+                       f32(ptrs, yb) + r0 * n, Int64(n), &ep)
+      }
+    }
+    let entry = try s.packed.entry(name: name, source: UnsafePointer(source.assumingMemoryBound(to: Float.self)),
+                                   n: n, k: k, transB: true, config: mq_gemm_config_for(mq_gemm_best_path()),
+                                   precision: prec)
+    let actFloats = (Int(mq_qact_bytes(prec, Int64(m), Int64(k))) + 3) / 4
+    let panels = Int(mq_qweight_panels(Int64(n)))
+    return { team in
+      let per = (panels + team.nth - 1) / team.nth
+      let c0 = min(per * team.ith * Int(MQ_QPANEL), n), c1 = min(c0 + per * Int(MQ_QPANEL), n)
+      guard c0 < c1, m > 0 else { return }
+      // mq_gemm_thread_scratch fails only when memory runs out: then the oracle computes the block.
+      var ep = mq_gemm_epilogue(bias: bb >= 0 ? UnsafePointer(f32(ptrs, bb)) : nil,
+                                residual: rb >= 0 ? UnsafePointer(f32(ptrs, rb)) : nil, ldr: Int64(n), act: act)
+      guard let scratch = mq_gemm_thread_scratch(actFloats) else {
+        for c in c0..<c1 {
+          var one = mq_gemm_epilogue(bias: ep.bias.map { $0 + c }, residual: ep.residual.map { $0 + c }, ldr: Int64(n), act: act)
+          mq_qlinear_ref(prec, Int64(m), 1, Int64(k), f32(ptrs, xb), Int64(k), f32(ptrs, wb) + c * k,
+                         f32(ptrs, yb) + c, Int64(n), &one)
+        }
+        return
+      }
+      mq_qact_convert(prec, Int64(m), Int64(k), f32(ptrs, xb), Int64(k), scratch)
+      mq_qlinear(prec, path, Int64(m), Int64(n), Int64(k), scratch, entry.raw, f32(ptrs, yb), Int64(n), &ep,
+                 Int64(c0), Int64(c1))
+    }
+  }
+}
