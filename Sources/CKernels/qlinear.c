@@ -4,6 +4,7 @@
 #include "mq_elementwise.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -48,6 +49,10 @@ static int mq_q_detect(void) {
   int bits = 0;
   if (f && bw && bf16) bits |= 1;
   if (f && bw && vnni) bits |= 2;
+  // MQAN_DISABLE_ISA=avx512_bf16,avx512_vnni: run as on a CPU without them (tests of the fallback).
+  const char *off = getenv("MQAN_DISABLE_ISA");
+  if (off && strstr(off, "avx512_bf16")) bits &= ~1;
+  if (off && strstr(off, "avx512_vnni")) bits &= ~2;
   return bits;
 }
 #else
