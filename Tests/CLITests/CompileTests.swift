@@ -68,3 +68,23 @@ import Testing
     try CLITests.expectOneLineError(["compile", "--preset", "tiny", "--decoder", "x"], mentions: "--decoder")
   }
 }
+
+/// `--precision`: `--emit kernels` names the converted output layer and its path (the portable one
+/// on a CPU without the instructions, said on stderr); the train plan refuses it.
+@Suite struct CompilePrecisionTests {
+  @Test func kernelsShowTheConvertedOutputLayer() throws {
+    let args = ["compile", "--preset", "tiny", "--plan", "decode-step", "--emit", "kernels", "--precision", "int8"]
+    let r = try CLITests.run(args)
+    #expect(r.status == 0, "\(r.stderr)")
+    let converted = r.stdout.split(separator: "\n").filter { $0.contains("mq_qlinear") }
+    #expect(converted.count == 1 && converted[0].contains("mq_qlinear int8+bias"), "\(r.stdout)")
+    let emulated = try BadInputTests.run(args, env: ["MQAN_DISABLE_ISA": "avx512_vnni"])
+    #expect(emulated.status == 0)
+    #expect(emulated.stdout.contains("mq_qlinear int8+bias  [portable,"), "\(emulated.stdout)")
+    #expect(emulated.stderr.contains("lacks AVX512_VNNI"), "\(emulated.stderr)")
+    let train = ["compile", "--preset", "tiny", "--plan", "train", "--precision", "bf16"]
+    BadInputTests.expectError(try CLITests.run(train), train, mentions: ["--precision", "train plan runs fp32"])
+    let unknown = ["compile", "--preset", "tiny", "--plan", "encode", "--precision", "fp16"]
+    BadInputTests.expectError(try CLITests.run(unknown), unknown, mentions: ["--precision", "fp16"])
+  }
+}
