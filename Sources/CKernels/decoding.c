@@ -57,3 +57,26 @@ void mq_topk_rows_ref(const float *x, int64_t n, int64_t k, int take_log, float 
                       int64_t r0, int64_t r1) {
   mq_topk_rows_with(mq_topk_ref, x, n, k, take_log, values, indices, r0, r1);
 }
+
+void mq_scatter_columns(float *out, const float *x, const int32_t *ids, int64_t S, int64_t V, float fill,
+                        int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    float *o = out + r * V;
+    const float *xr = x + r * S;
+#pragma omp simd
+    for (int64_t j = 0; j < V; j++) o[j] = fill;
+    for (int64_t s = 0; s < S; s++) o[ids[s]] = xr[s];
+  }
+}
+
+void mq_scatter_columns_ref(float *out, const float *x, const int32_t *ids, int64_t S, int64_t V, float fill,
+                            int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
+    for (int64_t j = 0; j < V; j++) {
+      float v = fill;
+      for (int64_t s = 0; s < S; s++)
+        if (ids[s] == j) v = x[r * S + s];
+      out[r * V + j] = v;
+    }
+  }
+}

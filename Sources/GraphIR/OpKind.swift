@@ -19,6 +19,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
   case mixture, nllLoss = "nll_loss", mixtureNll = "mixture_nll"
   // Incremental decoding (Ops/Decoding.swift)
   case cacheUpdate = "cache_update", topK = "top_k", mixtureTopK = "mixture_top_k"
+  case scatterColumns = "scatter_columns"
   // Backward-only ops that gradient rules emit (Ops/Backward.swift)
   case sumTo = "sum_to", tanhGrad = "tanh_grad", sigmoidGrad = "sigmoid_grad", reluGrad = "relu_grad"
   case linearGradInput = "linear_grad_input", linearGradWeight = "linear_grad_weight"
@@ -61,6 +62,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     case .cacheUpdate:
       return [IdOperand(1, .inputDim(0, axis: 0), "reorder (rows of the cache)"),
               IdOperand(3, .inputDim(0, axis: 1), "step (slots of the cache)")]
+    case .scatterColumns: return [IdOperand(1, .attribute("columns"), "ids (columns of the output)")]
     case .scan:
       return [IdOperand(-1, .inputDim(0, axis: 1), inclusive: true, onlyWith: "masked", "lengths (time steps)")]
     case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
@@ -79,7 +81,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     case .mixtureTopK: return .mixtureRow
     case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
          .addN, .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .embedding, .padMask, .softmax,
-         .layerNorm, .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .sumTo, .tanhGrad,
+         .layerNorm, .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .scatterColumns, .sumTo, .tanhGrad,
          .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad, .layerNormGrad,
          .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad, .mixtureNllGrad:
       return .none
@@ -95,7 +97,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
       return true
     case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .tanh, .sigmoid, .relu,
          .addN, .linear, .matmul, .concat, .slice, .reshape, .transpose, .broadcast, .embedding, .padMask, .softmax,
-         .attention, .layerNorm, .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .mixtureTopK:
+         .attention, .layerNorm, .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .mixtureTopK, .scatterColumns:
       return false
     }
   }
@@ -109,7 +111,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     case .relu: return .reluGrad
     case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .add, .sub, .mul, .affine, .addN, .linear, .matmul,
          .concat, .slice, .reshape, .transpose, .broadcast, .embedding, .padMask, .softmax, .attention, .layerNorm,
-         .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .mixtureTopK, .sumTo, .tanhGrad,
+         .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll, .cacheUpdate, .topK, .mixtureTopK, .scatterColumns, .sumTo, .tanhGrad,
          .sigmoidGrad, .reluGrad, .linearGradInput, .linearGradWeight, .sliceGrad, .softmaxGrad, .attentionGrad,
          .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad, .mixtureNllGrad:
       return nil
@@ -128,7 +130,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     case .mixtureNllGrad: return [0: [1]]
     case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .linear, .matmul, .concat, .slice, .reshape,
          .transpose, .broadcast, .embedding, .padMask, .attention, .lstmCell, .scan, .mixture, .nllLoss, .mixtureNll,
-         .cacheUpdate, .topK, .mixtureTopK, .sumTo, .linearGradInput, .linearGradWeight, .sliceGrad, .attentionGrad,
+         .cacheUpdate, .topK, .mixtureTopK, .scatterColumns, .sumTo, .linearGradInput, .linearGradWeight, .sliceGrad, .attentionGrad,
          .layerNormGrad, .lstmCellGrad, .mixtureGrad, .nllLossGrad, .lengthMask, .embeddingGrad:
       return [:]
     }
@@ -168,6 +170,7 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     case .mixtureNll: return OutputOps.mixtureNll
     case .mixtureNllGrad: return BackwardOps.mixtureNllGrad
     case .cacheUpdate: return DecodingOps.cacheUpdate
+    case .scatterColumns: return DecodingOps.scatterColumns
     case .topK: return DecodingOps.topK
     case .mixtureTopK: return DecodingOps.mixtureTopK
     case .sumTo: return BackwardOps.sumTo

@@ -12,14 +12,19 @@ public final class MQANDecoder {
   public let mode: DecoderMode
   let encoder: Executor
   let step: Executor
+  /// The decode-step plan takes a vocabulary shortlist.
+  public let shortlisted: Bool
 
   /// - Parameters:
   ///   - fuse: run the fused plans (false: the unfused ones, for comparison).
   ///   - gemm: the GEMM the plans are compiled for (this CPU's best mqan path by default).
   ///   - precision: bf16 or int8 for the large linears (the output layer); nil: fp32.
+  ///   - shortlist: the decode-step plan computes the output layer over a vocabulary shortlist
+  ///     (`beamSearch(_:options:shortlist:)` gives it per batch; the whole vocabulary when not).
   public init(config: ModelConfig, params: [String: HostTensor], mode: DecoderMode = .consistent,
               threads: Int, fuse: Bool = true, profile: Bool = false, traceCapacity: Int = 0,
-              gemm: GemmTarget = Gemm.best, precision: PrecisionTarget? = nil, checkNumerics: Bool = false) throws {
+              gemm: GemmTarget = Gemm.best, precision: PrecisionTarget? = nil, shortlist: Bool = false,
+              checkNumerics: Bool = false) throws {
     self.config = config
     self.mode = mode
     var options = CompileOptions()
@@ -27,10 +32,12 @@ public final class MQANDecoder {
     options.gemm = gemm
     options.precision = precision
     let run = ExecutorOptions(profile: profile, traceCapacity: traceCapacity, checkNumerics: checkNumerics)
-    let plans = MQANPlanOptions(decoder: mode)
+    var plans = MQANPlanOptions(decoder: mode)
     encoder = try Executor(plan: MQANPlans.compile(kind: .encode, config: config, options: plans,
                                                    compileOptions: options).plan,
                            params: params, threads: threads, options: run)
+    plans.shortlist = shortlist
+    self.shortlisted = shortlist
     step = try Executor(plan: MQANPlans.compile(kind: .decodeStep, config: config, options: plans,
                                                 compileOptions: options).plan,
                         params: params, threads: threads, options: run)
@@ -50,16 +57,18 @@ public final class MQANDecoder {
   }
 
   /// `decode(_:maxLength:)` with each answer's log-probability (beam search with K = 1).
-  public func decodeScored(_ feed: [String: HostTensor], maxLength: Int) throws -> [Output] {
+  public func decodeScored(_ feed: [String: HostTensor], maxLength: Int, shortlist: [Int32]? = nil) throws -> [Output] {
     let options = BeamSearchOptions.greedy(maxLength: maxLength, eos: Int32(config.eos),
                                            initToken: Int32(config.initToken))
-    return try beamSearch(feed, options: options).map { hyps in
+    return try beamSearch(feed, options: options, shortlist: shortlist).map { hyps in
       Output(tokens: hyps.first?.tokens.map(Int.init) ?? [], score: Double(hyps.first?.score ?? 0))
     }
   }
 
-  /// The n-best hypotheses (limited ids) of each batch item.
-  public func beamSearch(_ feed: [String: HostTensor], options: BeamSearchOptions) throws -> [[BeamHypothesis]] {
+  /// The n-best hypotheses (limited ids) of each batch item; `shortlist` (ascending distinct
+  /// generative ids, `Shortlist.ids`) when the decoder was built with one (nil: every word).
+  public func beamSearch(_ feed: [String: HostTensor], options: BeamSearchOptions,
+                         shortlist: [Int32]? = nil) throws -> [[BeamHypothesis]] {
     guard let l2f = feed["limited_to_full"], let cl = feed["context_limited"] else {
       throw ModelError.graph("decoding needs limited_to_full and context_limited")
     }
@@ -67,8 +76,15 @@ public final class MQANDecoder {
     let search = try BeamSearch(options)
     if batch == 0 { return [] }
     let enc = try encoder.run(Self.encoderFeed(feed))
-    var scorer = try StepScorer(step: step, config: config, feed: feed, encoded: enc, limitedToFull: l2f.asInt32(),
-                                beam: options.beamSize, slots: options.maxLength)
+    var stepFeed = feed
+    if shortlisted {
+      let ids = shortlist ?? (0..<Int32(config.generativeVocab)).map { $0 }
+      stepFeed["shortlist"] = HostTensor(shape: [ids.count], int32s: ids)
+    } else if shortlist != nil {
+      throw ModelError.graph("a shortlist was given to a decoder built without one")
+    }
+    var scorer = try StepScorer(step: step, config: config, feed: stepFeed, encoded: enc,
+                                limitedToFull: l2f.asInt32(), beam: options.beamSize, slots: options.maxLength)
     return try search.search(batch: batch, scorer: &scorer)
   }
 
@@ -136,9 +152,9 @@ final class StepScorer: BeamScorer {
     self.slots = slots
     width = d
     layers = config.transformerLayers
-    dims = ["K": beam, "X": limitedToFull.count]
+    dims = ["K": beam, "X": limitedToFull.count].merging(input["shortlist"].map { ["N": $0.shape[0]] } ?? [:]) { a, _ in a }
     var f: [String: HostTensor] = [:]
-    for k in ["embeddings", "context_limited", "question_limited"] { f[k] = input[k] }
+    for k in ["embeddings", "context_limited", "question_limited", "shortlist"] { f[k] = input[k] }
     for (k, v) in encoded where k != "decoder_init_h" && k != "decoder_init_c" { f[k] = v }
     feed = f
     // Two sets of state (h, c, o and the caches): each step reads one and writes the other (K = 1:

@@ -58,15 +58,24 @@ extension MQANGraph {
   /// Outputs: `next_h`, `next_c`, `next_o`, `next_self_keys.l`, `next_self_values.l` (the state
   /// after this step, in the new row order), `top_logp`/`top_ids [B, K, K]` (per row, the K
   /// largest log P over the extended vocabulary, best first), and `probs [B, K, X]` if asked.
-  public static func decodeStep(_ config: ModelConfig, mode: DecoderMode, probs: Bool = false,
+  ///
+  /// With `shortlist`, input `shortlist [N]` (distinct generative ids, ascending): the output
+  /// layer computes those N words' logits only (their rows of `out.weight` gathered), placed among
+  /// -inf for the other words, so the softmax and the mixture are exact over the N words and
+  /// copying from context and question is unchanged.
+  public static func decodeStep(_ config: ModelConfig, mode: DecoderMode, probs: Bool = false, shortlist: Bool = false,
                                 name: String = "decode-step") throws(ModelError) -> Graph {
     try config.validate()
     var m = MQANGraph(config: config, name: name, recordActivations: false)
-    do { try m.buildDecodeStep(mode: mode, probs: probs) } catch { throw ModelError.graph(error.description) }
+    do {
+      try m.buildDecodeStep(mode: mode, probs: probs, shortlist: shortlist)
+    } catch {
+      throw ModelError.graph(error.description)
+    }
     return m.b.finish()
   }
 
-  mutating func buildDecodeStep(mode: DecoderMode, probs emitProbs: Bool) throws(GraphError) {
+  mutating func buildDecodeStep(mode: DecoderMode, probs emitProbs: Bool, shortlist: Bool) throws(GraphError) {
     typealias D = MQANDims
     let dd = config.dimension
     let rows = D.B * D.K
@@ -112,7 +121,8 @@ extension MQANGraph {
     try b.output(Step.next("h"), s.h)
     try b.output(Step.next("c"), s.c)
     try b.output(Step.next("o"), s.output)
-    let logits = try linear(s.output, "out", out: config.generativeVocab, in: dd)
+    let logits = shortlist ? try shortlistLogits(s.output, b.input("shortlist", .i32, [D.N]))
+      : try linear(s.output, "out", out: config.generativeVocab, in: dd)
     func perItem(_ v: Value) throws(GraphError) -> Value { try b.reshape(v, [D.B, D.K, v.shape[1]]) }
     let pVocab = try b.softmax(logits)
     let probs = try b.node(.mixture, [perItem(pVocab), perItem(s.vocabSwitch), perItem(s.questionSwitch),
@@ -122,5 +132,14 @@ extension MQANGraph {
     let top = try b.node(.topK, [probs], ["k": .dim(D.K), "log": .bool(true)])
     try b.output("top_logp", top[0])
     try b.output("top_ids", top[1])
+  }
+
+  /// The output layer over the shortlisted words `ids [N]`: `[rows, V]` logits, -inf outside them.
+  func shortlistLogits(_ x: Value, _ ids: Value) throws(GraphError) -> Value {
+    let v = config.generativeVocab, dd = config.dimension
+    let w = try b.embedding(p("out.weight", [v, dd]), ids)                                         // [N, d]
+    let bias = try b.reshape(b.embedding(b.reshape(p("out.bias", [v]), [Dim(v), Dim(1)]), ids), [MQANDims.N])
+    let logits = try b.linear(x, w, bias)                                                         // [R, N]
+    return try b.node(.scatterColumns, [logits, ids], ["columns": .dim(Dim(v)), "fill": .float(-.infinity)])[0]
   }
 }

@@ -48,6 +48,8 @@ public enum MQANDims {
   /// Decoding: hypotheses per batch item (the beam width) and the key/value cache's slots (the
   /// most output tokens).
   public static let K = Dim.sym("K"), S = Dim.sym("S")
+  /// Decoding with a vocabulary shortlist: the words the output layer computes.
+  public static let N = Dim.sym("N")
 }
 
 /// MQAN described once with the graph builder, exactly as docs/MQAN.md gives decaNLP's computation.

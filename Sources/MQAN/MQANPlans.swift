@@ -28,6 +28,8 @@ public struct MQANPlanOptions: Sendable {
   public var loss = true, probs = false, activations = false
   /// The graph's name (forward only; nil: the kind's own name).
   public var name: String?
+  /// Decode-step only: the output layer over a vocabulary shortlist (input `shortlist [N]`).
+  public var shortlist = false
 
   public init(decoder: DecoderMode = .consistent, dropout: Float? = nil) {
     self.decoder = decoder
@@ -65,7 +67,7 @@ public enum MQANPlans {
     case .encode:
       return try MQANGraph.encoder(config, crossAttention: options.decoder)
     case .decodeStep:
-      return try MQANGraph.decodeStep(config, mode: options.decoder)
+      return try MQANGraph.decodeStep(config, mode: options.decoder, shortlist: options.shortlist)
     }
   }
 

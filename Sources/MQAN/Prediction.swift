@@ -43,6 +43,8 @@ public struct Predictor {
   public var maxOutput: Int
   /// Beam search instead of greedy (beam, n-best, length penalty); nil: greedy.
   public var beam: (size: Int, nBest: Int, lengthPenalty: Double)?
+  /// Decode over a vocabulary shortlist per batch (the decoder must be built with `shortlist`).
+  public var shortlist: Shortlist?
   let tokenizer = Tokenizer()
 
   public init(config: ModelConfig, vocabulary: Vocabulary, embeddings: HostTensor, batchSize: Int = 64,
@@ -55,9 +57,11 @@ public struct Predictor {
     self.maxOutput = maxOutput
   }
 
-  /// Answers for `examples`, in their order. `progress` is called after every batch with the
-  /// number of examples done so far.
-  public func predict(_ examples: [Example], decoder: MQANDecoder,
+  /// Answers for `examples` (of `task`, which picks the shortlist's answer words), in their
+  /// order. `progress` is called after every batch with the number of examples done so far, and
+  /// the batch's shortlist size when there is one.
+  public func predict(_ examples: [Example], task: String? = nil, decoder: MQANDecoder,
+                      shortlistSize: ((Int) -> Void)? = nil,
                       progress: ((_ done: Int) -> Void)? = nil) throws -> [Prediction] {
     let encoded = examples.map { EncodedExample($0, vocabulary: vocabulary) }
     var predictions = [Prediction](repeating: Prediction(answer: "", score: 0, tokens: 0), count: examples.count)
@@ -73,6 +77,10 @@ public struct Predictor {
                                answer: idx.map { _ in [config.initToken, config.eos] })
       let limitedToFull = batch.limited(generativeVocab: config.generativeVocab).limitedToFull
       let feed = batch.feed(config: config, embeddings: embeddings)
+      let ids = shortlist.map {
+        $0.ids(generativeVocab: config.generativeVocab, task: task, contexts: batch.context, questions: batch.question)
+      }
+      if let ids { shortlistSize?(ids.count) }
       func text(_ tokens: [Int]) -> String {
         let full = tokens.map { $0 < limitedToFull.count ? limitedToFull[$0] : config.unk }
         return tokenizer.detokenize(vocabulary.answerTokens(full))
@@ -80,13 +88,13 @@ public struct Predictor {
       if let beam {
         let options = BeamSearchOptions(beamSize: beam.size, maxLength: maxOutput, lengthPenalty: beam.lengthPenalty,
                                         nBest: beam.nBest, eos: Int32(config.eos), initToken: Int32(config.initToken))
-        for (k, hyps) in try decoder.beamSearch(feed, options: options).enumerated() {
+        for (k, hyps) in try decoder.beamSearch(feed, options: options, shortlist: ids).enumerated() {
           let best = hyps.map { (answer: text($0.tokens.map(Int.init)), score: Double($0.normalizedScore)) }
           predictions[idx[k]] = Prediction(answer: best.first?.answer ?? "", score: best.first?.score ?? 0,
                                            tokens: hyps.first?.tokens.count ?? 0, nBest: best)
         }
       } else {
-        let out = try decoder.decodeScored(feed, maxLength: maxOutput)
+        let out = try decoder.decodeScored(feed, maxLength: maxOutput, shortlist: ids)
         for (k, row) in out.enumerated() {
           predictions[idx[k]] = Prediction(answer: text(row.tokens), score: row.score, tokens: row.tokens.count)
         }

@@ -34,6 +34,9 @@ struct PredictCommand: ParsableCommand {
   @Option(help: "Answers per input, best first (at most --beam).") var nBest = 1
   @OptionGroup var gemm: GemmOption
   @OptionGroup var precision: PrecisionOption
+  @Option(help: """
+    Vocabulary shortlist: per batch, the output layer computes only the N most frequent words, every word of the     batch's contexts and questions and the task's answer words (the checkpoint's answer_words, from mqan train or     mqan shortlist); softmax and mixture are exact over that set, copying is never cut (0: none; 1...1000000).
+    """) var shortlist = 0
   @Option(help: "GNMT length penalty alpha: scores divided by ((5 + length) / 6)^alpha; 0: none.") var lengthPenalty = 0.0
 
   struct Failure: Error, CustomStringConvertible {
@@ -50,7 +53,8 @@ struct PredictCommand: ParsableCommand {
   func run() throws {
     for (name, v, r) in [("max-output", maxOutput, 1...Limits.maxOutput), ("threads", threads, 1...Limits.threads),
                          ("batch-size", batchSize, 1...Limits.batch), ("beam", beam, 1...Limits.beam),
-                         ("n-best", nBest, 1...Limits.beam), ("batch-tokens", batchTokens ?? 1, 1...Limits.batchTokens)] {
+                         ("n-best", nBest, 1...Limits.beam), ("batch-tokens", batchTokens ?? 1, 1...Limits.batchTokens),
+                         ("shortlist", shortlist, 0...Limits.vocabulary)] {
       try checkRange(name, v, r)
     }
     guard nBest <= beam else { throw ValidationError("--n-best \(nBest) must not exceed --beam \(beam)") }
@@ -96,11 +100,13 @@ struct PredictCommand: ParsableCommand {
       params["embeddings"] = nil
       let greedy = try MQANDecoder(config: config, params: params, mode: mode!, threads: threads,
                                    gemm: try gemm.target(), precision: try precision.target(),
-                                   checkNumerics: checkNumerics)
+                                   shortlist: shortlist > 0, checkNumerics: checkNumerics)
       var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table, batchSize: batchSize,
                                 maxOutput: maxOutput)
       if beam > 1 || nBest > 1 { predictor.beam = (beam, nBest, lengthPenalty) }
       predictor.batchTokens = batchTokens
+      if shortlist > 0 { predictor.shortlist = try loadShortlist(ck, config: config) }
+      var shortlistSizes: [Int] = []
 
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.withoutEscapingSlashes]
@@ -122,7 +128,8 @@ struct PredictCommand: ParsableCommand {
           note("\(input.task): \(report.truncatedQuestions) of \(input.examples.count) questions truncated to "
                + "\(LengthLimits.decaNLP.maxQuestionLength) tokens")
         }
-        let predictions = try predictor.predict(prepared.examples, decoder: greedy) { done in
+        let predictions = try predictor.predict(prepared.examples, task: input.task, decoder: greedy,
+                                                shortlistSize: { shortlistSizes.append($0) }) { done in
           guard stderrTerminal, Date().timeIntervalSince(lastProgress) > 0.2 || finishedBefore + done == total else { return }
           lastProgress = Date()
           let elapsed = Date().timeIntervalSince(start)
@@ -169,6 +176,24 @@ struct PredictCommand: ParsableCommand {
       }
       note(String(format: "predicted %d examples in %.2fs: %.1f sentences/s, %.1f tokens/s", total, seconds,
                   Double(total) / seconds, Double(generated) / seconds))
+      if let lo = shortlistSizes.min(), let hi = shortlistSizes.max() {
+        note("shortlist: \(lo)...\(hi) of \(config.generativeVocab) words per batch "
+             + "(mean \(shortlistSizes.reduce(0, +) / shortlistSizes.count))")
+      }
+    }
+  }
+
+  /// The shortlist of `--shortlist`: the checkpoint's answer words (a note when it has none).
+  func loadShortlist(_ ck: Checkpoint, config: ModelConfig) throws -> Shortlist {
+    guard let text = ck.extra[AnswerWords.metadataKey] else {
+      note("--shortlist: \(checkpoint) has no answer_words (checkpoints of mqan train have them; mqan shortlist adds "
+           + "them): the shortlist is the \(shortlist) most frequent words and each batch's words")
+      return Shortlist(frequent: shortlist)
+    }
+    do {
+      return Shortlist(frequent: shortlist, answerWords: try AnswerWords(json: text, generativeVocab: config.generativeVocab))
+    } catch {
+      throw CheckpointError.invalidMetadata(file: checkpoint, key: AnswerWords.metadataKey, reason: "\(error)")
     }
   }
 

@@ -10,7 +10,8 @@ struct MQANCommand: ParsableCommand {
     commandName: "mqan",
     abstract: "A static-graph compiler and threaded CPU runtime for decaNLP's MQAN.",
     version: version,
-    subcommands: [CompileCommand.self, VerifyCommand.self, TrainCommand.self, PredictCommand.self, ProfileCommand.self])
+    subcommands: [CompileCommand.self, VerifyCommand.self, TrainCommand.self, PredictCommand.self, ProfileCommand.self,
+                  ShortlistCommand.self])
 
   /// Parses the command line. argument-parser reports a missing required option or argument
   /// before an unknown option (`train --frobnicate` would say `Missing expected argument

@@ -31,6 +31,24 @@ import Testing
   }
 
   /// Greedy decoding updates the cache in place (out == cache, identity reorder).
+  /// The shortlist's scatter: each row's values at their columns, `fill` elsewhere, like the oracle.
+  @Test(arguments: [(1, 1, 1), (3, 4, 10), (5, 17, 40), (2, 64, 64)])
+  func scatterColumnsMatchesReference(rows: Int, s: Int, v: Int) {
+    var rng = SplitMix64(seed: UInt64(rows * 1000 + s))
+    let x = randomFloats(rows * s, &rng)
+    var columns = Array(0..<v)
+    columns.shuffle(using: &rng)
+    let ids = columns.prefix(s).sorted().map(Int32.init)
+    var got = [Float](repeating: 7, count: rows * v), want = got
+    mq_scatter_columns(&got, x, ids, Int64(s), Int64(v), -.infinity, 0, Int64(rows))
+    mq_scatter_columns_ref(&want, x, ids, Int64(s), Int64(v), -.infinity, 0, Int64(rows))
+    #expect(got == want)
+    for r in 0..<rows {
+      for (j, id) in ids.enumerated() { #expect(got[r * v + Int(id)] == x[r * s + j]) }
+      #expect(got[(r * v)..<((r + 1) * v)].filter { $0 == -.infinity }.count == v - s)
+    }
+  }
+
   @Test func cacheUpdateInPlaceWithIdentityReorder() {
     let (r, s, d, t) = (4, 6, 5, 3)
     var rng = SplitMix64(seed: 11)

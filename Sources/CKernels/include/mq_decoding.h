@@ -24,6 +24,13 @@ void mq_topk_rows(const float *x, int64_t n, int64_t k, int take_log, float *val
 void mq_topk_rows_ref(const float *x, int64_t n, int64_t k, int take_log, float *values, int32_t *indices,
                       int64_t r0, int64_t r1);
 
+// Column scatter, rows [r0, r1) of out [rows, V]: out[r, ids[s]] = x[r, s] for s < S (ids distinct,
+// in [0, V)), every other column `fill`.
+void mq_scatter_columns(float *out, const float *x, const int32_t *ids, int64_t S, int64_t V, float fill,
+                        int64_t r0, int64_t r1);
+void mq_scatter_columns_ref(float *out, const float *x, const int32_t *ids, int64_t S, int64_t V, float fill,
+                            int64_t r0, int64_t r1);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,22 @@ enum DecodingOps {
     return [cache]
   }
 
+  /// `scatter_columns {columns, fill}(x [..., S], ids i32 [S])` -> `[..., columns]`: each row's
+  /// S values placed at columns `ids` (distinct, in `0 ..< columns`), every other column `fill`.
+  /// Decoding's vocabulary shortlist: the output layer computes the logits of S words, placed
+  /// among -inf for the rest, so the softmax and mixture after it are exact over those S words.
+  static let scatterColumns = OpSpec(
+    arity: 2...2, kernel: "mq_scatter_columns", nonDifferentiable: [0, 1],
+    flops: { c, _ in c.inputs[0].elementCount }
+  ) { c throws(GraphError) in
+    let x = try c.require(0, .f32, name: "x")
+    let ids = try c.require(1, .i32, rank: 1, name: "ids")
+    guard let s = x.shape.last else { throw c.mismatch("x rank", expected: "rank >= 1", actual: x.description) }
+    try c.requireEqual(ids.shape[0], s, "ids length against the last axis of \(x)")
+    if c.attrs["fill"] != nil { _ = try c.float("fill") }
+    return [.f32(Array(x.shape.dropLast()) + [try c.dim("columns")])]
+  }
+
   /// `top_k {k, log}(x [..., N])` -> `values [..., k]`, `indices i32 [..., k]`: the k largest
   /// entries of each last-axis row, best first (ties to the lower index, NaN last; no full sort).
   /// With `log`, the values are returned as their natural logarithms (log 0 = -inf). When

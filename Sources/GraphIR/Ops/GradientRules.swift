@@ -5,7 +5,7 @@
 enum GradientRules {
   static func rule(for op: OpKind) -> GradientRule? {
     switch op {
-    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .padMask, .scan, .cacheUpdate, .topK, .mixtureTopK: return nil
+    case .input, .param, .zeros, .positionalEncoding, .dropoutMask, .padMask, .scan, .cacheUpdate, .topK, .mixtureTopK, .scatterColumns: return nil
     case .add: return add
     case .addN: return { c throws(GraphError) in
       let g = try c.g()

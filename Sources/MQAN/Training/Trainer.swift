@@ -155,6 +155,11 @@ public final class Trainer {
     }
   }
 
+  /// Every task's training answer words, for `predict --shortlist` (the checkpoint's `answer_words`).
+  func answerWords() -> AnswerWords {
+    AnswerWords.learn(tasks.map { ($0.name, $0.train.map(\.answer)) }, generativeVocab: config.generativeVocab)
+  }
+
   /// Where a run left its newest checkpoint.
   static func latestCheckpoint(in dir: String) -> String? {
     let path = (dir as NSString).appendingPathComponent("latest.safetensors")
@@ -265,7 +270,8 @@ public final class Trainer {
     let ck = Checkpoint(parameters: params, optimizer: optimizer.exportState(), optimizerConfig: optimizerConfig,
                         modelConfig: config.json(), vocabulary: String(decoding: vocabulary.jsonData(), as: UTF8.self),
                         decoderMode: DecoderMode.consistent.rawValue, step: step, dataPosition: position,
-                        seed: options.seed, bestScore: best)
+                        seed: options.seed, bestScore: best,
+                        extra: [AnswerWords.metadataKey: answerWords().json()])
     let name = bestCandidate == nil ? "latest.safetensors" : "best.safetensors"
     let path = (options.save as NSString).appendingPathComponent(name)
     try ck.write(to: path)

@@ -41,6 +41,24 @@ enum DecodingKernels {
     }
   }
 
+  /// `scatter_columns {columns, fill}(x [..., S], ids [S])` -> `[..., columns]`: rows split over
+  /// the team (ids were range-checked before the run).
+  static func scatterColumns(_ s: KernelSite) throws(RuntimeError) -> Kernel {
+    try s.arity(inputs: 2...2, outputs: 1)
+    let x = s.inShape(0), out = s.outShape(0)
+    let v = try s.dim("columns"), fill = try s.float("fill", default: 0)
+    try s.require(!x.isEmpty && s.inShape(1) == [x.last!], "x \(x) against ids \(s.inShape(1))")
+    try s.require(out == Array(x.dropLast()) + [v], "output \(out) is not \(Array(x.dropLast()) + [v])")
+    let rows = elements(Array(x.dropLast())), n = x.last!
+    let f = s.reference ? mq_scatter_columns_ref : mq_scatter_columns
+    let p = s.ptrs, xb = s.step.inputs[0], ib = s.step.inputs[1], ob = s.step.outputs[0]
+    return { team in
+      let (r0, r1) = team.share(rows)
+      guard r0 < r1 else { return }
+      f(f32(p, ob), f32(p, xb), i32(p, ib), Int64(n), Int64(v), fill, Int64(r0), Int64(r1))
+    }
+  }
+
   /// `mixture_top_k {extended, k, log}(logits [..., V], gamma, lambda [B, T, 1], ac [B, T, Lc],
   /// cids [B, Lc], aq [B, T, Lq], qids [B, Lq])` -> values, indices `[B, T, k]`: rows (the B * T
   /// positions) split over the team, each thread with its own scratch row.

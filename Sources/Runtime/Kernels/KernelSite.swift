@@ -121,6 +121,7 @@ func makeKernel(_ s: KernelSite, body: BoundPlan?) throws(RuntimeError) -> Kerne
   case .cacheUpdate: return try DecodingKernels.cacheUpdate(s)
   case .topK: return try DecodingKernels.topK(s)
   case .mixtureTopK: return try DecodingKernels.mixtureTopK(s)
+  case .scatterColumns: return try DecodingKernels.scatterColumns(s)
   case .sumTo: return try BackwardKernels.sumTo(s)
   case .tanhGrad: return try BackwardKernels.activationGrad(s, s.reference ? mq_tanh_backward_ref : mq_tanh_backward)
   case .sigmoidGrad:
