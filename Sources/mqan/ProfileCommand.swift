@@ -31,6 +31,8 @@ struct ProfileCommand: ParsableCommand {
   @OptionGroup var model: ModelOptions
   @OptionGroup var gemm: GemmOption
   @OptionGroup var precision: PrecisionOption
+  @Option(help: "decode: a vocabulary shortlist of the N most frequent words plus the batch's words (predict --shortlist; 0: none).")
+  var shortlist = 0
   @Option(help: "Profile a checkpoint of mqan train (its config, weights and word-vector table) instead of a preset.")
   var checkpoint: String?
   @Option(help: """
@@ -76,6 +78,8 @@ struct ProfileCommand: ParsableCommand {
       try checkRange(name, v, r)
     }
     if let path = trace { try checkWritable(path, option: "trace") }
+    try checkRange("shortlist", shortlist, 0...Limits.vocabulary)
+    if mode != .decode && shortlist > 0 { throw ValidationError("--shortlist applies to `profile decode`") }
     if mode != .decode && precision.isReduced {
       throw ValidationError("--precision \(precision.precision) applies to `profile decode` (training and the loss run fp32)")
     }
@@ -261,9 +265,12 @@ extension ProfileCommand {
     let vocab = table.shape[0]
     let decoder = try MQANDecoder(config: config, params: params, mode: .consistent, threads: threads, fuse: !noFuse,
                                   profile: true, traceCapacity: traceCapacity, gemm: try gemm.target(),
-                                  precision: try precision.target(),
+                                  precision: try precision.target(), shortlist: shortlist > 0,
                                   checkNumerics: checkNumerics)
     let b = try profileBatch(config: config, vocabulary: vocabulary, vocab: vocab, answerLength: 2)
+    let ids = shortlist > 0 ? Shortlist(frequent: shortlist).ids(generativeVocab: config.generativeVocab, task: nil,
+                                                                 contexts: b.context, questions: b.question) : nil
+    if let ids { print("shortlist: \(ids.count) of \(config.generativeVocab) words in this batch") }
     let feed = b.feed(config: config, embeddings: table)
     let options = BeamSearchOptions(beamSize: beam, maxLength: maxOutput, nBest: 1, eos: -1,
                                     initToken: Int32(config.initToken))
@@ -273,7 +280,7 @@ extension ProfileCommand {
     for i in 0...steps {
       if i == 1 { decoder.resetProfiles() }
       let t0 = monotonicNow()
-      _ = try decoder.beamSearch(feed, options: options)
+      _ = try decoder.beamSearch(feed, options: options, shortlist: ids)
       let t1 = monotonicNow()
       if i > 0 {
         times.append(Double(t1 - t0) / 1e6)
@@ -285,7 +292,8 @@ extension ProfileCommand {
     let mean = times.reduce(0, +) / Double(times.count)
     let x = feed["limited_to_full"]?.count ?? config.generativeVocab
     let shape = dims(feed)
-    let env = ["B": shape.b, "Tc": shape.tc, "Tq": shape.tq, "Nv": vocab, "X": x, "K": beam, "S": maxOutput]
+    var env = ["B": shape.b, "Tc": shape.tc, "Tq": shape.tq, "Nv": vocab, "X": x, "K": beam, "S": maxOutput]
+    if let ids { env["N"] = ids.count }
     let (encodeRecords, stepRecords) = decoder.profiles
     let plans = decoder.plans
     var report = ProfileReport()

@@ -1,4 +1,5 @@
 import Foundation
+import MQAN
 import Testing
 
 #if canImport(Glibc)
@@ -100,6 +101,31 @@ import Darwin
               "\(emulated.stderr)")
       #expect(try Self.rows(emulated.stdout).map(\.answer) == (try Self.rows(simd.stdout).map(\.answer)), "\(p)")
     }
+  }
+
+  /// --shortlist: as large as the vocabulary, the same answers and scores as without; small, it
+  /// runs and says its sizes. The checkpoint of mqan train holds its tasks' answer words, and
+  /// mqan shortlist learns them into another checkpoint.
+  @Test func shortlistDecodesAndLearnsAnswerWords() throws {
+    let path = "\(Self.data)/multi30k.en.de/validation.jsonl"
+    let plain = try Self.predict(["--data", path])
+    let full = try Self.predict(["--data", path, "--shortlist", "1000000"])
+    #expect(full.stdout == plain.stdout)
+    let small = try Self.predict(["--data", path, "--shortlist", "4"])
+    #expect(small.stderr.contains("shortlist: ") && small.stderr.contains("words per batch"), "\(small.stderr)")
+    #expect(try Self.rows(small.stdout).count == (try Self.lineCount(path)))
+    let trained = try Checkpoint.read(path: try Self.checkpoint())
+    let words = try #require(trained.extra[AnswerWords.metadataKey])
+    #expect(words.contains("\"sst\"") && words.contains("\"multi30k.en.de\""), "\(words)")
+    let out = try Self.trained.get().dir.appendingPathComponent("shortlisted.safetensors").path
+    let r = try CLITests.run(["shortlist", "--checkpoint", try Self.checkpoint(), "--data", Self.data, "--tasks", "sst",
+                              "-o", out])
+    #expect(r.status == 0 && r.stderr.contains("sst: "), "\(r.stderr)")
+    let learned = try Checkpoint.read(path: out)
+    #expect(learned.parameters == trained.parameters)
+    #expect(learned.extra[AnswerWords.metadataKey] == words, "the same data gives the same words")
+    let bad = ["shortlist", "--checkpoint", try Self.checkpoint(), "--data", Self.data, "--tasks", "nosuchtask", "-o", out]
+    BadInputTests.expectError(try CLITests.run(bad), bad, mentions: ["nosuchtask"])
   }
 
   @Test func stdoutIsCleanJSONL() throws {
