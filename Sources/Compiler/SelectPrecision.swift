@@ -2,14 +2,15 @@ import GraphIR
 
 /// Converts an inference plan's large linears to a reduced precision: each `linear` step with a
 /// parameter weight that is decoding's output layer (its output is the logits a `mixture_top_k`
-/// step reads) or has at least `target.minWeightElements` elements gains `precision`
+/// step reads) or has at least `target.minWeightElements` elements (or every one, with
+/// `target.linears == .all`) gains `precision`
 /// (`bf16` or `int8`) and `qpath` (the kernel path), which the runtime reads to convert the weight
 /// once when the plan is bound and to run the reduced-precision kernel; `--emit kernels` shows
 /// them. Other steps keep fp32. Weights read by anything other than such linears are left alone
 /// (a weight shared with an fp32 step keeps its fp32 copy too).
 ///
-/// Runs after `select-gemm` (it replaces that step's GEMM choice: the converted kernel splits the
-/// output's columns among threads), on every body plan too; changes no buffer and no step order.
+/// Runs after `select-gemm` (it replaces that step's blocking and packing, and keeps its thread
+/// split: rows or columns), on every body plan too; changes no buffer and no step order.
 public struct SelectPrecision: PlanPass {
   public let name = "select-precision"
   public let target: PrecisionTarget
@@ -30,12 +31,13 @@ public struct SelectPrecision: PlanPass {
         elements = elements.multipliedReportingOverflow(by: v).overflow ? Int.max : elements * v
       }
       let outputLayer = p.steps[i].outputs.contains { logits.contains(p.rootBuffer($0)) }
-      guard outputLayer || elements >= target.minWeightElements else { continue }
+      guard target.linears == .all || outputLayer || elements >= target.minWeightElements else { continue }
       var attrs = p.steps[i].attrs.values
       for key in ["kc", "nb", "mb", "pack"] { attrs[key] = nil }
       attrs["precision"] = .string(target.precision.rawValue)
       attrs["qpath"] = .string(target.path)
-      attrs["split"] = .string("columns")
+      // select-gemm's split (rows when the output is taller than wide); columns when it made none.
+      if attrs["split"] == nil { attrs["split"] = .string("columns") }
       p.steps[i].attrs.values = attrs
     }
     return p

@@ -9,6 +9,10 @@ public enum Precision: String, Sendable, Hashable, Codable, CaseIterable {
 /// path that runs it (`avx512-bf16`, `avx512-vnni` or `portable`, chosen by the runtime for this
 /// CPU) and which linears qualify.
 ///
+/// Which linears: `output` (decoding's output layer, and any linear whose weight has at least
+/// `minWeightElements` elements) or `all` (every linear with a parameter weight: the encoder's
+/// projections and LSTM input GEMMs too, where bf16 doubles the arithmetic rate).
+///
 /// Like `GemmTarget`, the compiler does not look at the CPU: the caller asks the runtime.
 public struct PrecisionTarget: Sendable, Hashable, Codable {
   public var precision: Precision
@@ -18,12 +22,19 @@ public struct PrecisionTarget: Sendable, Hashable, Codable {
   /// too large for the L2 cache, read from memory on every decoding step (the 50,000-word output
   /// layer, 10^7 elements); the model's 200-wide linears stay fp32.
   public var minWeightElements: Int
+  public var linears: Linears
+
+  public enum Linears: String, Sendable, Hashable, Codable, CaseIterable {
+    case output, all
+  }
 
   public static let defaultMinWeightElements = 1 << 20
 
-  public init(precision: Precision, path: String, minWeightElements: Int = PrecisionTarget.defaultMinWeightElements) {
+  public init(precision: Precision, path: String, linears: Linears = .output,
+              minWeightElements: Int = PrecisionTarget.defaultMinWeightElements) {
     self.precision = precision
     self.path = path
+    self.linears = linears
     self.minWeightElements = minWeightElements
   }
 }

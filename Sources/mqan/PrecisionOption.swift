@@ -11,12 +11,23 @@ struct PrecisionOption: ParsableArguments {
     valueName: "precision"))
   var precision: String = "fp32"
 
+  @Option(help: ArgumentHelp(
+    "Which linears --precision converts: output (the output layer) or all (every linear of the encode and decode-step plans).",
+    valueName: "linears"))
+  var precisionLinears: String = "output"
+
   /// The target (nil for fp32), or a one-line error naming the option; the emulated-path note on stderr.
   func target() throws -> PrecisionTarget? {
     do {
-      let (target, emulated) = try Precisions.target(named: precision)
+      guard let linears = PrecisionTarget.Linears(rawValue: precisionLinears) else {
+        throw ValidationError("--precision-linears: unknown \"\(precisionLinears)\" (output or all)")
+      }
+      var (target, emulated) = try Precisions.target(named: precision)
       if let emulated { note("--precision \(precision): \(emulated)") }
+      target?.linears = linears
       return target
+    } catch let e as ValidationError {
+      throw e
     } catch {
       throw ValidationError("--precision: \(error)")
     }

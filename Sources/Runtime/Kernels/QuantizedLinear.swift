@@ -33,8 +33,9 @@ public enum Precisions {
 
 /// `linear` with its weight in bf16 or int8 (`precision` and `qpath` from `select-precision`):
 /// the weight converted into `mq_qlinear` panels when the plan is bound (again only after the
-/// weights change, like packed GEMM weights); each thread converts the activations into its own
-/// scratch and computes its share of the output's columns. Reference mode runs `mq_qlinear_ref`.
+/// weights change, like packed GEMM weights); each thread converts the activation rows it needs
+/// into its own scratch and computes its block: all rows and a share of whole panels of columns,
+/// or (`split: rows`) a share of the rows and all columns. Reference mode runs `mq_qlinear_ref`.
 enum QuantizedLinear {
   /// The step's reduced precision, or nil when it runs fp32.
   static func precision(_ s: KernelSite) throws(RuntimeError) -> Precision? {
@@ -77,26 +78,33 @@ enum QuantizedLinear {
     let entry = try s.packed.entry(name: name, source: UnsafePointer(source.assumingMemoryBound(to: Float.self)),
                                    n: n, k: k, transB: true, config: mq_gemm_config_for(mq_gemm_best_path()),
                                    precision: prec)
-    let actFloats = (Int(mq_qact_bytes(prec, Int64(m), Int64(k))) + 3) / 4
     let panels = Int(mq_qweight_panels(Int64(n)))
+    let byRows = s.step.attrs.string("split") == "rows"
     return { team in
-      let per = (panels + team.nth - 1) / team.nth
-      let c0 = min(per * team.ith * Int(MQ_QPANEL), n), c1 = min(c0 + per * Int(MQ_QPANEL), n)
-      guard c0 < c1, m > 0 else { return }
-      // mq_gemm_thread_scratch fails only when memory runs out: then the oracle computes the block.
+      // Columns: all rows, whole panels of this thread's share; rows: this thread's rows, all columns.
+      var r0 = 0, r1 = m, c0 = 0, c1 = n
+      if byRows {
+        (r0, r1) = team.share(m)
+      } else {
+        let per = (panels + team.nth - 1) / team.nth
+        c0 = min(per * team.ith * Int(MQ_QPANEL), n)
+        c1 = min(c0 + per * Int(MQ_QPANEL), n)
+      }
+      guard r0 < r1, c0 < c1 else { return }
+      let rows = r1 - r0
+      let x = f32(ptrs, xb) + r0 * k, y = f32(ptrs, yb) + r0 * n
       var ep = mq_gemm_epilogue(bias: bb >= 0 ? UnsafePointer(f32(ptrs, bb)) : nil,
-                                residual: rb >= 0 ? UnsafePointer(f32(ptrs, rb)) : nil, ldr: Int64(n), act: act)
-      guard let scratch = mq_gemm_thread_scratch(actFloats) else {
+                                residual: rb >= 0 ? UnsafePointer(f32(ptrs, rb) + r0 * n) : nil, ldr: Int64(n), act: act)
+      // mq_gemm_thread_scratch fails only when memory runs out: then the oracle computes the block.
+      guard let scratch = mq_gemm_thread_scratch((Int(mq_qact_bytes(prec, Int64(rows), Int64(k))) + 3) / 4) else {
         for c in c0..<c1 {
           var one = mq_gemm_epilogue(bias: ep.bias.map { $0 + c }, residual: ep.residual.map { $0 + c }, ldr: Int64(n), act: act)
-          mq_qlinear_ref(prec, Int64(m), 1, Int64(k), f32(ptrs, xb), Int64(k), f32(ptrs, wb) + c * k,
-                         f32(ptrs, yb) + c, Int64(n), &one)
+          mq_qlinear_ref(prec, Int64(rows), 1, Int64(k), x, Int64(k), f32(ptrs, wb) + c * k, y + c, Int64(n), &one)
         }
         return
       }
-      mq_qact_convert(prec, Int64(m), Int64(k), f32(ptrs, xb), Int64(k), scratch)
-      mq_qlinear(prec, path, Int64(m), Int64(n), Int64(k), scratch, entry.raw, f32(ptrs, yb), Int64(n), &ep,
-                 Int64(c0), Int64(c1))
+      mq_qact_convert(prec, Int64(rows), Int64(k), x, Int64(k), scratch)
+      mq_qlinear(prec, path, Int64(rows), Int64(n), Int64(k), scratch, entry.raw, y, Int64(n), &ep, Int64(c0), Int64(c1))
     }
   }
 }
