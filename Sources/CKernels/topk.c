@@ -139,30 +139,31 @@ MQ_INLINE void mq_heap_offer(float *hv, int32_t *hi, int64_t *size, int64_t k, f
   mq_topk_sift_down(hv, hi, k, 0);
 }
 
-MQ_HOT void mq_mixture_topk(float *values, int32_t *indices, const float *logits, const float *gamma,
-                            const float *lambda, const float *ac, const int32_t *cids, const float *aq,
-                            const int32_t *qids, int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq,
-                            int64_t k, int take_log, float *scratch, int64_t r0, int64_t r1) {
-  float *e = scratch;
-  uint32_t *touched = (uint32_t *)(scratch + V);
-  int32_t *tid = (int32_t *)(scratch + V + (V + 31) / 32);
-  float *tval = scratch + V + (V + 31) / 32 + (Lc + Lq);
-  memset(touched, 0, (size_t)((V + 31) / 32) * sizeof(uint32_t));
+// Both entry points: `ids` NULL (the logits' N = V columns are the words 0 ..< V) or a shortlist
+// (column s is word ids[s]; `slot` maps a word to its column or -1).
+MQ_INLINE void mq_mixture_topk_rows(float *values, int32_t *indices, const float *logits, const int32_t *ids,
+                                    const int32_t *slot, int64_t N, const float *gamma, const float *lambda,
+                                    const float *ac, const int32_t *cids, const float *aq, const int32_t *qids,
+                                    int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq, int64_t k,
+                                    int take_log, float *e, uint32_t *touched, int32_t *tid, float *tval,
+                                    int64_t r0, int64_t r1) {
+  memset(touched, 0, (size_t)((N + 31) / 32) * sizeof(uint32_t));
   for (int64_t r = r0; r < r1; r++) {
     const int64_t b = r / T;
-    const float *l = logits + r * V;
+    const float *l = logits + r * N;
     // The softmax, as mq_masked_softmax computes it (x * 1 is x).
-    const float m = mq_max16(l, V);
+    const float m = mq_max16(l, N);
 #pragma omp simd
-    for (int64_t j = 0; j < V; j++) e[j] = mq_expf(l[j] - m);
-    const float sum = mq_sum16(e, V);
+    for (int64_t j = 0; j < N; j++) e[j] = mq_expf(l[j] - m);
+    const float sum = mq_sum16(e, N);
     const float g = gamma[r];
     // The words' mixture values gamma * p, in place (vectorized, in cache).
 #pragma omp simd
-    for (int64_t j = 0; j < V; j++) e[j] = g * (e[j] / sum + 0.0f);
+    for (int64_t j = 0; j < N; j++) e[j] = g * (e[j] / sum + 0.0f);
     const float cc = lambda[r] * (1.0f - g);
     const float cq = (1.0f - lambda[r]) * (1.0f - g);
-    // The copied ids, their mixture values built in mq_pointer_mixture's order.
+    // The copied ids, their mixture values built in mq_pointer_mixture's order (a word outside
+    // the shortlist starts from 0, an OOV slot from 1e-10).
     int64_t nt = 0;
     for (int64_t s = 0; s < Lc + Lq; s++) {
       const int32_t id = s < Lc ? cids[b * Lc + s] : qids[b * Lq + (s - Lc)];
@@ -170,23 +171,24 @@ MQ_HOT void mq_mixture_topk(float *values, int32_t *indices, const float *logits
       int64_t t = 0;
       while (t < nt && tid[t] != id) t++;
       if (t == nt) {
+        const int32_t col = id < V ? (slot ? slot[id] : id) : -1;
         tid[nt] = id;
-        tval[nt] = id < V ? e[id] : 1e-10f;
-        if (id < V) touched[id >> 5] |= 1u << (id & 31);
+        tval[nt] = col >= 0 ? e[col] : id < V ? 0.0f : 1e-10f;
+        if (col >= 0) touched[col >> 5] |= 1u << (col & 31);
         nt++;
       }
       tval[t] += add;
     }
-    // Words in index order: once the heap is full, only a strictly larger value (or a number
-    // against a NaN root) can enter, as in mq_topk.
+    // Words in column order (ascending ids): once the heap is full, only a strictly larger value
+    // (or a number against a NaN root) can enter, as in mq_topk.
     float *hv = values + r * k;
     int32_t *hi = indices + r * k;
     int64_t size = 0;
     float thr = 0;
     int64_t j = 0;
-    for (; j < V; j++) {
+    for (; j < N; j++) {
       // Once the heap is full and its threshold a number, skip blocks of 16 with nothing larger.
-      if (size == k && thr == thr && (j & 15) == 0 && j + 16 <= V) {
+      if (size == k && thr == thr && (j & 15) == 0 && j + 16 <= N) {
         int any = 0;
 #pragma omp simd reduction(| : any)
         for (int q = 0; q < 16; q++) any |= e[j + q] > thr;
@@ -198,7 +200,7 @@ MQ_HOT void mq_mixture_topk(float *values, int32_t *indices, const float *logits
       const float v = e[j];
       if (size == k && !(v > thr || (thr != thr && v == v))) continue;
       if (touched[j >> 5] >> (j & 31) & 1u) continue;
-      mq_heap_offer(hv, hi, &size, k, v, (int32_t)j);
+      mq_heap_offer(hv, hi, &size, k, v, ids ? ids[j] : (int32_t)j);
       if (size == k) thr = hv[0];
     }
     for (int64_t t = 0; t < nt; t++) mq_heap_offer(hv, hi, &size, k, tval[t], tid[t]);
@@ -211,7 +213,10 @@ MQ_HOT void mq_mixture_topk(float *values, int32_t *indices, const float *logits
       mq_heap_offer(hv, hi, &size, k, 1e-10f, (int32_t)j);
       offered++;
     }
-    for (int64_t t = 0; t < nt; t++) if (tid[t] < V) touched[tid[t] >> 5] = 0;
+    for (int64_t t = 0; t < nt; t++) {
+      const int32_t col = tid[t] < V ? (slot ? slot[tid[t]] : tid[t]) : -1;
+      if (col >= 0) touched[col >> 5] = 0;
+    }
     // Best first, then the log when asked; slots past X hold -inf and index 0.
     mq_topk_heap_sort(hv, hi, size);
     if (take_log)
@@ -221,6 +226,36 @@ MQ_HOT void mq_mixture_topk(float *values, int32_t *indices, const float *logits
       hi[s] = 0;
     }
   }
+}
+
+MQ_HOT void mq_mixture_topk(float *values, int32_t *indices, const float *logits, const float *gamma,
+                            const float *lambda, const float *ac, const int32_t *cids, const float *aq,
+                            const int32_t *qids, int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq,
+                            int64_t k, int take_log, float *scratch, int64_t r0, int64_t r1) {
+  uint32_t *touched = (uint32_t *)(scratch + V);
+  int32_t *tid = (int32_t *)(scratch + V + (V + 31) / 32);
+  float *tval = scratch + V + (V + 31) / 32 + (Lc + Lq);
+  mq_mixture_topk_rows(values, indices, logits, NULL, NULL, V, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k,
+                       take_log, scratch, touched, tid, tval, r0, r1);
+}
+
+int64_t mq_mixture_topk_shortlist_scratch(int64_t V, int64_t N, int64_t Lc, int64_t Lq) {
+  return N + (N + 31) / 32 + 2 * (Lc + Lq) + V;
+}
+
+MQ_HOT void mq_mixture_topk_shortlist(float *values, int32_t *indices, const float *logits, const int32_t *ids,
+                                      int64_t N, const float *gamma, const float *lambda, const float *ac,
+                                      const int32_t *cids, const float *aq, const int32_t *qids, int64_t T, int64_t V,
+                                      int64_t X, int64_t Lc, int64_t Lq, int64_t k, int take_log, float *scratch,
+                                      int64_t r0, int64_t r1) {
+  uint32_t *touched = (uint32_t *)(scratch + N);
+  int32_t *tid = (int32_t *)(scratch + N + (N + 31) / 32);
+  float *tval = scratch + N + (N + 31) / 32 + (Lc + Lq);
+  int32_t *slot = (int32_t *)(tval + (Lc + Lq));
+  for (int64_t j = 0; j < V; j++) slot[j] = -1;
+  for (int64_t s = 0; s < N; s++) slot[ids[s]] = (int32_t)s;
+  mq_mixture_topk_rows(values, indices, logits, ids, slot, N, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k,
+                       take_log, scratch, touched, tid, tval, r0, r1);
 }
 
 // The same from the reference kernels: the softmax, the mixture into the scratch row (X floats),
@@ -236,6 +271,36 @@ void mq_mixture_topk_ref(float *values, int32_t *indices, const float *logits, c
     const int64_t b = r / T;
     mq_pointer_mixture_ref(mix, p, gamma + r, lambda + r, ac + r * Lc, cids + b * Lc, aq + r * Lq, qids + b * Lq, 1,
                            V, X, Lc, Lq, 0, 1);
+    const int64_t m = k < X ? k : X;
+    mq_topk_ref(mix, X, m, values + r * k, indices + r * k);
+    for (int64_t s = 0; s < m; s++)
+      if (take_log) values[r * k + s] = logf(values[r * k + s]);
+    for (int64_t s = m; s < k; s++) {
+      values[r * k + s] = -INFINITY;
+      indices[r * k + s] = 0;
+    }
+  }
+}
+
+// The shortlisted output layer from the reference kernels: the softmax over the N logits placed
+// at their words (0 elsewhere), the mixture, then mq_topk_ref over the words of the shortlist,
+// the copied ids and the OOV slots (every other word -inf). scratch: 2 V + X + N floats.
+void mq_mixture_topk_shortlist_ref(float *values, int32_t *indices, const float *logits, const int32_t *ids,
+                                   int64_t N, const float *gamma, const float *lambda, const float *ac,
+                                   const int32_t *cids, const float *aq, const int32_t *qids, int64_t T, int64_t V,
+                                   int64_t X, int64_t Lc, int64_t Lq, int64_t k, int take_log, float *scratch,
+                                   int64_t r0, int64_t r1) {
+  float *p = scratch, *mix = scratch + V, *q = scratch + V + X, *keep = scratch + V + X + N;
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t b = r / T;
+    mq_masked_softmax_ref(q, logits + r * N, NULL, 1, N, 1.0f, -1e10f, 0.0f, 0, 0, 0, 1);
+    for (int64_t j = 0; j < V; j++) p[j] = 0.0f, keep[j] = 0.0f;
+    for (int64_t s = 0; s < N; s++) p[ids[s]] = q[s], keep[ids[s]] = 1.0f;
+    for (int64_t s = 0; s < Lc; s++) if (cids[b * Lc + s] < V) keep[cids[b * Lc + s]] = 1.0f;
+    for (int64_t s = 0; s < Lq; s++) if (qids[b * Lq + s] < V) keep[qids[b * Lq + s]] = 1.0f;
+    mq_pointer_mixture_ref(mix, p, gamma + r, lambda + r, ac + r * Lc, cids + b * Lc, aq + r * Lq, qids + b * Lq, 1,
+                           V, X, Lc, Lq, 0, 1);
+    for (int64_t j = 0; j < V; j++) if (keep[j] == 0.0f) mix[j] = -INFINITY;
     const int64_t m = k < X ? k : X;
     mq_topk_ref(mix, X, m, values + r * k, indices + r * k);
     for (int64_t s = 0; s < m; s++)

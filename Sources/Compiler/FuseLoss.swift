@@ -21,7 +21,8 @@ public struct FuseLoss: GraphPass {
   static func fuse(_ g: Graph) throws(GraphError) -> Graph {
     try g.rewritingNodes { g, j, n, uses throws(GraphError) in
       guard n.op == .nllLoss, n.inputs.count == 2,
-            let layer = OutputLayerPattern(probs: n.inputs[0], in: g, uses: uses) else { return nil }
+            let layer = OutputLayerPattern(probs: n.inputs[0], in: g, uses: uses), layer.shortlist == nil
+      else { return nil }
       var attrs = n.attrs
       attrs["extended"] = layer.mixture.attrs["extended"]
       let inputs = layer.inputs + [n.inputs[1]]

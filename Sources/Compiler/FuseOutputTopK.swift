@@ -5,6 +5,9 @@ import GraphIR
 /// never writes the `[B, T, V]` probabilities nor the `[B, T, X]` mixture: per row it keeps the
 /// exps in a scratch row, builds only the copied ids' mixture values and selects the k best.
 ///
+/// Over a vocabulary shortlist (the softmax reads a `scatter_columns` of N logits among -inf), the
+/// fused node takes the N logits and the shortlist ids instead, and never writes the scattered row.
+///
 /// Only when the softmax is plain (no mask, scale 1, eps 0) and neither it, its reshape nor the
 /// mixture has another reader (or is a graph output). The fused node takes the top_k's place;
 /// the rest is left unread for the next `dce`.
@@ -22,7 +25,11 @@ public struct FuseOutputTopK: GraphPass {
             let layer = OutputLayerPattern(probs: probs, in: g, uses: uses) else { return nil }
       var attrs = n.attrs
       attrs["extended"] = layer.mixture.attrs["extended"]
-      return Node(op: .mixtureTopK, inputs: layer.inputs, attrs: attrs, types: n.types)
+      guard let shortlist = layer.shortlist else {
+        return Node(op: .mixtureTopK, inputs: layer.inputs, attrs: attrs, types: n.types)
+      }
+      attrs["vocab"] = .dim(shortlist.vocab)
+      return Node(op: .mixtureTopK, inputs: layer.inputs + [shortlist.ids], attrs: attrs, types: n.types)
     }
   }
 }

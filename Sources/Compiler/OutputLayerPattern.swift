@@ -8,6 +8,10 @@ struct OutputLayerPattern {
   var logits: ValueRef
   /// The mixture node (its inputs 1...6 are gamma, lambda, ac, cids, aq, qids).
   var mixture: Node
+  /// Decoding over a vocabulary shortlist: the softmax reads `scatter_columns {columns: V, fill:
+  /// -inf}(logits [..., N], shortlist [N])`, read by nothing else; then `logits` is the scatter's
+  /// input and these are its ids and V.
+  var shortlist: (ids: ValueRef, vocab: Dim)?
 
   /// Matches the mixture that `probs` (an input of the op being fused) refers to.
   init?(probs: ValueRef, in g: Graph, uses: [ValueRef: Int]) {
@@ -27,6 +31,12 @@ struct OutputLayerPattern {
           softmax.attrs.bool("causal") != true else { return nil }
     logits = softmax.inputs[0]
     self.mixture = mixture
+    let scatter = g.nodes[logits.node]
+    if scatter.op == .scatterColumns, logits.index == 0, only(logits), scatter.inputs.count == 2,
+       scatter.attrs.float("fill") == -.infinity, let v = scatter.attrs.dim("columns") {
+      shortlist = (scatter.inputs[1], v)
+      logits = scatter.inputs[0]
+    }
   }
 
   /// The fused op's inputs: the logits, then the mixture's other six.

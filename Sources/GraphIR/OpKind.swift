@@ -45,9 +45,13 @@ public enum OpKind: String, Hashable, Sendable, Codable, CaseIterable {
     let extended = IdBound.attributeOrOutputDim("extended", output: 0, axis: -1)
     switch self {
     case .embedding: return [IdOperand(1, .inputDim(0, axis: 0), "ids (rows of the table)")]
-    case .mixture, .mixtureTopK:
+    case .mixture:
       return [IdOperand(4, extended, "context ids (extended vocabulary)"),
               IdOperand(6, extended, "question ids (extended vocabulary)")]
+    case .mixtureTopK:
+      return [IdOperand(4, extended, "context ids (extended vocabulary)"),
+              IdOperand(6, extended, "question ids (extended vocabulary)"),
+              IdOperand(7, .attribute("vocab"), "shortlist ids (generative vocabulary)")]
     case .nllLoss: return [IdOperand(1, .inputDim(0, axis: -1), ignore: "ignore", "targets (columns of P)")]
     case .mixtureNll, .mixtureNllGrad:
       let o = self == .mixtureNll ? 0 : 1

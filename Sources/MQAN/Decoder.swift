@@ -33,11 +33,11 @@ public final class MQANDecoder {
     options.precision = precision
     let run = ExecutorOptions(profile: profile, traceCapacity: traceCapacity, checkNumerics: checkNumerics)
     var plans = MQANPlanOptions(decoder: mode)
+    plans.shortlist = shortlist
+    self.shortlisted = shortlist
     encoder = try Executor(plan: MQANPlans.compile(kind: .encode, config: config, options: plans,
                                                    compileOptions: options).plan,
                            params: params, threads: threads, options: run)
-    plans.shortlist = shortlist
-    self.shortlisted = shortlist
     step = try Executor(plan: MQANPlans.compile(kind: .decodeStep, config: config, options: plans,
                                                 compileOptions: options).plan,
                         params: params, threads: threads, options: run)
@@ -75,7 +75,6 @@ public final class MQANDecoder {
     let batch = cl.shape[0]
     let search = try BeamSearch(options)
     if batch == 0 { return [] }
-    let enc = try encoder.run(Self.encoderFeed(feed))
     var stepFeed = feed
     if shortlisted {
       let ids = shortlist ?? (0..<Int32(config.generativeVocab)).map { $0 }
@@ -83,6 +82,7 @@ public final class MQANDecoder {
     } else if shortlist != nil {
       throw ModelError.graph("a shortlist was given to a decoder built without one")
     }
+    let enc = try encoder.run(Self.encoderFeed(stepFeed))
     var scorer = try StepScorer(step: step, config: config, feed: stepFeed, encoded: enc,
                                 limitedToFull: l2f.asInt32(), beam: options.beamSize, slots: options.maxLength)
     return try search.search(batch: batch, scorer: &scorer)
@@ -112,7 +112,7 @@ public final class MQANDecoder {
   static func encoderFeed(_ feed: [String: HostTensor]) -> [String: HostTensor] {
     var out: [String: HostTensor] = [:]
     for k in ["embeddings", "context", "context_lengths", "context_limited", "question", "question_lengths",
-              "question_limited"] {
+              "question_limited", "shortlist"] {
       out[k] = feed[k]
     }
     return out

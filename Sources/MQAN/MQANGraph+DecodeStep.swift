@@ -20,12 +20,21 @@ extension MQANGraph {
 
   /// The encoder for decoding: `encoder(_:)`'s outputs plus, per transformer-decoder layer, the
   /// cross-attention keys and values of the encoder output `mode` has that layer attend.
-  public static func encoder(_ config: ModelConfig, crossAttention mode: DecoderMode,
+  ///
+  /// With `shortlist`, input `shortlist [N]` and outputs `shortlist_weight [N, d]` and
+  /// `shortlist_bias [N]`: the output layer's rows of those words, gathered once per batch for
+  /// every decoding step.
+  public static func encoder(_ config: ModelConfig, crossAttention mode: DecoderMode, shortlist: Bool = false,
                              name: String = "encode") throws(ModelError) -> Graph {
     try config.validate()
     var m = MQANGraph(config: config, name: name, recordActivations: false)
     do {
       let io = try m.inputs(answer: false)
+      if shortlist {
+        let (w, bias) = try m.shortlistRows(m.b.input("shortlist", .i32, [MQANDims.N]))
+        try m.b.output("shortlist_weight", w)
+        try m.b.output("shortlist_bias", bias)
+      }
       let enc = try m.encode(io)
       try m.b.output("final_context", enc.finalContext)
       try m.b.output("final_question", enc.finalQuestion)
@@ -59,10 +68,11 @@ extension MQANGraph {
   /// after this step, in the new row order), `top_logp`/`top_ids [B, K, K]` (per row, the K
   /// largest log P over the extended vocabulary, best first), and `probs [B, K, X]` if asked.
   ///
-  /// With `shortlist`, input `shortlist [N]` (distinct generative ids, ascending): the output
-  /// layer computes those N words' logits only (their rows of `out.weight` gathered), placed among
-  /// -inf for the other words, so the softmax and the mixture are exact over the N words and
-  /// copying from context and question is unchanged.
+  /// With `shortlist`, inputs `shortlist [N]` (distinct generative ids, ascending) and the
+  /// encoder's `shortlist_weight [N, d]`, `shortlist_bias [N]`: the output layer computes those N
+  /// words' logits only, placed among -inf for the other words, so the softmax and the mixture are
+  /// exact over the N words and copying from context and question is unchanged (`fuse-output`
+  /// then works on the N logits without the scatter).
   public static func decodeStep(_ config: ModelConfig, mode: DecoderMode, probs: Bool = false, shortlist: Bool = false,
                                 name: String = "decode-step") throws(ModelError) -> Graph {
     try config.validate()
@@ -134,12 +144,21 @@ extension MQANGraph {
     try b.output("top_ids", top[1])
   }
 
-  /// The output layer over the shortlisted words `ids [N]`: `[rows, V]` logits, -inf outside them.
-  func shortlistLogits(_ x: Value, _ ids: Value) throws(GraphError) -> Value {
+  /// The output layer's rows of the shortlisted words `ids [N]`: weight `[N, d]` and bias `[N]`.
+  func shortlistRows(_ ids: Value) throws(GraphError) -> (weight: Value, bias: Value) {
     let v = config.generativeVocab, dd = config.dimension
-    let w = try b.embedding(p("out.weight", [v, dd]), ids)                                         // [N, d]
+    let w = try b.embedding(p("out.weight", [v, dd]), ids)
     let bias = try b.reshape(b.embedding(b.reshape(p("out.bias", [v]), [Dim(v), Dim(1)]), ids), [MQANDims.N])
+    return (w, bias)
+  }
+
+  /// The output layer over the shortlisted words `ids [N]` (their rows from the encoder):
+  /// `[rows, V]` logits, -inf outside them.
+  func shortlistLogits(_ x: Value, _ ids: Value) throws(GraphError) -> Value {
+    let w = try b.input("shortlist_weight", .f32, [MQANDims.N, Dim(config.dimension)])
+    let bias = try b.input("shortlist_bias", .f32, [MQANDims.N])
     let logits = try b.linear(x, w, bias)                                                         // [R, N]
-    return try b.node(.scatterColumns, [logits, ids], ["columns": .dim(Dim(v)), "fill": .float(-.infinity)])[0]
+    return try b.node(.scatterColumns, [logits, ids], ["columns": .dim(Dim(config.generativeVocab)),
+                                                       "fill": .float(-.infinity)])[0]
   }
 }

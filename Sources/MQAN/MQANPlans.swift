@@ -28,7 +28,8 @@ public struct MQANPlanOptions: Sendable {
   public var loss = true, probs = false, activations = false
   /// The graph's name (forward only; nil: the kind's own name).
   public var name: String?
-  /// Decode-step only: the output layer over a vocabulary shortlist (input `shortlist [N]`).
+  /// Encode and decode-step: the output layer over a vocabulary shortlist (input `shortlist [N]`;
+  /// the encoder gathers its rows once per batch).
   public var shortlist = false
 
   public init(decoder: DecoderMode = .consistent, dropout: Float? = nil) {
@@ -65,7 +66,7 @@ public enum MQANPlans {
       forward.trainedEmbeddingRows = options.trainedEmbeddingRows
       return try MQANGraph.forward(config, options: forward, name: kind == .train ? "train" : options.name ?? "train")
     case .encode:
-      return try MQANGraph.encoder(config, crossAttention: options.decoder)
+      return try MQANGraph.encoder(config, crossAttention: options.decoder, shortlist: options.shortlist)
     case .decodeStep:
       return try MQANGraph.decodeStep(config, mode: options.decoder, shortlist: options.shortlist)
     }

@@ -92,6 +92,13 @@ enum Fixtures {
     let fusedTop = try b.node(.mixtureTopK, [b.reshape(pv, [B * Ta, V]), gsw, lsw, ac, ctx, aq, q],
                               ["extended": .dim(V + N), "k": .dim(3), "log": .bool(false)])
     try b.output("fused.ids", fusedTop[1])
+    // Over a vocabulary shortlist of 3 words: the scatter among -inf, and the fused layer on 3 logits.
+    let shortlist = try b.input("shortlist", .i32, [Dim(3)])
+    let three = try b.slice(b.reshape(pv, [B * Ta, V]), axis: 1, start: 0, length: 3)
+    try b.output("scattered", b.node(.scatterColumns, [three, shortlist], ["columns": .dim(V), "fill": .float(-.infinity)])[0])
+    let shortTop = try b.node(.mixtureTopK, [three, gsw, lsw, ac, ctx, aq, q, shortlist],
+                              ["extended": .dim(V + N), "k": .dim(3), "log": .bool(false), "vocab": .dim(V)])
+    try b.output("shortlisted.ids", shortTop[1])
     let fusedLoss = try b.node(.mixtureNll, [b.reshape(pv, [B * Ta, V]), gsw, lsw, ac, ctx, aq, q, ans],
                                ["extended": .dim(V + N), "ignore": .int(1)])
     let fusedGrad = try b.node(.mixtureNllGrad, [one, b.reshape(pv, [B * Ta, V]), gsw, lsw, ac, ctx, aq, q, ans,

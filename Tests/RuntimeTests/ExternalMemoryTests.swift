@@ -108,3 +108,23 @@ import Testing
                 tol: 1e-6, "values")
   }
 }
+
+/// `scatter_columns` through the executor: each row's values at the shortlist's columns, -inf
+/// elsewhere; an id past the columns is refused before any kernel runs.
+@Suite struct ScatterColumnsDispatchTests {
+  @Test(arguments: [1, 2])
+  func scattersRows(threads: Int) throws {
+    let p = PlanSketch("scatter")
+    let x = p.input("x", .f32([B, 2]))
+    let ids = p.input("ids", .i32([2]))
+    let out = p.step(.scatterColumns, [x, ids], [.f32([B, 4])], ["columns": .dim(4), "fill": .float(-.infinity)])
+    let plan = p.finish([("y", out[0])])
+    let ex = try Executor(plan: plan, params: [:], threads: threads)
+    let y = try ex.run(["x": HostTensor(shape: [3, 2], floats: [1, 2, 3, 4, 5, 6]), "ids": HostTensor(shape: [2], int32s: [1, 3])])
+    let ninf = -Float.infinity
+    #expect(floats(y["y"]) == [ninf, 1, ninf, 2, ninf, 3, ninf, 4, ninf, 5, ninf, 6])
+    #expect(throws: RuntimeError.self) {
+      _ = try ex.run(["x": HostTensor(shape: [1, 2], floats: [1, 2]), "ids": HostTensor(shape: [2], int32s: [1, 4])])
+    }
+  }
+}

@@ -30,6 +30,22 @@ void mq_mixture_topk_ref(float *values, int32_t *indices, const float *logits, c
                          const int32_t *qids, int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq, int64_t k,
                          int take_log, float *scratch, int64_t r0, int64_t r1);
 
+// The same over a vocabulary shortlist: logits [rows, N], column s the word ids[s] (distinct,
+// ascending, < V). The softmax is over the N words; a copied word outside them counts its copy
+// mass only; words neither shortlisted nor copied are not candidates. With ids = 0 ..< V it is
+// mq_mixture_topk, bit for bit. scratch: mq_mixture_topk_shortlist_scratch(V, N, Lc, Lq) floats
+// per thread; the _ref twin needs 2 V + X + N (and k at most the candidates, for equal indices).
+int64_t mq_mixture_topk_shortlist_scratch(int64_t V, int64_t N, int64_t Lc, int64_t Lq);
+void mq_mixture_topk_shortlist(float *values, int32_t *indices, const float *logits, const int32_t *ids, int64_t N,
+                               const float *gamma, const float *lambda, const float *ac, const int32_t *cids,
+                               const float *aq, const int32_t *qids, int64_t T, int64_t V, int64_t X, int64_t Lc,
+                               int64_t Lq, int64_t k, int take_log, float *scratch, int64_t r0, int64_t r1);
+void mq_mixture_topk_shortlist_ref(float *values, int32_t *indices, const float *logits, const int32_t *ids,
+                                   int64_t N, const float *gamma, const float *lambda, const float *ac,
+                                   const int32_t *cids, const float *aq, const int32_t *qids, int64_t T, int64_t V,
+                                   int64_t X, int64_t Lc, int64_t Lq, int64_t k, int take_log, float *scratch,
+                                   int64_t r0, int64_t r1);
+
 #ifdef __cplusplus
 }
 #endif

@@ -61,15 +61,26 @@ enum DecodingOps {
   /// `indices i32 [B, T, k]`: `top_k(mixture(softmax(logits), ...))` in one pass per row, never
   /// writing the `[B, T, extended]` mixture (the logits' rows are the B * T positions). The
   /// decode-step plan's output layer after `fuse-output`.
+  ///
+  /// With an eighth input `shortlist i32 [N]` and attribute `vocab` (V): the logits are `[..., N]`,
+  /// column s the word `shortlist[s]`; the softmax is over those N words, what the pointers copy
+  /// is unchanged, and the other words are not candidates (`top_k` of the mixture of the softmax
+  /// scattered among -inf, without the scatter).
   static let mixtureTopK = OpSpec(
-    arity: 7...7, kernel: "mq_mixture_topk", nonDifferentiable: Set(0...6),
+    arity: 7...8, kernel: "mq_mixture_topk", nonDifferentiable: Set(0...7),
     flops: { c, _ in c.inputs[0].elementCount * Dim(8) + c.inputs[3].elementCount * Dim(3) + c.inputs[5].elementCount * Dim(3) }
   ) { c throws(GraphError) in
     let logits = try c.require(0, .f32, name: "logits")
-    guard let v = logits.shape.last else { throw c.mismatch("logits rank", expected: "rank >= 1", actual: logits.description) }
+    guard let n = logits.shape.last else { throw c.mismatch("logits rank", expected: "rank >= 1", actual: logits.description) }
+    var v = n
+    if c.inputs.count == 8 {
+      let ids = try c.require(7, .i32, rank: 1, name: "shortlist")
+      try c.requireEqual(ids.shape[0], n, "shortlist length against the logits' last axis \(logits)")
+      v = try c.dim("vocab")
+    }
     let types = try OutputOps.mixture.infer(InferContext(
       node: c.node, op: .mixture, inputs: [.f32([c.inputs[1].shape.first ?? 0, c.inputs[1].shape.dropFirst().first ?? 0, v])]
-        + Array(c.inputs.dropFirst()), attrs: c.attrs))
+        + Array(c.inputs.dropFirst().prefix(6)), attrs: c.attrs))
     let bt = Array(types[0].shape.prefix(2))
     let rows = logits.shape.dropLast().reduce(Dim(1)) { $0 * $1 }
     try c.requireEqual(rows, bt[0] * bt[1], "logits rows against gamma's B * T")

@@ -63,22 +63,37 @@ enum DecodingKernels {
   /// cids [B, Lc], aq [B, T, Lq], qids [B, Lq])` -> values, indices `[B, T, k]`: rows (the B * T
   /// positions) split over the team, each thread with its own scratch row.
   static func mixtureTopK(_ s: KernelSite) throws(RuntimeError) -> Kernel {
-    try s.arity(inputs: 7...7, outputs: 2)
+    try s.arity(inputs: 7...8, outputs: 2)
     let logits = s.inShape(0), ac = s.inShape(3), aq = s.inShape(5), out = s.outShape(0)
     try s.require(!logits.isEmpty && ac.count == 3 && aq.count == 3, "logits \(logits), ac \(ac), aq \(aq)")
-    let b = ac[0], t = ac[1], v = logits.last!, lc = ac[2], lq = aq[2]
+    let shortlisted = s.step.inputs.count == 8
+    let b = ac[0], t = ac[1], n = logits.last!, lc = ac[2], lq = aq[2]
+    let v = shortlisted ? try s.dim("vocab") : n
+    if shortlisted { try s.require(s.inShape(7) == [n] && n <= v, "shortlist \(s.inShape(7)) against logits \(logits), V \(v)") }
     let x = try s.dim("extended", default: v)
     let k = try s.dim("k")
-    try s.require(elements(logits) == b * t * v && x >= v, "logits \(logits) are not \(b * t) rows of V, or X \(x) < V")
+    try s.require(elements(logits) == b * t * n && x >= v, "logits \(logits) are not \(b * t) rows of \(n), or X \(x) < V")
     try s.require(out == [b, t, k] && s.outShape(1) == out, "outputs \(out), \(s.outShape(1)) are not [\(b), \(t), \(k)]")
     try s.require(s.inShape(1) == [b, t, 1] && s.inShape(2) == [b, t, 1], "gamma and lambda are not [\(b), \(t), 1]")
     try s.require(s.inShape(4) == [b, lc] && s.inShape(6) == [b, lq], "cids \(s.inShape(4)), qids \(s.inShape(6))")
-    let need = s.reference ? v + x : Int(mq_mixture_topk_scratch(Int64(v), Int64(lc), Int64(lq)))
+    let need = shortlisted
+      ? (s.reference ? 2 * v + x + n : Int(mq_mixture_topk_shortlist_scratch(Int64(v), Int64(n), Int64(lc), Int64(lq))))
+      : (s.reference ? v + x : Int(mq_mixture_topk_scratch(Int64(v), Int64(lc), Int64(lq))))
     try s.require(s.scratchStride >= need, "scratch of \(s.scratchStride) floats, needs \(need)")
     let takeLog: Int32 = s.step.attrs.bool("log") == true ? 1 : 0
-    let f = s.reference ? mq_mixture_topk_ref : mq_mixture_topk
     let p = s.ptrs, ins = s.step.inputs, vb = s.step.outputs[0], ib = s.step.outputs[1]
     let scratch = s.scratch, stride = s.scratchStride
+    if shortlisted {
+      let f = s.reference ? mq_mixture_topk_shortlist_ref : mq_mixture_topk_shortlist
+      return { team in
+        let (r0, r1) = team.share(b * t)
+        guard r0 < r1 else { return }
+        f(f32(p, vb), i32(p, ib), f32(p, ins[0]), i32(p, ins[7]), Int64(n), f32(p, ins[1]), f32(p, ins[2]),
+          f32(p, ins[3]), i32(p, ins[4]), f32(p, ins[5]), i32(p, ins[6]), Int64(t), Int64(v), Int64(x), Int64(lc),
+          Int64(lq), Int64(k), takeLog, scratch + team.tid * stride, Int64(r0), Int64(r1))
+      }
+    }
+    let f = s.reference ? mq_mixture_topk_ref : mq_mixture_topk
     return { team in
       let (r0, r1) = team.share(b * t)
       guard r0 < r1 else { return }

@@ -157,10 +157,14 @@ func scratchFloats(_ step: Step, shapes: [[Int]], env: [String: Int]) -> Int {
     guard q.count == 3, k.count == 3 else { return 0 }
     return copies * q[1] * k[1]
   case .mixtureRow:
-    guard step.inputs.count == 7, let v = shapes[step.inputs[0]].last, let lc = shapes[step.inputs[4]].last,
+    guard step.inputs.count >= 7, let n = shapes[step.inputs[0]].last, let lc = shapes[step.inputs[4]].last,
           let lq = shapes[step.inputs[6]].last else { return 0 }
-    // The reference twin keeps a whole mixture row: V + X.
+    let v = step.inputs.count == 8 ? ((try? step.attrs.dim("vocab")?.evaluate(env)) ?? nil) ?? n : n
+    // The reference twin keeps a whole mixture row: V + X (with a shortlist also V + N more).
     let x = (try? step.attrs.dim("extended")?.evaluate(env)) ?? v
+    if step.inputs.count == 8 {
+      return max(Int(mq_mixture_topk_shortlist_scratch(Int64(v), Int64(n), Int64(lc), Int64(lq))), 2 * v + x + n)
+    }
     return max(Int(mq_mixture_topk_scratch(Int64(v), Int64(lc), Int64(lq))), v + x)
   }
 }
