@@ -88,12 +88,13 @@ public enum DecaNLPVocabulary {
     }
   }
 
-  /// The words to append to `vocabulary`, in predict.py's order: the new Field's vocabulary
-  /// (`Vocabulary(counter:)`: by count, then code points) without the words `vocabulary` has or
-  /// `unkWords` holds.
+  /// The words to append to `vocabulary`, in predict.py's order: the new Field's words
+  /// (`Vocabulary(counter:)`: by count, then code points; its specials are the Field's own, which
+  /// `vocabulary` has under decaNLP's names) without the words `vocabulary` has or `unkWords` holds.
   public static func newWords(_ counter: TokenCounter, vocabulary: Vocabulary, unkWords: [String]) -> [String] {
     let unk = Set(unkWords.map(VocabKey.init))
-    return Vocabulary(counter: counter).itos.filter { !vocabulary.contains($0) && !unk.contains(VocabKey($0)) }
+    return Vocabulary(counter: counter).itos.dropFirst(Vocabulary.specials.count)
+      .filter { !vocabulary.contains($0) && !unk.contains(VocabKey($0)) }
   }
 
   /// `vocabulary` with `words` appended (counts 0).
