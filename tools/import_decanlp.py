@@ -188,6 +188,8 @@ def main(argv=None):
 
 
 def run(args):
+    if not os.path.isfile(args.checkpoint):
+        fail(f"{args.checkpoint}: no such file (decaNLP's train.py writes RUN_DIR/iteration_N.pth)")
     config_path = args.config or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "config.json")
     config = read_config(config_path)
     check_features(config, config_path)
@@ -229,6 +231,8 @@ def run(args):
         "val_batch_size": val_batch,
         "max_output_length": max_output,
         "vectors": vector_layout(args.vectors, embedding_dim, config),
+        "embeddings": {"glove_and_char": bool(config.get("glove_and_char", True)), "cove": False,
+                       "intermediate_cove": False, "elmo": [-1]},  # the others are refused above
         "unk_words": unk_words,
     }
     tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in state.items()}
