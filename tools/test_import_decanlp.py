@@ -19,9 +19,10 @@ decaNLP's code is read from --decanlp, never copied. Its modules import some pac
 metrics, tensorboard logging, CoVe and ELMo use; those get empty stand-ins here (nothing they
 provide is called). The data sets are read with decaNLP's generic JSON dataset (train.jsonl,
 val.jsonl under one folder per task), since its SST and Multi30k readers parse the original files.
-Two stand-ins for decaNLP's defaults, both recorded: the word vectors are one GloVe-format file
-(--vectors, read by torchtext's Vectors) instead of the CharNGram + GloVe 840B downloads that
-train.py and predict.py hard-code, and the vocabulary comes from the training files only (train.py
+Two stand-ins for decaNLP's defaults, both recorded: the word vectors are [CharNGram ; GloVe] from
+a made-up char n-gram file (--charngram, read by torchtext's CharNGram) and a GloVe-format file
+(--vectors, read by its Vectors) instead of the CharNGram + GloVe 840B downloads that train.py and
+predict.py hard-code, and the vocabulary comes from the training files only (train.py
 adds the validation sets), so that the validation data holds words predict.py must append.
 """
 
@@ -29,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import types
 
@@ -83,6 +85,15 @@ def glove(tt, path, cache):
     return tt.vocab.Vectors(os.path.abspath(path), cache=cache)
 
 
+def vector_sets(tt, a, cache):
+    """train.py's [CharNGram(), GloVe()] (with --charngram), else the GloVe-format file alone."""
+    sets = [glove(tt, a.vectors, cache)]
+    if a.charngram:
+        shutil.copyfile(a.charngram, os.path.join(cache, "charNgram.txt"))  # where CharNGram() reads it
+        sets.insert(0, tt.vocab.CharNGram(cache=cache))
+    return sets
+
+
 # --------------------------------------------------------------------------------------------
 
 def cmd_train(a):
@@ -110,7 +121,7 @@ def cmd_train(a):
                                     include_lengths=True)  # train.py prepare_data
     train_sets = [json_splits(tt, field, args.data, t, "train") for t in args.train_tasks]
     field.build_vocab(*train_sets, max_size=args.max_effective_vocab,
-                      vectors=[glove(tt, a.vectors, args.embeddings)])
+                      vectors=vector_sets(tt, a, args.embeddings))
     field.decoder_itos = field.vocab.itos[:args.max_generative_vocab]  # train.py lines 94-97
     field.decoder_stoi = {word: idx for idx, word in enumerate(field.decoder_itos)}
     field.decoder_to_vocab = {idx: field.vocab.stoi[word] for idx, word in enumerate(field.decoder_itos)}
@@ -190,7 +201,7 @@ def cmd_predict(a):
     trained = len(field.vocab)
     args.max_generative_vocab = min(len(field.vocab), args.max_generative_vocab)
     field.append_vocab(new_vocab)
-    field.vocab.load_vectors([glove(tt, a.vectors, args.embeddings)], True)
+    field.vocab.load_vectors(vector_sets(tt, a, args.embeddings), True)
     field.decoder_to_vocab = {idx: field.vocab.stoi[word] for idx, word in enumerate(field.decoder_itos)}
     field.vocab_to_decoder = {idx: field.decoder_stoi[word] for idx, word in enumerate(field.vocab.itos)
                               if word in field.decoder_stoi}
@@ -314,10 +325,17 @@ def cmd_vectors(a):
                     ex = json.loads(line)
                     for key in ("context", "question", "answer"):
                         words.update(t.strip().lower() for t in revtok.tokenize(ex[key]))
+    if a.charngram:  # keys as torchtext's CharNGram looks them up: Ngram-<chars of #BEGIN# w #END#>
+        grams = set()
+        for w in words:
+            chars = ['#BEGIN#'] + list(w) + ['#END#']
+            for n in (2, 3, 4):
+                grams.update(f"{n}gram-{''.join(chars[i:i + n])}" for i in range(len(chars) - n + 1))
+        words = grams
     rng = random.Random(a.seed)
     with open(a.out, "w", encoding="utf-8") as f:
         for w in sorted(words):
-            if w and " " not in w and rng.random() < a.coverage:
+            if w and not any(c.isspace() for c in w) and rng.random() < a.coverage:
                 f.write(w + "".join(f" {rng.uniform(-1, 1):.4f}" for _ in range(a.dim)) + "\n")
 
 
@@ -337,11 +355,13 @@ def main():
     v.add_argument("--dim", type=int, default=8)
     v.add_argument("--coverage", type=float, default=0.7)
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--charngram", action="store_true", help="char n-gram keys (2gram-ab ...) instead of words")
     t = sub.add_parser("train", help="a decaNLP run: config.json and iteration_N.pth")
     t.add_argument("--decanlp", required=True)
     t.add_argument("--run", required=True, help="RUN_DIR; its data/ holds TASK/train.jsonl")
     t.add_argument("--tasks", required=True)
     t.add_argument("--vectors", required=True, help="GloVe-format word vectors for the Field")
+    t.add_argument("--charngram", help="a char n-gram file: the Field's vectors are then [CharNGram ; GloVe]")
     t.add_argument("--steps", type=int, default=120)
     t.add_argument("--seed", type=int, default=123)
     t.add_argument("--dimension", type=int, default=32)
@@ -359,6 +379,7 @@ def main():
     p.add_argument("--data", required=True, help="ROOT with TASK/val.jsonl")
     p.add_argument("--tasks", required=True)
     p.add_argument("--vectors", required=True)
+    p.add_argument("--charngram", help="as for train")
     p.add_argument("--out", required=True)
     p.add_argument("--appended", help="also write the words predict.py appended to the vocabulary (JSON list)")
     p.add_argument("--vectors-subset", help="also write the lines of --vectors for the words predict.py appended")

@@ -5,8 +5,8 @@
 #   tools/test_import_decanlp.sh --decanlp DIR --data DIR --vectors FILE
 #
 #  1. decaNLP's own code makes a run: config.json from its arguments.py, a Field whose vocabulary
-#     comes from the first --train-lines of sst and multi30k.en.de train.jsonl (word vectors from
-#     --vectors), a small MultitaskQuestionAnsweringNetwork trained --steps steps with train.py's
+#     comes from the first --train-lines of sst and multi30k.en.de train.jsonl (word vectors: made-up
+#     4-dimensional CharNGram vectors, then --vectors, decaNLP's [CharNGram ; GloVe] layout), a small MultitaskQuestionAnsweringNetwork trained --steps steps with train.py's
 #     step, saved as train.py saves it (iteration_N.pth);
 #  2. tools/import_decanlp.py converts it;
 #  3. mqan predict answers the first --examples lines of each task's validation.jsonl, and decaNLP's
@@ -68,23 +68,29 @@ if [ -n "$fixture" ]; then  # tiny: small enough to commit (see Tests/MQANTests/
 fi
 echo "== work folder: $work"
 "${helper[@]}" sample --data "$data" --tasks "$tasks" --train-lines "$train_lines" --val-lines "$examples" --out "$work/run/data"
+charngram=() layout=() mqan_vectors="$vectors"
 if [ -n "$fixture" ]; then  # made-up vectors: the committed fixture holds no real GloVe values
-  vectors="$work/made-up-vectors.txt"
+  vectors="$work/made-up-vectors.txt" mqan_vectors="$work/made-up-vectors.txt"
   "${helper[@]}" vectors --data "$work/run/data" --tasks "$tasks" --out "$vectors"
+else  # decaNLP's layout, [CharNGram ; GloVe], with made-up 4-dimensional char n-gram vectors
+  "${helper[@]}" vectors --charngram --dim 4 --coverage 0.6 --data "$work/run/data" --tasks "$tasks" --out "$work/charNgram.txt"
+  charngram=(--charngram "$work/charNgram.txt")
+  layout=(--vectors "charngram:4,glove:$(head -1 "$vectors" | awk '{print NF - 1}')")
+  mqan_vectors="$work/charNgram.txt,$vectors"
 fi
 echo "== 1. decaNLP: train $steps steps and save as train.py saves"
 "${helper[@]}" train --decanlp "$decanlp" --run "$work/run" --tasks "$tasks" --vectors "$vectors" --steps "$steps" \
-  ${model_args[@]+"${model_args[@]}"} 2> "$work/train.log" || { tail -20 "$work/train.log" >&2; exit 1; }
+  ${charngram[@]+"${charngram[@]}"} ${model_args[@]+"${model_args[@]}"} 2> "$work/train.log" || { tail -20 "$work/train.log" >&2; exit 1; }
 pth="$work/run/iteration_$steps.pth"
 echo "== 2. import"
-"$PYTHON" "$here/import_decanlp.py" "$pth" --decanlp "$decanlp" -o "$work/model.safetensors"
+"$PYTHON" "$here/import_decanlp.py" "$pth" --decanlp "$decanlp" -o "$work/model.safetensors" ${layout[@]+"${layout[@]}"}
 echo "== 3. answers: mqan predict, then decaNLP's predict.py path"
 "$mqan" predict --checkpoint "$work/model.safetensors" --data "$work/run/data" --tasks "$tasks" \
-  --vectors "$vectors" --out "$work/mqan.jsonl"
+  --vectors "$mqan_vectors" --out "$work/mqan.jsonl"
 subset=()
 [ -n "$fixture" ] && subset=(--vectors-subset "$work/vectors.txt" --appended "$work/appended.json")
 "${helper[@]}" predict --decanlp "$decanlp" --checkpoint "$pth" --data "$work/run/data" --tasks "$tasks" \
-  --vectors "$vectors" --out "$work/decanlp.jsonl" ${subset[@]+"${subset[@]}"} 2> "$work/predict.log" \
+  --vectors "$vectors" ${charngram[@]+"${charngram[@]}"} --out "$work/decanlp.jsonl" ${subset[@]+"${subset[@]}"} 2> "$work/predict.log" \
   || { tail -20 "$work/predict.log" >&2; exit 1; }
 
 passed=0 failed=0
