@@ -6,8 +6,9 @@
 #
 #  1. decaNLP's own code makes a run: config.json from its arguments.py, a Field whose vocabulary
 #     comes from the first --train-lines of sst and multi30k.en.de train.jsonl (word vectors: made-up
-#     4-dimensional CharNGram vectors, then --vectors, decaNLP's [CharNGram ; GloVe] layout), a small MultitaskQuestionAnsweringNetwork trained --steps steps with train.py's
-#     step, saved as train.py saves it (iteration_N.pth);
+#     4-dimensional CharNGram vectors, then --vectors, decaNLP's [CharNGram ; GloVe] layout), a
+#     small MultitaskQuestionAnsweringNetwork trained --steps steps with train.py's step, saved as
+#     train.py saves it (iteration_N.pth);
 #  2. tools/import_decanlp.py converts it;
 #  3. mqan predict answers the first --examples lines of each task's validation.jsonl, and decaNLP's
 #     predict.py path (its vocabulary extension, iterator and greedy decoding) answers them too;
@@ -32,7 +33,7 @@ decanlp="" data="" vectors="" mqan="" work="" fixture=""
 tasks="sst,multi30k.en.de" train_lines=2000 examples=200 steps=300
 model_args=()
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --decanlp) decanlp="$2"; shift 2 ;;
