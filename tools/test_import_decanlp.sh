@@ -33,7 +33,7 @@ decanlp="" data="" vectors="" mqan="" work="" fixture=""
 tasks="sst,multi30k.en.de" train_lines=2000 examples=200 steps=300
 model_args=()
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --decanlp) decanlp="$2"; shift 2 ;;
