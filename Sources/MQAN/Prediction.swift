@@ -45,6 +45,9 @@ public struct Predictor {
   public var beam: (size: Int, nBest: Int, lengthPenalty: Double)?
   /// Decode over a vocabulary shortlist per batch (the decoder must be built with `shortlist`).
   public var shortlist: Shortlist?
+  /// Sort by context, then gold answer length, as decaNLP's `predict.py` iterator does (its
+  /// batches then hold the same examples); otherwise by context length only.
+  public var sortsByAnswer = false
   let tokenizer = Tokenizer()
 
   public init(config: ModelConfig, vocabulary: Vocabulary, embeddings: HostTensor, batchSize: Int = 64,
@@ -66,7 +69,9 @@ public struct Predictor {
     let encoded = examples.map { EncodedExample($0, vocabulary: vocabulary) }
     var predictions = [Prediction](repeating: Prediction(answer: "", score: 0, tokens: 0), count: examples.count)
     // Sorted by length (the answer is what is being predicted, so it does not count).
-    let lengths = encoded.map { (context: max($0.context.count - 2, 0), answer: 0) }
+    let lengths = encoded.map {
+      (context: max($0.context.count - 2, 0), answer: sortsByAnswer ? max($0.answer.count - 2, 0) : 0)
+    }
     let batches = batchTokens.map { budget in
       Batching.tokenBudget(lengths: encoded.map { $0.context.count + $0.question.count }, tokens: budget,
                            maxCount: batchSize)

@@ -18,14 +18,16 @@ struct PredictCommand: ParsableCommand {
   @Option(help: "A JSONL file, or a folder with one folder per task holding validation.jsonl.") var data: String
   @Option(help: "Tasks, comma-separated, each once (default: every task folder; for a file, its folder's name).")
   var tasks: String?
-  @Option(help: "Longest answer in tokens (1...1000).") var maxOutput = 50
+  @Option(help: "Longest answer in tokens (1...1000; default: 50, or decaNLP's max_output_length for a checkpoint imported from decaNLP).")
+  var maxOutput: Int?
   @Option(help: "Decoder computation: decanlp or consistent (default: the checkpoint's).") var decoder: String?
   @Option(help: "Write the answers (JSONL) to this file instead of stdout.") var out: String?
   @Flag(help: "After each stage of every plan run, check its outputs for NaN and infinities; the first one is an error naming its plan step and IR node (costs about one more read of what each run writes).")
   var checkNumerics = false
   @Flag(help: "Score each task with decaNLP's metric and print the decaScore.") var metrics = false
   @Option(help: "Threads (1...256).") var threads = 2
-  @Option(help: "Examples per batch (at most, with --batch-tokens; 1...4096).") var batchSize = 64
+  @Option(help: "Examples per batch (at most, with --batch-tokens; 1...4096; default: 64, or decaNLP's val_batch_size for a checkpoint imported from decaNLP).")
+  var batchSize: Int?
   @Option(help: """
     Token budget per batch: length-sorted examples are batched while count x the longest \
     (context + question) tokens stays within it (1...1000000; default: --batch-size examples per batch).
@@ -34,6 +36,7 @@ struct PredictCommand: ParsableCommand {
   @Option(help: "Answers per input, best first (at most --beam).") var nBest = 1
   @OptionGroup var gemm: GemmOption
   @OptionGroup var precision: PrecisionOption
+  @OptionGroup var decaNLP: DecaNLPPredictOptions
   @Option(help: """
     Vocabulary shortlist: per batch, the output layer computes only the N most frequent words, every word of the     batch's contexts and questions and the task's answer words (the checkpoint's answer_words, from mqan train or     mqan shortlist); softmax and mixture are exact over that set, copying is never cut (0: none; 1...1000000).
     """) var shortlist = 0
@@ -51,8 +54,8 @@ struct PredictCommand: ParsableCommand {
   }
 
   func run() throws {
-    for (name, v, r) in [("max-output", maxOutput, 1...Limits.maxOutput), ("threads", threads, 1...Limits.threads),
-                         ("batch-size", batchSize, 1...Limits.batch), ("beam", beam, 1...Limits.beam),
+    for (name, v, r) in [("max-output", maxOutput ?? 1, 1...Limits.maxOutput), ("threads", threads, 1...Limits.threads),
+                         ("batch-size", batchSize ?? 1, 1...Limits.batch), ("beam", beam, 1...Limits.beam),
                          ("n-best", nBest, 1...Limits.beam), ("batch-tokens", batchTokens ?? 1, 1...Limits.batchTokens),
                          ("shortlist", shortlist, 0...Limits.vocabulary)] {
       try checkRange(name, v, r)
@@ -77,8 +80,8 @@ struct PredictCommand: ParsableCommand {
       let ck = try Checkpoint.read(path: checkpoint)
       let config = try ModelConfig.decode(Data(ck.modelConfig.utf8),
                                           source: "\(checkpoint): __metadata__ key \"model_config\"")
-      let vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: checkpoint)
-      guard let table = ck.parameters["embeddings"] else {
+      var vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: checkpoint)
+      guard var table = ck.parameters["embeddings"] else {
         throw CheckpointError.missingTensor(file: checkpoint, tensor: "embeddings",
                                             reason: "the word-vector table; checkpoints of mqan train hold it")
       }
@@ -95,14 +98,17 @@ struct PredictCommand: ParsableCommand {
       }
 
       // The data, every file read before any decoding starts.
-      let inputs = try loadInputs()
+      var inputs = try loadInputs()
+      let imported = try decaNLP.prepare(ck, path: checkpoint, vocabulary: &vocabulary, table: &table, inputs: &inputs)
       var params = ck.parameters
       params["embeddings"] = nil
       let greedy = try MQANDecoder(config: config, params: params, mode: mode!, threads: threads,
                                    gemm: try gemm.target(), precision: try precision.target(),
                                    shortlist: shortlist > 0, checkNumerics: checkNumerics)
-      var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table, batchSize: batchSize,
-                                maxOutput: maxOutput)
+      var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table,
+                                batchSize: batchSize ?? imported?.valBatchSize ?? 64,
+                                maxOutput: maxOutput ?? imported?.maxOutputLength ?? 50)
+      predictor.sortsByAnswer = imported != nil
       if beam > 1 || nBest > 1 { predictor.beam = (beam, nBest, lengthPenalty) }
       predictor.batchTokens = batchTokens
       if shortlist > 0 { predictor.shortlist = try loadShortlist(ck, config: config) }
