@@ -105,7 +105,11 @@ static inline float mq_from_bf16(uint16_t h) {
   return x;
 }
 
-// Symmetric int8 scale of a vector: max |v| / 127 (0 for an all-zero vector).
+// Symmetric int8 scale of a vector: max |v| / 127 (0 for an all-zero vector). A stored int8
+// weight (mqan quantize: q and s) packs again into the same panels, pack(unpack(pack(w))) ==
+// pack(w): its largest value q s = 127 s gives back s = (127 s) / 127 for every s that is itself
+// a float quotient a / 127 (checked for every third float in the normal range; not for an
+// arbitrary s, about 1 in 130 of which fails).
 static float mq_int8_scale(const float *v, int64_t k, int64_t stride) {
   float amax = 0.0f;
   for (int64_t i = 0; i < k; i++) amax = fmaxf(amax, fabsf(v[i * stride]));
@@ -174,6 +178,25 @@ void mq_qweight_unpack(int precision, int64_t n, int64_t k, const void *packed, 
       w[j * k + e] = precision == MQ_PREC_BF16 ? mq_from_bf16((uint16_t)(word >> shift))
                                                 : (float)(int8_t)(word >> shift) * scales[j];
     }
+  }
+}
+
+void mq_qweight_export(int precision, int64_t n, int64_t k, const void *packed, void *values,
+                       float *scales) {
+  int64_t words = mq_kwords(precision, k), panels = mq_qweight_panels(n), g = mq_kgroup(precision);
+  const uint32_t *in = (const uint32_t *)packed;
+  const float *s = (const float *)(in + panels * words * NP);
+  for (int64_t j = 0; j < n; j++) {
+    const uint32_t *panel = in + (j / NP) * words * NP;
+    for (int64_t e = 0; e < k; e++) {
+      uint32_t word = panel[(e / g) * NP + j % NP];
+      if (precision == MQ_PREC_BF16) {
+        ((uint16_t *)values)[j * k + e] = (uint16_t)(word >> (16 * (e % g)));
+      } else {
+        ((int8_t *)values)[j * k + e] = (int8_t)(word >> (8 * (e % g)));
+      }
+    }
+    if (precision == MQ_PREC_INT8 && scales) scales[j] = s[j];
   }
 }
 

@@ -103,7 +103,7 @@ struct PredictCommand: ParsableCommand {
       var params = ck.parameters
       params["embeddings"] = nil
       let greedy = try MQANDecoder(config: config, params: params, mode: mode!, threads: threads,
-                                   gemm: try gemm.target(), precision: try precision.target(),
+                                   gemm: try gemm.target(), precision: try precision.target(checkpoint: ck.extra),
                                    shortlist: shortlist > 0, checkNumerics: checkNumerics)
       var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table,
                                 batchSize: batchSize ?? imported?.valBatchSize ?? 64,

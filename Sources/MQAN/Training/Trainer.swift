@@ -60,6 +60,10 @@ public final class Trainer {
     var checkpoint: Checkpoint?
     if let path = resumeFrom { checkpoint = try Checkpoint.read(path: path) }
     if let ck = checkpoint, let path = resumeFrom {
+      if let name = ck.quantized.keys.sorted().first {
+        throw TrainError.option("--resume", "\(path) holds weights converted by mqan quantize (\(name): "
+                                + "\(ck.quantized[name]!.rawValue)); training resumes from an F32 checkpoint")
+      }
       guard ck.step <= options.steps else {
         throw TrainError.option("--steps", "\(options.steps) is below step \(ck.step) of the checkpoint \(path) "
                                 + "(give --steps above \(ck.step) to train on)")
