@@ -30,7 +30,8 @@ static uint64_t mq_q_xgetbv0(void) {
   return ((uint64_t)hi << 32) | lo;
 }
 
-// Bit 0: AVX512_BF16 usable; bit 1: AVX512_VNNI usable (each with AVX512F/BW and zmm state saved).
+// Bit 0: AVX512_BF16 usable; bit 1: AVX512_VNNI usable (each with AVX512F/BW and zmm state saved);
+// bit 2: AVX512F/BW/VL usable (the activation conversion).
 static int mq_q_detect(void) {
   unsigned a, b, c, d;
   __cpuid_count(0, 0, a, b, c, d);
@@ -39,7 +40,7 @@ static int mq_q_detect(void) {
   if (!((c >> 27) & 1)) return 0; // OSXSAVE
   if ((mq_q_xgetbv0() & 0xe6) != 0xe6) return 0;
   __cpuid_count(7, 0, a, b, c, d);
-  int f = (b >> 16) & 1, bw = (b >> 30) & 1, vnni = (c >> 11) & 1;
+  int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
   unsigned a1, b1, c1, d1;
   __cpuid_count(7, 1, a1, b1, c1, d1);
   int bf16 = (a1 >> 5) & 1;
@@ -47,10 +48,12 @@ static int mq_q_detect(void) {
   int bits = 0;
   if (f && bw && bf16) bits |= 1;
   if (f && bw && vnni) bits |= 2;
+  if (f && bw && vl) bits |= 4;
   // MQAN_DISABLE_ISA=avx512_bf16,avx512_vnni: run as on a CPU without them (tests of the fallback).
   const char *off = getenv("MQAN_DISABLE_ISA");
   if (off && strstr(off, "avx512_bf16")) bits &= ~1;
   if (off && strstr(off, "avx512_vnni")) bits &= ~2;
+  if (off && strstr(off, "avx512bw")) bits &= ~4;
   return bits;
 }
 #else
@@ -206,6 +209,13 @@ size_t mq_qact_bytes(int precision, int64_t m, int64_t k) {
 }
 
 void mq_qact_convert(int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act) {
+#if MQ_HAVE_X86
+  if (mq_q_features() & 4) return mq_qact_convert_512(precision, m, k, x, ldx, act);
+#endif
+  mq_qact_convert_portable(precision, m, k, x, ldx, act);
+}
+
+void mq_qact_convert_portable(int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act) {
   int64_t words = mq_kwords(precision, k);
   uint32_t *out = (uint32_t *)act;
   float *scales = (float *)(out + m * words);

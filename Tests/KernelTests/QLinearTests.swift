@@ -237,6 +237,26 @@ private let shapes: [(m: Int, n: Int, k: Int)] = [
     #expect(memcmp(packed.base, repacked.base, Int(mq_qweight_bytes(p, 4000, 9))) == 0)
   }
 
+  /// The activation conversion with AVX-512 writes the portable loop's bytes: every depth 1...70
+  /// (tails of every length), an all-zero row, halves that round to even, tiny and huge values.
+  @Test(arguments: precisions.map(\.id))
+  func activationConversionMatchesThePortableLoop(precision p: Int32) {
+    var rng = SplitMix64(seed: 21)
+    for k in 1...70 {
+      let m = 5
+      var x = randomFloats(m * k, &rng, in: -3...3)
+      for e in 0..<k { x[k + e] = 0 }
+      for e in 0..<k { x[2 * k + e] = Float(e % 7) - 3.5 }  // q = x / t lands on halves
+      for e in 0..<k { x[3 * k + e] *= e % 2 == 0 ? 1e-39 : 1e30 }
+      let bytes = Int(mq_qact_bytes(p, Int64(m), Int64(k)))
+      let fast = Raw(bytes), portable = Raw(bytes)
+      mq_qact_convert(p, Int64(m), Int64(k), x, Int64(k), fast.base)
+      mq_qact_convert_portable(p, Int64(m), Int64(k), x, Int64(k), portable.base)
+      let used = m * 4 * Int(p == Int32(MQ_PREC_INT8) ? (k + 3) / 4 : (k + 1) / 2) + (p == Int32(MQ_PREC_INT8) ? m * 4 : 0)
+      #expect(memcmp(fast.base, portable.base, used) == 0, "k \(k)")
+    }
+  }
+
   @Test func pathNamesAndNeeds() {
     #expect(String(cString: mq_qpath_name(Int32(MQ_PREC_BF16), Int32(MQ_QPATH_AVX512))) == "avx512-bf16")
     #expect(String(cString: mq_qpath_name(Int32(MQ_PREC_INT8), Int32(MQ_QPATH_AVX512))) == "avx512-vnni")
