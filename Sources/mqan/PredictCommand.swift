@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collective
 import Foundation
 import GraphIR
 import MQAN
@@ -74,7 +75,10 @@ struct PredictCommand: ParsableCommand {
       mode = m
     }
     try reportingErrors {
-      let stderrTerminal = isatty(2) != 0
+      let comm = try JobPlacement.join(threads: threads)
+      let lead = comm.rank == 0
+      // mpirun gives its ranks a pseudo-terminal: no progress line there.
+      let stderrTerminal = isatty(2) != 0 && Communicator.launchedSize() == nil
 
       // The checkpoint: weights, table, model config, vocabulary, decoder mode.
       let ck = try Checkpoint.read(path: checkpoint)
@@ -126,16 +130,17 @@ struct PredictCommand: ParsableCommand {
       for input in inputs {
         let (prepared, report) = TaskData(task: input.task, path: input.path, examples: input.examples)
           .prepared(policy: .truncate)
-        if report.truncatedContexts > 0 {
+        if report.truncatedContexts > 0 && lead {
           note("\(input.task): \(report.truncatedContexts) of \(input.examples.count) contexts truncated to "
                + "\(LengthLimits.decaNLP.maxContextLength) tokens")
         }
-        if report.truncatedQuestions > 0 {
+        if report.truncatedQuestions > 0 && lead {
           note("\(input.task): \(report.truncatedQuestions) of \(input.examples.count) questions truncated to "
                + "\(LengthLimits.decaNLP.maxQuestionLength) tokens")
         }
-        let predictions = try predictor.predict(prepared.examples, task: input.task, decoder: greedy,
-                                                shortlistSize: { shortlistSizes.append($0) }) { done in
+        predictor.shard = (comm.rank, comm.size)
+        var (predictions, owned) = try predictor.predictShare(prepared.examples, task: input.task, decoder: greedy,
+                                                              shortlistSize: { shortlistSizes.append($0) }) { done in
           guard stderrTerminal, Date().timeIntervalSince(lastProgress) > 0.2 || finishedBefore + done == total else { return }
           lastProgress = Date()
           let elapsed = Date().timeIntervalSince(start)
@@ -143,6 +148,12 @@ struct PredictCommand: ParsableCommand {
                terminator: "")
         }
         finishedBefore += prepared.examples.count
+        if comm.size > 1 {
+          // Every rank's answers to rank 0, which writes them all in input order.
+          let shares = try comm.gather(PredictionShards.encode(predictions, indices: owned))
+          guard lead else { continue }
+          try PredictionShards.merge(shares, into: &predictions)
+        }
         for p in predictions {
           generated += p.tokens
           // Keys in a fixed order: task, answer, n_best.
@@ -162,6 +173,7 @@ struct PredictCommand: ParsableCommand {
           perTask.append((input.task, metric, score))
         }
       }
+      guard lead else { return }  // rank 0 writes the answers and the scores
       if stderrTerminal && total > 0 { note("") }
       let seconds = max(Date().timeIntervalSince(start), 1e-9)
 
