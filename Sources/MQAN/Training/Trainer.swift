@@ -206,7 +206,7 @@ public final class Trainer {
       let seconds = Date().timeIntervalSince(t0)
       let tps = Double(result.tokens) / max(seconds, 1e-9)
       var row: [String: Any] = ["step": step, "loss": result.loss, "lr": result.update.learningRate, "tokens_per_s": tps,
-                                "task": tasks[t].name, "grad_norm": result.update.gradientNorm,
+                                "tokens": result.tokens, "step_s": seconds, "task": tasks[t].name, "grad_norm": result.update.gradientNorm,
                                 "elapsed_s": Date().timeIntervalSince(start)]
       if communicator.size > 1 { row["ranks"] = communicator.size }
       try log?.write(row)
