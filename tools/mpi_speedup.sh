@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$bin" ] || { echo "error: $bin not found (swift build -c release --product mqan)" >&2; exit 1; }
 work=$(mktemp -d /tmp/mqan-speedup.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"' EXIT
 args=(train --data Tests/MQANTests/Fixtures/data --tasks sst,squad,multi30k.en.de --preset "$preset"
       --train-embeddings --threads "$threads" --batch-tokens "$tokens" --dropout 0 --steps "$steps"
       --val-every 100000 --save-every 100000 --val-examples 1 --max-output 3)
@@ -32,6 +32,10 @@ a, b = rows(sys.argv[1]), rows(sys.argv[2])
 def rate(rs):
     rs = rs[1:]  # step 1 pays for first-touch allocation
     return sum(r["tokens"] for r in rs) / sum(r["step_s"] for r in rs)
+steady = b[1:]
+mean = lambda k, rs: sum(r[k] for r in rs) / len(rs)
+print(f"step time (steps 2..): 1 process {mean('step_s', a[1:]):.3f} s, {sys.argv[3]} ranks {mean('step_s', steady):.3f} s, "
+      f"of which waiting for the slowest share {mean('wait_s', steady):.3f} s and the gradient sum {mean('exchange_s', steady):.3f} s")
 gap = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
 ra, rb = rate(a), rate(b)
 print(f"1 process: {ra:.0f} tokens/s   {sys.argv[3]} ranks: {rb:.0f} tokens/s   speedup {rb / ra:.2f}x   "

@@ -60,7 +60,9 @@ printf 'h1 slots=1\nh2 slots=1\n' > "$work/hostfile"
 args=(train --data "$PWD/Tests/MQANTests/Fixtures/data" --tasks sst,squad,multi30k.en.de --preset "$preset"
       --train-embeddings --threads 1 --batch-tokens "$tokens" --dropout 0 --steps "$steps"
       --val-every 100000 --save-every "$steps" --val-examples 1 --max-output 3 --save "$work/run")
-mpi=(mpirun --allow-run-as-root -np 2 --hostfile "$work/hostfile" --map-by node
+# --bind-to none: both "hosts" are this machine's cores, and each would bind its one rank to its
+# first core, the same core for both.
+mpi=(mpirun --allow-run-as-root -np 2 --hostfile "$work/hostfile" --map-by node --bind-to none
      --mca plm_rsh_agent "$work/agent"
      --mca btl tcp,self --mca btl_tcp_if_include mq0 --mca oob_tcp_if_include mq0)
 echo "running on h1: ${mpi[*]} $bin ${args[*]}"
@@ -73,7 +75,9 @@ rows = [r for r in map(json.loads, open(sys.argv[1])) if "loss" in r]
 assert rows and all(r.get("ranks") == 2 for r in rows), "log.jsonl: not a 2-rank run"
 steady = rows[1:] or rows
 print(f"two hosts: {len(rows)} steps, {sum(r['tokens'] for r in steady) / sum(r['step_s'] for r in steady):.0f} tokens/s "
-      f"(steps 2..{len(rows)}), final loss {rows[-1]['loss']:.4f}")
+      f"(steps 2..{len(rows)}), step {sum(r['step_s'] for r in steady) / len(steady):.3f} s, of which waiting "
+      f"{sum(r['wait_s'] for r in steady) / len(steady):.3f} s and the gradient sum over TCP "
+      f"{sum(r['exchange_s'] for r in steady) / len(steady):.3f} s; final loss {rows[-1]['loss']:.4f}")
 PY
 ip -n mqan-h1 -s link show mq0 | awk '/RX:/{getline; rx=$1} /TX:/{getline; tx=$1} END{printf "h1 mq0: %.1f MB received, %.1f MB sent\n", rx/1e6, tx/1e6}'
 test -f "$work/run/latest.safetensors" && echo "checkpoint: $work/run/latest.safetensors written by rank 0 (h1)"

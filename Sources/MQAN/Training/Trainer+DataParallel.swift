@@ -40,6 +40,9 @@ struct StepResult {
   var update: AdamStepReport
   /// Tokens of the (global) batch: rows x padded length of context, question and answer.
   var tokens: Int
+  /// Seconds this rank waited for the slowest rank's share (a barrier), then spent summing the
+  /// gradients over the ranks; 0 on one process.
+  var waitSeconds = 0.0, exchangeSeconds = 0.0
 }
 
 extension EncodedBatch {
@@ -138,9 +141,14 @@ extension Trainer {
     } else {
       grads.pointer.update(repeating: 0, count: grads.count)
     }
+    let arrived = Date()
+    try comm.barrier()  // so that exchange_s is the transfer alone
+    let t0 = Date()
     try comm.sumInRankOrder(grads.pointer, count: grads.count)
     let loss = try comm.allGather(weightedLoss).reduce(0, +) / Double(max(total, 1))
+    let exchange = Date().timeIntervalSince(t0)
     let update = try optimizer.step(gradientPointers: grads.pointers)
-    return StepResult(loss: loss, update: update, tokens: batch.paddedTokens)
+    return StepResult(loss: loss, update: update, tokens: batch.paddedTokens,
+                      waitSeconds: t0.timeIntervalSince(arrived), exchangeSeconds: exchange)
   }
 }

@@ -208,7 +208,11 @@ public final class Trainer {
       var row: [String: Any] = ["step": step, "loss": result.loss, "lr": result.update.learningRate, "tokens_per_s": tps,
                                 "tokens": result.tokens, "step_s": seconds, "task": tasks[t].name, "grad_norm": result.update.gradientNorm,
                                 "elapsed_s": Date().timeIntervalSince(start)]
-      if communicator.size > 1 { row["ranks"] = communicator.size }
+      if communicator.size > 1 {
+        row["ranks"] = communicator.size
+        row["wait_s"] = result.waitSeconds
+        row["exchange_s"] = result.exchangeSeconds
+      }
       try log?.write(row)
       report(.step(step: step, task: tasks[t].name, loss: result.loss, lr: result.update.learningRate,
                    tokensPerSecond: tps, elapsed: Date().timeIntervalSince(start)))
