@@ -12,7 +12,10 @@ struct PredictCommand: ParsableCommand {
     abstract: "Answer decaNLP-format examples with a trained checkpoint (greedy or beam search), optionally scoring them.",
     discussion: """
       predict compiles its own encode and decode-step plans from the checkpoint's model config (it \
-      takes no --plan file): the plans `mqan compile --plan all` prints for that config.
+      takes no --plan file): the plans `mqan compile --plan all` prints for that config. Under \
+      mpirun (or srun) N ranks form the same batches, decode a length-balanced share each, and \
+      rank 0 writes every answer in input order (the same file as one process) and the metrics \
+      over the whole set; --threads is per rank.
       """)
 
   @Option(help: "A checkpoint written by mqan train (latest.safetensors, best.safetensors).") var checkpoint: String
@@ -26,7 +29,7 @@ struct PredictCommand: ParsableCommand {
   @Flag(help: "After each stage of every plan run, check its outputs for NaN and infinities; the first one is an error naming its plan step and IR node (costs about one more read of what each run writes).")
   var checkNumerics = false
   @Flag(help: "Score each task with decaNLP's metric and print the decaScore.") var metrics = false
-  @Option(help: "Threads (1...256).") var threads = 2
+  @Option(help: "Threads (1...256), per rank under mpirun.") var threads = 2
   @Option(help: "Examples per batch (at most, with --batch-tokens; 1...4096; default: 64, or decaNLP's val_batch_size for a checkpoint imported from decaNLP).")
   var batchSize: Int?
   @Option(help: """
