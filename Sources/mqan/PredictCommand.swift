@@ -199,7 +199,8 @@ struct PredictCommand: ParsableCommand {
                   Double(total) / seconds, Double(generated) / seconds))
       if let lo = shortlistSizes.min(), let hi = shortlistSizes.max() {
         note("shortlist: \(lo)...\(hi) of \(config.generativeVocab) words per batch "
-             + "(mean \(shortlistSizes.reduce(0, +) / shortlistSizes.count))")
+             + "(mean \(shortlistSizes.reduce(0, +) / shortlistSizes.count)"
+             + (comm.size > 1 ? "; rank 0's batches)" : ")"))
       }
     }
   }
