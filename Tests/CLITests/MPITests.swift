@@ -19,6 +19,11 @@ struct MPITests {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: mpirun!)
     p.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", try CLITests.binary().path] + args
+    // Containers (CI's) often forbid the cross-process memory reads of Open MPI's shared-memory
+    // single copy, which then fails every large message; plain copies work everywhere.
+    var env = ProcessInfo.processInfo.environment
+    env["OMPI_MCA_btl_vader_single_copy_mechanism"] = env["OMPI_MCA_btl_vader_single_copy_mechanism"] ?? "none"
+    p.environment = env
     return p
   }
 
