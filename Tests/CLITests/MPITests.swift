@@ -44,13 +44,14 @@ struct MPITests {
 
   /// 20 steps of 2 ranks and of 1 process, same global batch (--batch-tokens) and seed, dropout
   /// off (the ranks' shares draw their own masks): every step's loss within 1e-6 relative, the
-  /// same task and learning rate, and the weights after them within 1e-5.
+  /// same task and learning rate, the same validation scores (multi30k's BLEU is not 0), and the
+  /// weights after them within 1e-5.
   @Test func twoRanksFollowOneProcess() throws {
     let dir = try TrainResumeTests.tempDir("mpi-equal")
     defer { try? FileManager.default.removeItem(at: dir) }
     let vectors = try TrainResumeTests.writeVectors(in: dir)
     func args(_ save: String) -> [String] {
-      TrainResumeTests.trainArgs(tasks: "sst,squad", vectors: vectors, save: save,
+      TrainResumeTests.trainArgs(tasks: "sst,multi30k.en.de", vectors: vectors, save: save,
                                  ["--steps", "20", "--save-every", "20", "--val-every", "20", "--dropout", "0"])
     }
     let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
@@ -63,8 +64,15 @@ struct MPITests {
       #expect(x.step == y.step && x.task == y.task && x.lr == y.lr, "\(x) vs \(y)")
       #expect(abs(x.loss - y.loss) <= 1e-6 * abs(x.loss), "step \(x.step): loss \(x.loss) vs \(y.loss)")
     }
-    // Rank 0 alone wrote the log, and it says the job had 2 ranks.
+    // Rank 0 alone wrote the log, and it says the job had 2 ranks; validation (each rank decodes
+    // a share of the batches) scores what one process scores.
     let log = try String(contentsOf: two.appendingPathComponent("log.jsonl"), encoding: .utf8)
+    func scores(_ text: String) -> [String] {
+      text.split(separator: "\n").filter { $0.contains("\"score\"") || $0.contains("\"decascore\"") }
+        .map { $0.replacingOccurrences(of: #""elapsed_s":[0-9.e+-]+,?"#, with: "", options: .regularExpression) }
+    }
+    let oneLog = try String(contentsOf: one.appendingPathComponent("log.jsonl"), encoding: .utf8)
+    #expect(scores(log).count == 3 && scores(log) == scores(oneLog), "\(scores(log)) vs \(scores(oneLog))")
     #expect(log.split(separator: "\n").filter { $0.contains("\"loss\"") }.allSatisfy { $0.contains("\"ranks\":2") })
     let w1 = try Checkpoint.read(path: one.appendingPathComponent("latest.safetensors").path).parameters
     let w2 = try Checkpoint.read(path: two.appendingPathComponent("latest.safetensors").path).parameters

@@ -216,10 +216,10 @@ public final class Trainer {
       try log?.write(row)
       report(.step(step: step, task: tasks[t].name, loss: result.loss, lr: result.update.learningRate,
                    tokensPerSecond: tps, elapsed: Date().timeIntervalSince(start)))
-      guard let log else { continue }
       if step % options.valEvery == 0 || step == options.steps {
-        try validate(log: log, report: report)
+        try validate(log: log, report: report)  // every rank decodes its share; rank 0 scores
       }
+      guard let log else { continue }
       if step % options.saveEvery == 0 || step == options.steps {
         try save(report: report, bestCandidate: nil)
         log.plot(to: options.save)
@@ -229,13 +229,16 @@ public final class Trainer {
 
   /// Greedy-decodes each task's validation examples, scores them with decaNLP's metric, logs the
   /// decaScore, and keeps the best checkpoint.
-  func validate(log: TrainLog, report: (TrainEvent) -> Void) throws {
+  /// Under MPI every rank decodes a share of the batches (as `mqan predict` does) and rank 0
+  /// (`log` non-nil) scores, logs and saves.
+  func validate(log: TrainLog?, report: (TrainEvent) -> Void) throws {
     let decoder = try MQANDecoder(config: config, params: executor.parameters(), mode: .consistent,
                                     threads: options.threads, gemm: options.gemm ?? Gemm.best,
                                     checkNumerics: options.checkNumerics)
     var perTask: [String: Double] = [:]
     for task in tasks {
       let predictions = try predict(task.validation, decoder: decoder)
+      guard let log else { continue }
       let metric = Metric.primaryMetric(forTask: task.name)
       let score = Metric.score(metric, predictions: predictions, references: task.validation.map { [$0.raw.answer] })
       perTask[task.name] = score
@@ -243,6 +246,7 @@ public final class Trainer {
                  "elapsed_s": Date().timeIntervalSince(runStart)])
       report(.validation(step: step, task: task.name, metric: metric.rawValue, score: score))
     }
+    guard let log else { return }
     let deca = Metric.decaScore(perTask)
     try log.write(["step": step, "decascore": deca])
     report(.decaScore(step: step, score: deca))
@@ -257,11 +261,18 @@ public final class Trainer {
     options.trainEmbeddings ? (executor.parameters()["embeddings"] ?? table) : table
   }
 
-  /// Answers for examples, in order, as detokenized text (`Predictor`, batches of 64).
+  /// Answers for examples, in order, as detokenized text (`Predictor`, batches of 64). Under MPI
+  /// each rank decodes its share of the batches and rank 0 gets them all (the others get theirs).
   public func predict(_ examples: [Example], decoder: MQANDecoder) throws -> [String] {
-    let predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: currentTable,
+    var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: currentTable,
                               maxOutput: options.maxOutput)
-    return try predictor.predict(examples, decoder: decoder).map(\.answer)
+    predictor.shard = (communicator.rank, communicator.size)
+    var (predictions, owned) = try predictor.predictShare(examples, decoder: decoder)
+    if communicator.size > 1 {
+      let shares = try communicator.gather(PredictionShards.encode(predictions, indices: owned))
+      if communicator.rank == 0 { try PredictionShards.merge(shares, into: &predictions) }
+    }
+    return predictions.map(\.answer)
   }
 
   /// Writes `latest.safetensors` (and `best.safetensors` when `bestCandidate` is the new best).
