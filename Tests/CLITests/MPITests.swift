@@ -29,15 +29,7 @@ struct MPITests {
 
   static func runMPI(_ ranks: Int, _ args: [String]) throws -> CLITests.Result {
     let p = try launch(ranks, args)
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return CLITests.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                           stderr: String(decoding: e, as: UTF8.self))
+    return try CLITests.collect(p)
   }
 
   // MARK: - 2 ranks = 1 process
