@@ -11,7 +11,7 @@ struct MQANCommand: ParsableCommand {
     abstract: "A static-graph compiler and threaded CPU runtime for decaNLP's MQAN.",
     version: version,
     subcommands: [CompileCommand.self, VerifyCommand.self, TrainCommand.self, PredictCommand.self, ProfileCommand.self,
-                  ShortlistCommand.self])
+                  ShortlistCommand.self, ServeCommand.self])
 
   /// Parses the command line. argument-parser reports a missing required option or argument
   /// before an unknown option (`train --frobnicate` would say `Missing expected argument
