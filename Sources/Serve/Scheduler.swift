@@ -38,8 +38,8 @@ public final class Job: @unchecked Sendable {
 
 /// Batching settings of the scheduler.
 public struct SchedulerOptions: Sendable {
-  /// Rows (examples) decoded together at most.
-  public var maxBatch = 64
+  /// Rows (examples) decoded together at most (a request with more rows is decoded alone).
+  public var maxBatch = 16
   /// count x longest (context + question) tokens of a batch at most; nil: no budget.
   public var maxBatchTokens: Int?
   /// How long the oldest waiting request may wait for more to fill its batch.
@@ -52,9 +52,9 @@ public struct SchedulerOptions: Sendable {
 
 /// One queue for every connection and protocol, decoded on a thread of its own.
 ///
-/// Iteration-level batching: when the decoder is free, waiting requests (oldest first, whole
-/// requests, within `maxBatch` rows and `maxBatchTokens`) form the next batch at once, or after at
-/// most `maxWaitMilliseconds` when fewer than `maxBatch` rows wait. Each request is answered as
+/// Iteration-level batching: when the decoder is free, waiting requests (the oldest, then those
+/// closest to it in length; whole requests, within `maxBatch` rows and `maxBatchTokens`) form the
+/// next batch at once, or after at most `maxWaitMilliseconds` when fewer than `maxBatch` rows wait. Each request is answered as
 /// soon as its last row has finished (`BeamSearchHooks`), not when the batch ends; a timed-out or
 /// cancelled request's rows stop decoding at the next step. A batch's rows do not take new
 /// requests while it runs.
@@ -66,7 +66,6 @@ public final class Scheduler: @unchecked Sendable {
   private let condition = NSCondition()
   // Guarded by `condition`:
   private var queue: [Job] = []
-  private var head = 0
   private var stopping = false
   private var drained: [@Sendable () -> Void] = []
   private var thread: Thread?
@@ -95,7 +94,7 @@ public final class Scheduler: @unchecked Sendable {
     condition.lock()
     defer { condition.unlock() }
     if stopping { return .unavailable }
-    let waiting = queue.count - head
+    let waiting = queue.count
     if waiting >= options.maxQueue { return .overloaded(waiting) }
     queue.append(job)
     metrics.queueLength.set(Double(waiting + 1))
@@ -134,48 +133,57 @@ public final class Scheduler: @unchecked Sendable {
     for d in waiting { d() }
   }
 
-  /// The next batch (nil: stopping with nothing left). Requests past their deadline or cancelled
-  /// while waiting leave the queue here.
+  /// The next batch (nil: stopping with nothing left): the oldest waiting request, then, while
+  /// they fit in `maxBatch` rows and `maxBatchTokens`, the other waiting requests closest to it in
+  /// length (ties: the older first). When everything waiting fits, that is everything; when more
+  /// waits, batches of similar lengths waste less padding (as `mqan predict`'s sorted batches),
+  /// and a request waits at most as many batches as requests were ahead of it (each batch takes
+  /// the oldest). Requests past their deadline
+  /// or cancelled while waiting leave the queue here.
   private func nextBatch() -> [Job]? {
     condition.lock()
     while true {
-      while head == queue.count && !stopping { condition.wait() }
-      if head == queue.count {
+      while queue.isEmpty && !stopping { condition.wait() }
+      if queue.isEmpty {
         condition.unlock()
         return nil
       }
       // Let the batch fill for at most max-wait after the oldest request arrived.
-      let waitEnd = queue[head].arrival + UInt64(options.maxWaitMilliseconds) * 1_000_000
+      let waitEnd = queue[0].arrival + UInt64(options.maxWaitMilliseconds) * 1_000_000
       while !stopping && waitingRows() < options.maxBatch {
         let now = DispatchTime.now().uptimeNanoseconds
         if now >= waitEnd { break }
         _ = condition.wait(until: Date(timeIntervalSinceNow: Double(waitEnd - now) / 1e9))
       }
       let now = DispatchTime.now().uptimeNanoseconds
-      var batch: [Job] = [], expired: [Job] = []
-      var rows = 0, longest = 0
-      while head < queue.count {
-        let job = queue[head]
-        if job.cancelled || job.expired(now) {
-          expired.append(job)
-          head += 1
-          continue
-        }
-        let n = rows + job.rows.count, l = max(longest, job.longest)
-        if !batch.isEmpty {
-          if n > options.maxBatch { break }
-          if let budget = options.maxBatchTokens, n * l > budget { break }
-        }
-        batch.append(job)
-        rows = n
-        longest = l
-        head += 1
+      var live: [Job] = [], expired: [Job] = []
+      for job in queue {
+        if job.cancelled || job.expired(now) { expired.append(job) } else { live.append(job) }
       }
-      if head > 1024 && head * 2 > queue.count {
-        queue.removeFirst(head)
-        head = 0
+      var batch: [Job] = []
+      if let first = live.first {
+        var picked = [0]
+        var rows = first.rows.count, longest = first.longest
+        let rest = live.indices.dropFirst().sorted {
+          (abs(live[$0].longest - first.longest), $0) < (abs(live[$1].longest - first.longest), $1)
+        }
+        for i in rest where rows < options.maxBatch {
+          let n = rows + live[i].rows.count, l = max(longest, live[i].longest)
+          if n > options.maxBatch { continue }
+          if let budget = options.maxBatchTokens, n * l > budget { continue }
+          picked.append(i)
+          rows = n
+          longest = l
+        }
+        picked.sort()
+        batch = picked.map { live[$0] }
+        var taken = [Bool](repeating: false, count: live.count)
+        for i in picked { taken[i] = true }
+        queue = live.indices.filter { !taken[$0] }.map { live[$0] }
+      } else {
+        queue = []
       }
-      metrics.queueLength.set(Double(queue.count - head))
+      metrics.queueLength.set(Double(queue.count))
       condition.unlock()
       for job in expired {
         settle(job, .failure(job.cancelled ? .unavailable : .timedOut(job.request.timeoutMilliseconds ?? 0)))
@@ -187,8 +195,8 @@ public final class Scheduler: @unchecked Sendable {
 
   private func waitingRows() -> Int {
     var n = 0
-    for i in head..<queue.count {
-      n += queue[i].rows.count
+    for job in queue {
+      n += job.rows.count
       if n >= options.maxBatch { break }
     }
     return n

@@ -14,20 +14,22 @@ public final class ServeMetrics: @unchecked Sendable {
   private let requests: [String: Counter]
 
   public init() {
-    queueLength = registry.makeGauge(name: "mqan_queue_length", help: "Requests waiting for a batch.")
-    rowsInUse = registry.makeGauge(name: "mqan_batch_rows_in_use", help: "Rows of the running batch still decoding.")
-    batches = registry.makeCounter(name: "mqan_batches_total", help: "Batches decoded.")
-    tokens = registry.makeCounter(name: "mqan_generated_tokens_total", help: "Output tokens generated.")
-    tokensPerSecond = registry.makeGauge(name: "mqan_tokens_per_second", help: "Output tokens per second of the last batch.")
+    func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+      MetricNameDescriptor(namespace: "mqan", metricName: metric, unitName: unit, helpText: help)
+    }
+    queueLength = registry.makeGauge(descriptor: name("queue", "length", "Requests waiting for a batch."))
+    rowsInUse = registry.makeGauge(descriptor: name("batch_rows", "in_use", "Rows of the running batch still decoding."))
+    batches = registry.makeCounter(descriptor: name("batches", "total", "Batches decoded."))
+    tokens = registry.makeCounter(descriptor: name("generated_tokens", "total", "Output tokens generated."))
+    tokensPerSecond = registry.makeGauge(descriptor: name("tokens", "per_second", "Output tokens per second of the last batch."))
     latency = registry.makeDurationHistogram(
-      name: "mqan_request_duration_seconds",
+      descriptor: name("request_duration", "seconds", "Time from a request's arrival to its answer."),
       buckets: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-                .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)],
-      help: "Time from a request's arrival to its answer.")
+                .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)])
     var r: [String: Counter] = [:]
     for outcome in ["ok", "bad_request", "overloaded", "timed_out", "unavailable", "failed"] {
-      r[outcome] = registry.makeCounter(name: "mqan_requests_total", labels: [("outcome", outcome)],
-                                        help: "Requests answered, by outcome.")
+      r[outcome] = registry.makeCounter(descriptor: name("requests", "total", "Requests answered, by outcome."),
+                                        labels: [("outcome", outcome)])
     }
     requests = r
   }

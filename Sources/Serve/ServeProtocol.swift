@@ -131,7 +131,7 @@ enum ServeProtocol {
     if let list = dict["instances"] {
       guard let instances = list as? [Any], !instances.isEmpty else { return fail("\"instances\" must be a non-empty array") }
       guard instances.count <= limits.maxInstances else {
-        return fail("\(instances.count) instances, the limit is \(limits.maxInstances) (--max-batch)")
+        return fail("\(instances.count) instances, the limit is \(limits.maxInstances) (--max-instances)")
       }
       var ids: [String] = [], examples: [Example] = []
       for (i, item) in instances.enumerated() {

@@ -24,7 +24,9 @@ struct ServeCommand: ParsableCommand {
   @Option(help: "HTTP port (POST /v1/predict, GET /health, GET /metrics; 0: any free port).") var httpPort = 8080
   @Flag(help: "Read JSON-lines requests from stdin and answer on stdout (no network); ends at the end of stdin.")
   var stdin = false
-  @Option(help: "Rows (examples) decoded together at most (1...4096).") var maxBatch = 64
+  @Option(help: "Rows (examples) decoded together at most (1...4096); a request with more instances is decoded alone.")
+  var maxBatch = 16
+  @Option(help: "Instances of one request at most (1...4096).") var maxInstances = 64
   @Option(help: "Batch token budget: count x longest (context + question) tokens (1...1000000; default: none).")
   var maxBatchTokens: Int?
   @Option(help: "How long a request waits at most for its batch to fill, in ms (0...10000).") var maxWaitMs = 5
@@ -44,7 +46,8 @@ struct ServeCommand: ParsableCommand {
   @OptionGroup var precision: PrecisionOption
 
   func run() throws {
-    for (name, v, r) in [("max-batch", maxBatch, 1...Limits.batch), ("max-batch-tokens", maxBatchTokens ?? 1, 1...Limits.batchTokens),
+    for (name, v, r) in [("max-batch", maxBatch, 1...Limits.batch), ("max-instances", maxInstances, 1...Limits.batch),
+                         ("max-batch-tokens", maxBatchTokens ?? 1, 1...Limits.batchTokens),
                          ("max-wait-ms", maxWaitMs, 0...10_000), ("max-queue", maxQueue, 1...1_000_000),
                          ("max-request-bytes", maxRequestBytes, 64...(64 << 20)), ("max-context", maxContext, 1...400),
                          ("max-output", maxOutput, 1...Limits.maxOutput), ("threads", threads, 1...Limits.threads),
@@ -89,7 +92,7 @@ struct ServeCommand: ParsableCommand {
       options.maxQueue = maxQueue
       var limits = RequestLimits()
       limits.maxBytes = maxRequestBytes
-      limits.maxInstances = maxBatch
+      limits.maxInstances = maxInstances
       limits.maxContextTokens = maxContext
       let scheduler = Scheduler(predictor: predictor, decoder: decoder, options: options, metrics: ServeMetrics())
       let core = ServeCore(scheduler: scheduler, limits: limits, nBest: nBest)

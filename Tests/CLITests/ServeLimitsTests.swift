@@ -116,15 +116,25 @@ import Darwin
 
   @Test func stdinAnswersEveryLineThenExits() throws {
     let cases = try ServeTests.cases.get()
-    let server = try ServeTests.serve(["--max-wait-ms", "20"], stdin: true)
+    // Batches of 4 rows at most: the 6-instance request is decoded alone, the others by length.
+    let server = try ServeTests.serve(["--max-wait-ms", "20", "--max-batch", "4"], stdin: true)
     var text = "not json\n"
     for i in 0..<10 { text += ServeTests.single(i, cases[i * 7 % cases.count]) }
+    let big = (60..<66).map { ($0, cases[$0]) }
+    text += ServeTests.instances(99, big)
     server.writeStdin(text, close: true)
     let out = server.readStdout()
     #expect(server.waitExit() == 0, "stderr: \(server.stderr)")
     let lines = out.split(separator: "\n").compactMap { object(String($0)) }
-    #expect(lines.count == 11)
+    #expect(lines.count == 12)
     #expect(lines.filter { $0["error"] != nil }.count == 1)
+    let batched = try #require(lines.first { $0["id"] as? String == "r99" }, "\(out)")
+    ServeTests.check(jsonLine(batched), cases, asked: ["r99": Array(60..<66)])
     for o in lines { if let id = o["id"] as? Int { #expect(o["answer"] as? String == cases[id * 7 % cases.count].answer) } }
   }
+}
+
+/// An answer object back to its JSON line.
+func jsonLine(_ o: [String: Any]) -> String {
+  String(decoding: (try? JSONSerialization.data(withJSONObject: o)) ?? Data(), as: UTF8.self)
 }
