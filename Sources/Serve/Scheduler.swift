@@ -43,7 +43,7 @@ public struct SchedulerOptions: Sendable {
   /// count x longest (context + question) tokens of a batch at most; nil: no budget.
   public var maxBatchTokens: Int?
   /// How long the oldest waiting request may wait for more to fill its batch.
-  public var maxWaitMilliseconds = 5
+  public var maxWaitMilliseconds = 0
   /// Requests waiting at most; the next one is refused at once.
   public var maxQueue = 1024
 

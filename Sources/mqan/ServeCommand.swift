@@ -29,7 +29,8 @@ struct ServeCommand: ParsableCommand {
   @Option(help: "Instances of one request at most (1...4096).") var maxInstances = 64
   @Option(help: "Batch token budget: count x longest (context + question) tokens (1...1000000; default: none).")
   var maxBatchTokens: Int?
-  @Option(help: "How long a request waits at most for its batch to fill, in ms (0...10000).") var maxWaitMs = 5
+  @Option(help: "How long a batch may wait for more requests after its oldest arrived, in ms (0...10000; 0: it starts as soon as the decoder is free).")
+  var maxWaitMs = 0
   @Option(help: "Requests waiting at most; more are refused at once (HTTP 429, a JSON-lines error) (1...1000000).")
   var maxQueue = 1024
   @Option(help: "Bytes of one request line or HTTP body at most (64...67108864).") var maxRequestBytes = 1 << 20
