@@ -17,6 +17,7 @@ public final class LineServer: Service, @unchecked Sendable {
   private let lock = NSLock()
   private var connections: [ObjectIdentifier: Channel] = [:]
   private var outstanding = 0
+  private var draining = false
 
   public init(core: ServeCore, host: String, port: Int, group: MultiThreadedEventLoopGroup = .singleton,
               onListening: @escaping @Sendable (Int) -> Void) {
@@ -41,6 +42,9 @@ public final class LineServer: Service, @unchecked Sendable {
     onListening(server.localAddress?.port ?? port)
     // Runs until SIGTERM/SIGINT (or cancellation): then stop accepting, answer what is in flight.
     try? await gracefulShutdown()
+    // Lines that still arrive on open connections are refused from here on, so a busy client
+    // cannot hold the shutdown open.
+    lock.withLock { draining = true }
     try? await server.close()
     while pendingCount() > 0 {
       try? await Task.sleep(for: .milliseconds(10))
@@ -64,7 +68,17 @@ public final class LineServer: Service, @unchecked Sendable {
 
   /// Handles one line of `channel`; the answer is written when ready.
   func handle(_ line: [UInt8], channel: Channel, jobs: JobList) {
-    lock.withLock { outstanding += 1 }
+    let refused = lock.withLock { () -> Bool in
+      if draining { return true }
+      outstanding += 1
+      return false
+    }
+    if refused {
+      let id = (try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])?["id"].map(ServeProtocol.json)
+      core.metrics.failed(.unavailable)
+      LineServer.write(ServeProtocol.error(id: id ?? "null", .unavailable), to: channel)
+      return
+    }
     let token = jobs.reserve()
     let job = core.handle(line) { [self] reply in
       LineServer.write(reply.line, to: channel)
