@@ -1,6 +1,12 @@
 import Foundation
 import Logging
+import NIOCore
 import ServiceLifecycle
+
+/// The server could not start (a port taken, an address not ours).
+public struct ServeStartError: Error, CustomStringConvertible {
+  public var description: String
+}
 
 /// Where `mqan serve` listens.
 public struct Listeners: Sendable {
@@ -20,8 +26,9 @@ public enum ServeRunner {
   /// every request in flight (HTTP first, then JSON-lines, then the scheduler's queue) and returns.
   /// `note` hears `listening json-lines HOST:PORT` and `listening http HOST:PORT`.
   public static func runNetwork(core: ServeCore, listeners: Listeners, note: @escaping @Sendable (String) -> Void) async throws {
+    // Failures reach the caller as errors (one line); the libraries' own logs stay quiet.
     var logger = Logger(label: "mqan-serve")
-    logger.logLevel = .warning
+    logger.logLevel = .critical
     let host = listeners.host
     let lines = LineServer(core: core, host: host, port: listeners.port) { note("listening json-lines \(host):\($0)") }
     let http = HTTPServer.application(core: core, host: host, port: listeners.httpPort, logger: logger) {
@@ -32,7 +39,12 @@ public enum ServeRunner {
     let group = ServiceGroup(configuration: .init(
       services: [.init(service: SchedulerService(scheduler: core.scheduler)), .init(service: lines), .init(service: http)],
       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-    try await group.run()
+    do {
+      try await group.run()
+    } catch let e as IOError where e.errnoCode == EADDRINUSE || e.errnoCode == EACCES || e.errnoCode == EADDRNOTAVAIL {
+      throw ServeStartError(description: "cannot listen on \(host) (--port \(listeners.port), --http-port "
+                            + "\(listeners.httpPort)): \(String(cString: strerror(e.errnoCode)))")
+    }
   }
 
   /// genienlp's `--stdin`: one request per line of stdin, one answer line per request on stdout

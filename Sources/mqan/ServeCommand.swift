@@ -12,10 +12,11 @@ struct ServeCommand: ParsableCommand {
     commandName: "serve",
     abstract: "Serve a checkpoint: genienlp's JSON-lines protocol over TCP (or stdin) and HTTP, requests batched across connections.",
     discussion: """
-      Requests from every connection enter one scheduler. When the decoder is free, the waiting \
-      requests (oldest first, up to --max-batch rows and --max-batch-tokens) form the next batch, \
-      after at most --max-wait-ms; each request is answered as soon as its rows finish. SIGTERM or \
-      SIGINT: stop accepting, answer what is in flight, exit 0.
+      Requests from every connection enter one scheduler. When the decoder is free, the oldest \
+      waiting request and the waiting requests closest to it in length (up to --max-batch rows and \
+      --max-batch-tokens) form the next batch, after at most --max-wait-ms; each request is \
+      answered as soon as its rows finish. SIGTERM or SIGINT: stop accepting, answer what is in \
+      flight, exit 0. README "Serving: mqan serve" describes the protocols.
       """)
 
   @Option(help: "A checkpoint written by mqan train (latest.safetensors, best.safetensors).") var checkpoint: String

@@ -53,6 +53,11 @@ import Darwin
     #expect(again.readLine().flatMap(object)?["answer"] as? String == cases[2].answer)
     let bad = try curl(["--data-binary", "{\"id\":10}", "http://127.0.0.1:\(server.httpPort)/v1/predict"])
     #expect(bad.status == 400 && bad.body.contains("\"error\""), "\(bad)")
+    // A second server on a taken port: one error line, exit status 1.
+    let taken = try CLITests.run(["serve", "--checkpoint", try PredictTests.checkpoint(), "--port", "\(server.linePort)",
+                                  "--http-port", "0"])
+    #expect(taken.status == 1 && taken.stderr.split(separator: "\n").last?.hasPrefix("error: cannot listen on") == true,
+            "\(taken.stderr)")
     #expect(server.stop() == 0, "stderr: \(server.stderr)")
   }
 
