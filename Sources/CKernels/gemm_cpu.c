@@ -3,6 +3,7 @@
 #include "mq_gemm.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -132,15 +133,15 @@ static mq_cache_sizes mq_detect_caches(void) {
   return c;
 }
 
+static mq_cache_sizes mq_cached_sizes;
+static pthread_once_t mq_cached_sizes_once = PTHREAD_ONCE_INIT;
+static void mq_detect_caches_once(void) { mq_cached_sizes = mq_detect_caches(); }
+
+// Detected once; pthread_once orders the first caller's write before every read (two plans bound
+// at once on different threads would otherwise both write the struct: a data race).
 mq_cache_sizes mq_gemm_cache_sizes(void) {
-  static mq_cache_sizes cached;
-  static int done = 0;
-  if (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
-    mq_cache_sizes c = mq_detect_caches();
-    cached = c; // every thread computes the same values: a race here writes equal bytes
-    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
-  }
-  return cached;
+  pthread_once(&mq_cached_sizes_once, mq_detect_caches_once);
+  return mq_cached_sizes;
 }
 
 // Blocking (BLIS's analytical model, simplified):
