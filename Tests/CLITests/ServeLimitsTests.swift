@@ -119,6 +119,23 @@ import Darwin
     #expect(server.waitExit() == 0, "stderr: \(server.stderr)")
   }
 
+  /// A deadline that passes while the request is being decoded: its rows stop at the next step
+  /// and it is answered `timed out` long before its 1,000 steps would end.
+  @Test func aDeadlineStopsARequestMidDecode() throws {
+    let cases = try ServeTests.cases.get()
+    let server = try ServerProcess(["--checkpoint", try PredictTests.checkpoint(), "--threads", "1", "--max-output", "1000",
+                                    "--port", "0", "--http-port", "0"])
+    let client = try LineClient(port: server.linePort)
+    // The first case decodes to max-output (the tiny model never emits <eos> for it).
+    client.send(ServeTests.single(1, cases[0], extra: ",\"timeout_ms\":50"))
+    #expect(Self.error(client.readLine())?.contains("timed out") == true)
+    client.send(ServeTests.single(2, cases[1]))
+    #expect(client.readLine().flatMap(object)?["answer"] != nil)
+    let metrics = try curl(["http://127.0.0.1:\(server.httpPort)/metrics"])
+    #expect(metrics.body.contains("mqan_requests_total{outcome=\"timed_out\"} 1"), "\(metrics.body)")
+    #expect(server.stop() == 0)
+  }
+
   @Test func stdinAnswersEveryLineThenExits() throws {
     let cases = try ServeTests.cases.get()
     // Batches of 4 rows at most: the 6-instance request is decoded alone, the others by length.
