@@ -27,6 +27,10 @@ let package = Package(
   targets: [
     .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                    providers: [.apt(["libopenblas-dev"])]),
+    // Open MPI (libopenmpi-dev) for data-parallel training and sharded prediction; without it the
+    // shim compiles to stubs and mqan runs as one process (Sources/CMPI/shim.h).
+    .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+    .target(name: "Collective", dependencies: ["CMPI"]),
     .target(name: "CKernels", dependencies: ["COpenBLAS"], cSettings: kernelFlags),
     .target(name: "GraphIR"),
     .target(name: "Compiler", dependencies: ["GraphIR"]),
@@ -34,7 +38,7 @@ let package = Package(
       "GraphIR", "CKernels", "COpenBLAS",
       .product(name: "SystemPackage", package: "swift-system"),
     ]),
-    .target(name: "MQAN", dependencies: ["GraphIR", "Compiler", "Runtime"]),
+    .target(name: "MQAN", dependencies: ["GraphIR", "Compiler", "Runtime", "Collective"]),
     // The prediction server: one scheduler batching requests from JSON-lines (TCP, stdin) and HTTP.
     .target(name: "Serve", dependencies: [
       "MQAN", "Runtime",
@@ -46,7 +50,7 @@ let package = Package(
       .product(name: "Logging", package: "swift-log"),
     ], swiftSettings: [.swiftLanguageMode(.v5)]),
     .executableTarget(name: "mqan", dependencies: [
-      "MQAN", "Compiler", "Runtime", "GraphIR", "Serve",
+      "MQAN", "Compiler", "Runtime", "GraphIR", "Collective", "Serve",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ]),
     .testTarget(name: "KernelTests", dependencies: ["CKernels", "COpenBLAS"]),

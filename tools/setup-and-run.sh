@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-$SUDO apt-get install -y libopenblas-dev libomp-dev pkg-config
+$SUDO apt-get install -y libopenblas-dev libomp-dev pkg-config libopenmpi-dev openmpi-bin
 swift build -c release --product mqan
 .build/release/mqan compile --preset default --plan all --emit summary
 .build/release/mqan verify Tests/MQANTests/Fixtures/tiny.safetensors Tests/MQANTests/Fixtures/small.safetensors

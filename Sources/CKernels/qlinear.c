@@ -30,7 +30,8 @@ static uint64_t mq_q_xgetbv0(void) {
   return ((uint64_t)hi << 32) | lo;
 }
 
-// Bit 0: AVX512_BF16 usable; bit 1: AVX512_VNNI usable (each with AVX512F/BW and zmm state saved).
+// Bit 0: AVX512_BF16 usable; bit 1: AVX512_VNNI usable (each with AVX512F/BW and zmm state saved);
+// bit 2: AVX512F/BW/VL usable (the activation conversion).
 static int mq_q_detect(void) {
   unsigned a, b, c, d;
   __cpuid_count(0, 0, a, b, c, d);
@@ -39,7 +40,7 @@ static int mq_q_detect(void) {
   if (!((c >> 27) & 1)) return 0; // OSXSAVE
   if ((mq_q_xgetbv0() & 0xe6) != 0xe6) return 0;
   __cpuid_count(7, 0, a, b, c, d);
-  int f = (b >> 16) & 1, bw = (b >> 30) & 1, vnni = (c >> 11) & 1;
+  int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
   unsigned a1, b1, c1, d1;
   __cpuid_count(7, 1, a1, b1, c1, d1);
   int bf16 = (a1 >> 5) & 1;
@@ -47,10 +48,12 @@ static int mq_q_detect(void) {
   int bits = 0;
   if (f && bw && bf16) bits |= 1;
   if (f && bw && vnni) bits |= 2;
+  if (f && bw && vl) bits |= 4;
   // MQAN_DISABLE_ISA=avx512_bf16,avx512_vnni: run as on a CPU without them (tests of the fallback).
   const char *off = getenv("MQAN_DISABLE_ISA");
   if (off && strstr(off, "avx512_bf16")) bits &= ~1;
   if (off && strstr(off, "avx512_vnni")) bits &= ~2;
+  if (off && strstr(off, "avx512bw")) bits &= ~4;
   return bits;
 }
 #else
@@ -105,7 +108,11 @@ static inline float mq_from_bf16(uint16_t h) {
   return x;
 }
 
-// Symmetric int8 scale of a vector: max |v| / 127 (0 for an all-zero vector).
+// Symmetric int8 scale of a vector: max |v| / 127 (0 for an all-zero vector). A stored int8
+// weight (mqan quantize: q and s) packs again into the same panels, pack(unpack(pack(w))) ==
+// pack(w): its largest value q s = 127 s gives back s = (127 s) / 127 for every s that is itself
+// a float quotient a / 127 (checked for every third float in the normal range; not for an
+// arbitrary s, about 1 in 130 of which fails).
 static float mq_int8_scale(const float *v, int64_t k, int64_t stride) {
   float amax = 0.0f;
   for (int64_t i = 0; i < k; i++) amax = fmaxf(amax, fabsf(v[i * stride]));
@@ -177,12 +184,38 @@ void mq_qweight_unpack(int precision, int64_t n, int64_t k, const void *packed, 
   }
 }
 
+void mq_qweight_export(int precision, int64_t n, int64_t k, const void *packed, void *values,
+                       float *scales) {
+  int64_t words = mq_kwords(precision, k), panels = mq_qweight_panels(n), g = mq_kgroup(precision);
+  const uint32_t *in = (const uint32_t *)packed;
+  const float *s = (const float *)(in + panels * words * NP);
+  for (int64_t j = 0; j < n; j++) {
+    const uint32_t *panel = in + (j / NP) * words * NP;
+    for (int64_t e = 0; e < k; e++) {
+      uint32_t word = panel[(e / g) * NP + j % NP];
+      if (precision == MQ_PREC_BF16) {
+        ((uint16_t *)values)[j * k + e] = (uint16_t)(word >> (16 * (e % g)));
+      } else {
+        ((int8_t *)values)[j * k + e] = (int8_t)(word >> (8 * (e % g)));
+      }
+    }
+    if (precision == MQ_PREC_INT8 && scales) scales[j] = s[j];
+  }
+}
+
 // Activations: m rows of `words` words (row-major), then (int8) m row scales.
 size_t mq_qact_bytes(int precision, int64_t m, int64_t k) {
   return (size_t)mq_round64(m * mq_kwords(precision, k) * 4 + (precision == MQ_PREC_INT8 ? m * 4 : 0));
 }
 
 void mq_qact_convert(int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act) {
+#if MQ_HAVE_X86
+  if (mq_q_features() & 4) return mq_qact_convert_512(precision, m, k, x, ldx, act);
+#endif
+  mq_qact_convert_portable(precision, m, k, x, ldx, act);
+}
+
+void mq_qact_convert_portable(int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act) {
   int64_t words = mq_kwords(precision, k);
   uint32_t *out = (uint32_t *)act;
   float *scales = (float *)(out + m * words);

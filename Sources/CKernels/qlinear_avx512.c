@@ -126,4 +126,53 @@ __attribute__((target("avx512f"))) void mq_q_store_512(int precision, const floa
     if (act == MQ_ACT_SIGMOID) mq_sigmoid(out, out, 0, cols);
   }
 }
+
+// mq_qact_convert's rows with AVX-512 (F, BW, VL): the same bits as the portable loop (IEEE
+// division, round to nearest even, the same clamp; bf16 by the same integer rounding).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void mq_qact_convert_512(int precision, int64_t m, int64_t k,
+                                                                     const float *x, int64_t ldx, void *act) {
+  const int64_t words = precision == MQ_PREC_INT8 ? (k + 3) / 4 : (k + 1) / 2;
+  uint32_t *out = (uint32_t *)act;
+  float *scales = (float *)(out + m * words);
+  const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7fff);
+  for (int64_t i = 0; i < m; i++) {
+    const float *row = x + i * ldx;
+    if (precision == MQ_PREC_BF16) {
+      uint16_t *o = (uint16_t *)(out + i * words);
+      for (int64_t e = 0; e < k; e += 16) {
+        __mmask16 lanes = k - e >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - e)) - 1);
+        __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(lanes, row + e));
+        u = _mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+        _mm256_mask_storeu_epi16(o + e, lanes, _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+      }
+      if (k & 1) o[k] = 0;
+      continue;
+    }
+    uint8_t *o = (uint8_t *)(out + i * words);
+    __m512 amax = _mm512_setzero_ps();
+    for (int64_t e = 0; e < k; e += 16) {
+      __mmask16 lanes = k - e >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - e)) - 1);
+      amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(lanes, row + e)));
+    }
+    const float t = _mm512_reduce_max_ps(amax) / 127.0f;
+    scales[i] = t;
+    const int64_t bytes = 4 * words;
+    if (t == 0.0f) {
+      for (int64_t e = 0; e < bytes; e++) o[e] = 128;
+      continue;
+    }
+    const __m512 vt = _mm512_set1_ps(t), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    const __m512i bias = _mm512_set1_epi32(128);
+    // Lanes past k load 0 and give the padding byte 128, as the portable loop writes.
+    for (int64_t e = 0; e < bytes; e += 16) {
+      __mmask16 lanes = k - e >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - e)) - 1);
+      __m512 q = _mm512_roundscale_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(lanes, row + e), vt),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+      __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(q), bias));
+      __mmask16 store = bytes - e >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (bytes - e)) - 1);
+      _mm_mask_storeu_epi8(o + e, store, b);
+    }
+  }
+}
 #endif

@@ -13,6 +13,7 @@
 void mq_q_tile_bf16_any(int rows, int64_t words, const uint32_t *a, const uint32_t *panel, float *tile);
 void mq_q_tile_vnni_any(int rows, int64_t words, const uint32_t *a, const uint32_t *panel, int32_t *tile);
 // The tile's epilogue (int8 dequantization, bias, residual, activation) and masked store.
+void mq_qact_convert_512(int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act);
 void mq_q_store_512(int precision, const float *ftile, const int32_t *itile, int rows, int cols, int64_t row0,
                     int64_t col, float *y, int64_t ldc, const mq_gemm_epilogue *ep, const float *rscale,
                     const float *cscale, const int32_t *csum);

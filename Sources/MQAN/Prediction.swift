@@ -48,6 +48,9 @@ public struct Predictor {
   /// Sort by context, then gold answer length, as decaNLP's `predict.py` iterator does (its
   /// batches then hold the same examples); otherwise by context length only.
   public var sortsByAnswer = false
+  /// This process's share of the batches in a job of several ranks (`PredictionShards.owners`):
+  /// only the batches it owns are decoded, the other examples' answers are left empty.
+  public var shard: (rank: Int, size: Int) = (0, 1)
   let tokenizer = Tokenizer()
 
   public init(config: ModelConfig, vocabulary: Vocabulary, embeddings: HostTensor, batchSize: Int = 64,
@@ -61,11 +64,18 @@ public struct Predictor {
   }
 
   /// Answers for `examples` (of `task`, which picks the shortlist's answer words), in their
-  /// order. `progress` is called after every batch with the number of examples done so far, and
+  /// order (with a `shard`, those of this rank's batches: `PredictionShards.owned`). `progress` is called after every batch with the number of examples done so far, and
   /// the batch's shortlist size when there is one.
   public func predict(_ examples: [Example], task: String? = nil, decoder: MQANDecoder,
                       shortlistSize: ((Int) -> Void)? = nil,
                       progress: ((_ done: Int) -> Void)? = nil) throws -> [Prediction] {
+    try predictShare(examples, task: task, decoder: decoder, shortlistSize: shortlistSize, progress: progress).predictions
+  }
+
+  /// `predict`, and the positions of the examples this rank answered (all of them without a `shard`).
+  public func predictShare(_ examples: [Example], task: String? = nil, decoder: MQANDecoder,
+                           shortlistSize: ((Int) -> Void)? = nil,
+                           progress: ((_ done: Int) -> Void)? = nil) throws -> (predictions: [Prediction], owned: [Int]) {
     let encoded = examples.map { EncodedExample($0, vocabulary: vocabulary) }
     var predictions = [Prediction](repeating: Prediction(answer: "", score: 0, tokens: 0), count: examples.count)
     // Sorted by length (the answer is what is being predicted, so it does not count).
@@ -76,15 +86,20 @@ public struct Predictor {
       Batching.tokenBudget(lengths: encoded.map { $0.context.count + $0.question.count }, tokens: budget,
                            maxCount: batchSize)
     } ?? Batching.fixedSize(lengths: lengths, batchSize: batchSize, sorted: true)
+    let owners = PredictionShards.owners(batches: batches.map { idx in
+      idx.count * (idx.map { encoded[$0].context.count + encoded[$0].question.count }.max() ?? 0)
+    }, ranks: shard.size)
     var done = 0
-    for idx in batches {
+    var owned: [Int] = []
+    for (b, idx) in batches.enumerated() where owners[b] == shard.rank {
       try decodeBatch(idx.map { encoded[$0] }, task: task, decoder: decoder, shortlistSize: shortlistSize) { k, p in
         predictions[idx[k]] = p
       }
       done += idx.count
+      owned += idx
       progress?(done)
     }
-    return predictions
+    return (predictions, owned.sorted())
   }
 
   /// Decodes one batch of encoded examples (in this order, as one batch): `finished(k, answer)`

@@ -87,6 +87,8 @@ extension HostTensor {
     case .f32(let a): return try HostTensor(.f32(rep(a)), shape: newShape)
     case .i32(let a): return try HostTensor(.i32(rep(a)), shape: newShape)
     case .i64(let a): return try HostTensor(.i64(rep(a)), shape: newShape)
+    case .bf16(let a): return try HostTensor(.bf16(rep(a)), shape: newShape)
+    case .i8(let a): return try HostTensor(.i8(rep(a)), shape: newShape)
     }
   }
 }

@@ -72,7 +72,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
   } catch let e as Output.WriteError {
     throw e
   } catch {
-    note("error: \(describe(error))")
+    note("error: " + JobPlacement.errorPrefix + describe(error))
     throw ExitCode.failure
   }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collective
 import Foundation
 import GraphIR
 import MQAN
@@ -11,7 +12,10 @@ struct PredictCommand: ParsableCommand {
     abstract: "Answer decaNLP-format examples with a trained checkpoint (greedy or beam search), optionally scoring them.",
     discussion: """
       predict compiles its own encode and decode-step plans from the checkpoint's model config (it \
-      takes no --plan file): the plans `mqan compile --plan all` prints for that config.
+      takes no --plan file): the plans `mqan compile --plan all` prints for that config. Under \
+      mpirun (or srun) N ranks form the same batches, decode a length-balanced share each, and \
+      rank 0 writes every answer in input order (the same file as one process) and the metrics \
+      over the whole set; --threads is per rank.
       """)
 
   @Option(help: "A checkpoint written by mqan train (latest.safetensors, best.safetensors).") var checkpoint: String
@@ -25,7 +29,7 @@ struct PredictCommand: ParsableCommand {
   @Flag(help: "After each stage of every plan run, check its outputs for NaN and infinities; the first one is an error naming its plan step and IR node (costs about one more read of what each run writes).")
   var checkNumerics = false
   @Flag(help: "Score each task with decaNLP's metric and print the decaScore.") var metrics = false
-  @Option(help: "Threads (1...256).") var threads = 2
+  @Option(help: "Threads (1...256), per rank under mpirun.") var threads = 2
   @Option(help: "Examples per batch (at most, with --batch-tokens; 1...4096; default: 64, or decaNLP's val_batch_size for a checkpoint imported from decaNLP).")
   var batchSize: Int?
   @Option(help: """
@@ -74,7 +78,10 @@ struct PredictCommand: ParsableCommand {
       mode = m
     }
     try reportingErrors {
-      let stderrTerminal = isatty(2) != 0
+      let comm = try JobPlacement.join(threads: threads)
+      let lead = comm.rank == 0
+      // mpirun gives its ranks a pseudo-terminal: no progress line there.
+      let stderrTerminal = isatty(2) != 0 && Communicator.launchedSize() == nil
 
       // The checkpoint: weights, table, model config, vocabulary, decoder mode.
       let ck = try Checkpoint.read(path: checkpoint)
@@ -103,7 +110,7 @@ struct PredictCommand: ParsableCommand {
       var params = ck.parameters
       params["embeddings"] = nil
       let greedy = try MQANDecoder(config: config, params: params, mode: mode!, threads: threads,
-                                   gemm: try gemm.target(), precision: try precision.target(),
+                                   gemm: try gemm.target(), precision: try precision.target(checkpoint: ck.extra),
                                    shortlist: shortlist > 0, checkNumerics: checkNumerics)
       var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table,
                                 batchSize: batchSize ?? imported?.valBatchSize ?? 64,
@@ -126,16 +133,17 @@ struct PredictCommand: ParsableCommand {
       for input in inputs {
         let (prepared, report) = TaskData(task: input.task, path: input.path, examples: input.examples)
           .prepared(policy: .truncate)
-        if report.truncatedContexts > 0 {
+        if report.truncatedContexts > 0 && lead {
           note("\(input.task): \(report.truncatedContexts) of \(input.examples.count) contexts truncated to "
                + "\(LengthLimits.decaNLP.maxContextLength) tokens")
         }
-        if report.truncatedQuestions > 0 {
+        if report.truncatedQuestions > 0 && lead {
           note("\(input.task): \(report.truncatedQuestions) of \(input.examples.count) questions truncated to "
                + "\(LengthLimits.decaNLP.maxQuestionLength) tokens")
         }
-        let predictions = try predictor.predict(prepared.examples, task: input.task, decoder: greedy,
-                                                shortlistSize: { shortlistSizes.append($0) }) { done in
+        predictor.shard = (comm.rank, comm.size)
+        var (predictions, owned) = try predictor.predictShare(prepared.examples, task: input.task, decoder: greedy,
+                                                              shortlistSize: { shortlistSizes.append($0) }) { done in
           guard stderrTerminal, Date().timeIntervalSince(lastProgress) > 0.2 || finishedBefore + done == total else { return }
           lastProgress = Date()
           let elapsed = Date().timeIntervalSince(start)
@@ -143,6 +151,12 @@ struct PredictCommand: ParsableCommand {
                terminator: "")
         }
         finishedBefore += prepared.examples.count
+        if comm.size > 1 {
+          // Every rank's answers to rank 0, which writes them all in input order.
+          let shares = try comm.gather(PredictionShards.encode(predictions, indices: owned))
+          guard lead else { continue }
+          try PredictionShards.merge(shares, into: &predictions)
+        }
         for p in predictions {
           generated += p.tokens
           // Keys in a fixed order: task, answer, n_best.
@@ -162,6 +176,7 @@ struct PredictCommand: ParsableCommand {
           perTask.append((input.task, metric, score))
         }
       }
+      guard lead else { return }  // rank 0 writes the answers and the scores
       if stderrTerminal && total > 0 { note("") }
       let seconds = max(Date().timeIntervalSince(start), 1e-9)
 
@@ -184,7 +199,8 @@ struct PredictCommand: ParsableCommand {
                   Double(total) / seconds, Double(generated) / seconds))
       if let lo = shortlistSizes.min(), let hi = shortlistSizes.max() {
         note("shortlist: \(lo)...\(hi) of \(config.generativeVocab) words per batch "
-             + "(mean \(shortlistSizes.reduce(0, +) / shortlistSizes.count))")
+             + "(mean \(shortlistSizes.reduce(0, +) / shortlistSizes.count)"
+             + (comm.size > 1 ? "; rank 0's batches)" : ")"))
       }
     }
   }

@@ -100,7 +100,7 @@ struct ProfileCommand: ParsableCommand {
   /// The model: a preset or config with PyTorch's default initialisation and a random table of
   /// `--vocab` rows, or a checkpoint's config, weights and table (ids then range over its rows).
   func loadModel() throws -> (config: ModelConfig, params: [String: HostTensor], table: HostTensor,
-                               vocabulary: Vocabulary?) {
+                               vocabulary: Vocabulary?, metadata: [String: String]) {
     guard let path = checkpoint else {
       if data != nil { throw ValidationError("--data needs --checkpoint (its vocabulary encodes the examples)") }
       let (name, config) = try model.load()
@@ -110,7 +110,7 @@ struct ProfileCommand: ParsableCommand {
         throw ValidationError(problem)
       }
       return (config, ParameterInit.initialize(config, seed: seed),
-              EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1), nil)
+              EncodedBatch.randomEmbeddings(vocab: vocab, config: config, seed: seed &+ 1), nil, [:])
     }
     if model.preset != nil || model.config != nil { throw ValidationError("give --checkpoint or a model, not both") }
     let ck = try Checkpoint.read(path: path)
@@ -122,7 +122,7 @@ struct ProfileCommand: ParsableCommand {
     // (decaNLP's linear_in weights are not in mqan's checkpoints; no plan reads them, and a weight
     // a plan does read but the checkpoint lacks is the executor's error, not a random fill.)
     let vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: path)
-    return (config, params, table, vocabulary)
+    return (config, params, table, vocabulary, ck.extra)
   }
 
   /// The batch to profile: the first `--batch` examples of `--data` (contexts cut to decaNLP's
@@ -161,7 +161,7 @@ struct ProfileCommand: ParsableCommand {
 extension ProfileCommand {
   /// forward: the forward pass and loss; train: forward, backward and decaNLP's Adam step.
   func profileTrain() throws {
-    let (config, params, table, vocabulary) = try loadModel()
+    let (config, params, table, vocabulary, _) = try loadModel()
     let vocab = table.shape[0]
     let plan: Plan
     if let path = self.plan {
@@ -261,11 +261,11 @@ extension ProfileCommand {
   /// Decoding of a synthetic batch: the encoder once, then `maxOutput` decode-step runs for all
   /// B x K hypotheses (no early stop: the end token is out of range), timed end to end.
   func profileDecode() throws {
-    let (config, params, table, vocabulary) = try loadModel()
+    let (config, params, table, vocabulary, metadata) = try loadModel()
     let vocab = table.shape[0]
     let decoder = try MQANDecoder(config: config, params: params, mode: .consistent, threads: threads, fuse: !noFuse,
                                   profile: true, traceCapacity: traceCapacity, gemm: try gemm.target(),
-                                  precision: try precision.target(), shortlist: shortlist > 0,
+                                  precision: try precision.target(checkpoint: metadata), shortlist: shortlist > 0,
                                   checkNumerics: checkNumerics)
     let b = try profileBatch(config: config, vocabulary: vocabulary, vocab: vocab, answerLength: 2)
     let ids = shortlist > 0 ? Shortlist(frequent: shortlist).ids(generativeVocab: config.generativeVocab, task: nil,

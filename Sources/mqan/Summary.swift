@@ -65,7 +65,7 @@ enum Summary {
       if s.op == .mixtureTopK { kernel += "  (fused: softmax + mixture + top_k, no [B, K, X] tensor)" }
       if let q = s.attrs.string("precision") {
         kernel = kernel.replacingOccurrences(of: "mq_gemm", with: "mq_qlinear \(q)")
-        kernel += "  [\(s.attrs.string("qpath") ?? "?"), split columns, weight converted to \(q) at bind]"
+        kernel += "  [\(s.attrs.string("qpath") ?? "?"), split \(s.attrs.string("split") ?? "columns"), weight converted to \(q) at bind]"
       } else if let g = s.attrs.string("gemm") {
         if g == "openblas" { kernel = kernel.replacingOccurrences(of: "mq_gemm", with: "cblas_sgemm") }
         kernel += "  [" + gemmChoice(s, g) + "]"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collective
 import Foundation
 import GraphIR
 import MQAN
@@ -11,7 +12,11 @@ struct TrainCommand: ParsableCommand {
     discussion: """
       train compiles its own plans from the model config (it takes no --plan file): the train plan \
       is the graph `mqan compile --plan train` prints with the same --dropout, and validation \
-      decodes with the encode and decode-step plans of `mqan compile --plan all`.
+      decodes with the encode and decode-step plans of `mqan compile --plan all`. Under mpirun (or \
+      srun) N ranks train data-parallel: every rank draws the same global batch of --batch-tokens \
+      and trains on its share (the budget is split across ranks, not per rank); the gradients are \
+      summed in rank order, so N ranks follow one process's loss curve; rank 0 writes log.jsonl, \
+      loss.svg and the checkpoints; --threads is per rank.
       """)
 
   @Option(help: "Folder with one folder per task holding train.jsonl and validation.jsonl.") var data: String
@@ -28,10 +33,10 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "Checkpoint every N steps (and at the end).") var saveEvery = 500
   @Option(help: "Validate every N steps (and at the end).") var valEvery = 200
   @Option(help: "Validation examples per task, >= 1. (default: all)") var valExamples: Int?
-  @Option(help: "Tokens per batch (decaNLP's budget; 1...1000000).") var batchTokens = 9000
+  @Option(help: "Tokens per batch (decaNLP's budget; 1...1000000): the global batch, split across ranks under mpirun.") var batchTokens = 9000
   @Option(help: "Steps on the first task alone before round-robin (anti-curriculum).") var jumpStart = 0
   @Option(help: "Seed for initialisation and batching.") var seed: UInt64 = 123
-  @Option(help: "Threads (1...256).") var threads = 2
+  @Option(help: "Threads (1...256), per rank under mpirun.") var threads = 2
   @Option(help: "Learning-rate warmup steps.") var warmup = 800
   @Option(help: "Longest greedy answer at validation (1...1000).") var maxOutput = 50
   @Option(help: "Dropout rate at decaNLP's sites, in [0, 1) (decaNLP's dropout_ratio; 0 turns dropout off). (default: 0.2)")
@@ -47,6 +52,7 @@ struct TrainCommand: ParsableCommand {
     }
     let taskNames = try taskList(tasks)
     try reportingErrors {
+      let comm = try JobPlacement.join(threads: threads)
       var (_, config) = try model.load()
       if model.preset == nil && model.config == nil { config = .default }
       var options = TrainOptions(dataDir: data, tasks: taskNames, config: config,
@@ -70,7 +76,8 @@ struct TrainCommand: ParsableCommand {
         guard p >= 0 && p < 1 else { throw ValidationError("--dropout must be in [0, 1), got \(p)") }
         options.dropout = p
       }
-      let terminal = isatty(1) != 0
+      // mpirun hands its ranks a pseudo-terminal whatever its own stdout is: lines, not a progress bar.
+      let terminal = isatty(1) != 0 && Communicator.launchedSize() == nil
       var lastPrint = Date.distantPast
       // Unbuffered, so a piped log shows progress as it happens (a failed write ends the run
       // with an error when it returns).
@@ -79,6 +86,7 @@ struct TrainCommand: ParsableCommand {
         try? Output.check()
       }
       let report: (TrainEvent) -> Void = { event in
+        guard comm.rank == 0 else { return }  // one voice for the job
         switch event {
         case .prepared(let s):
           print(s)
@@ -102,7 +110,7 @@ struct TrainCommand: ParsableCommand {
           if !terminal { print("checkpoint step \(step): \(path)") }
         }
       }
-      let trainer = try Trainer(options, report: report)
+      let trainer = try Trainer(options, communicator: comm, report: report)
       try trainer.run(report: report)
       if terminal { print("") }
     }

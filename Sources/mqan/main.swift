@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collective
 import Foundation
 
 /// `mqan`: compile, verify and profile decaNLP's MQAN on CPU.
@@ -9,9 +10,11 @@ struct MQANCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "mqan",
     abstract: "A static-graph compiler and threaded CPU runtime for decaNLP's MQAN.",
-    version: version,
+    version: version + (Communicator.isBuiltWithMPI
+      ? " (MPI: \(Communicator.libraryVersion ?? "yes"); data-parallel train and sharded predict under mpirun)"
+      : " (MPI: no; built without Open MPI, one process only)"),
     subcommands: [CompileCommand.self, VerifyCommand.self, TrainCommand.self, PredictCommand.self, ProfileCommand.self,
-                  ShortlistCommand.self, ServeCommand.self])
+                  ShortlistCommand.self, QuantizeCommand.self, ServeCommand.self])
 
   /// Parses the command line. argument-parser reports a missing required option or argument
   /// before an unknown option (`train --frobnicate` would say `Missing expected argument
@@ -61,6 +64,7 @@ do {
   var command = try MQANCommand.parse(Array(CommandLine.arguments.dropFirst()))
   try command.run()
   try Output.check()
+  Communicator.finalize()
 } catch {
   let code = MQANCommand.exitCode(for: error)
   if code == .success {
@@ -71,11 +75,14 @@ do {
     }
   } else {
     let message = error is Output.WriteError ? "\(error)" : MQANCommand.oneLine(error)
-    if !message.isEmpty { note("error: \(message)") }
+    if !message.isEmpty { note("error: " + JobPlacement.errorPrefix + message) }
     // A command that failed for another reason may also have lost its output.
     if !(error is Output.WriteError) {
       do { try Output.check() } catch { note("error: \(error)") }
     }
   }
+  // One rank's error ends the whole job (the others never wait for it); alone, MPI ends cleanly.
+  if code != .success { Communicator.abortJob(code: code.rawValue) }
+  Communicator.finalize()
   exit(code.rawValue)
 }

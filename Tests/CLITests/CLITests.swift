@@ -28,6 +28,11 @@ import Testing
     let p = Process()
     p.executableURL = try binary()
     p.arguments = args
+    return try collect(p)
+  }
+
+  /// Runs a configured process to its end and returns its status, stdout and stderr.
+  static func collect(_ p: Process) throws -> Result {
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err

@@ -103,6 +103,38 @@ import Darwin
     }
   }
 
+  /// mqan quantize: the converted checkpoint answers exactly as --precision on the F32 one (the
+  /// same bytes of output, scores included), by default; it is smaller; training does not resume
+  /// from it; converting it to another precision is refused.
+  @Test func quantizedCheckpointsAnswerAsTheirPrecision() throws {
+    let path = "\(Self.data)/multi30k.en.de/validation.jsonl"
+    let dir = try Self.trained.get().dir
+    for (p, linears) in [("int8", "all"), ("bf16", "output")] {
+      let out = dir.appendingPathComponent("q-\(p).safetensors").path
+      let q = try CLITests.run(["quantize", "--checkpoint", try Self.checkpoint(), "--precision", p,
+                                "--precision-linears", linears, "-o", out])
+      #expect(q.status == 0 && q.stderr.contains("converted ") && q.stderr.contains("to \(p)"), "\(q.stderr)")
+      let direct = try Self.predict(["--data", path, "--precision", p, "--precision-linears", linears])
+      let stored = try CLITests.run(["predict", "--checkpoint", out, "--threads", "1", "--max-output", "6", "--data", path])
+      #expect(stored.status == 0, "\(stored.stderr)")
+      #expect(stored.stdout == direct.stdout, "\(p)")
+      let ck = try Checkpoint.read(path: out)
+      #expect(ck.quantized["out.weight"]?.rawValue == p && ck.optimizer == nil && ck.extra["precision"] == p)
+      let size = { (f: String) in try FileManager.default.attributesOfItem(atPath: f)[.size] as! Int }
+      #expect(try size(out) < (try size(try Self.checkpoint())))
+      let again = ["quantize", "--checkpoint", out, "--precision", p == "int8" ? "bf16" : "int8", "-o", out + ".2"]
+      BadInputTests.expectError(try CLITests.run(again), again, mentions: ["already converted to \(p)"])
+    }
+    // Training resumes from F32 checkpoints only.
+    let save = dir.appendingPathComponent("resume-quantized").path
+    try FileManager.default.createDirectory(atPath: save, withIntermediateDirectories: true)
+    try FileManager.default.copyItem(atPath: dir.appendingPathComponent("q-int8.safetensors").path,
+                                     toPath: save + "/latest.safetensors")
+    let resume = TrainResumeTests.trainArgs(tasks: "sst", vectors: try TrainResumeTests.writeVectors(in: dir), save: save,
+                                            ["--steps", "6", "--resume"])
+    BadInputTests.expectError(try CLITests.run(resume), resume, mentions: ["mqan quantize", "F32 checkpoint"])
+  }
+
   /// --shortlist: as large as the vocabulary, the same answers and scores as without; small, it
   /// runs and says its sizes. The checkpoint of mqan train holds its tasks' answer words, and
   /// mqan shortlist learns them into another checkpoint.

@@ -16,15 +16,7 @@ import Testing
     env["XDG_CACHE_HOME"] = cacheHome
     env.removeValue(forKey: "MQAN_ROOFLINE_CACHE")
     p.environment = env
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return CLITests.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                           stderr: String(decoding: e, as: UTF8.self))
+    return try CLITests.collect(p)
   }
 
   static func lastJSON(_ r: CLITests.Result) throws -> [String: Any] {

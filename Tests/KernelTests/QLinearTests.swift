@@ -209,6 +209,54 @@ private let shapes: [(m: Int, n: Int, k: Int)] = [
     #expect(memcmp(packed.base, repacked.base, bytes) == 0)
   }
 
+  /// What `mqan quantize` stores: the exported values (bf16 bits, or int8 q and column scales)
+  /// give back the unpacked weight, and that packs into the same bytes, on 4,000 columns with
+  /// scales of many magnitudes (the largest value 127 s must give back s = (127 s) / 127).
+  @Test(arguments: precisions.map(\.id))
+  func exportedValuesPackAgainIdentically(precision p: Int32) {
+    var problem = Problem(m: 1, n: 4000, k: 9, seed: 12)
+    for j in 0..<4000 { for e in 0..<9 { problem.w[j * 9 + e] *= Float(1 + j) * 0.37 } }
+    let packed = problem.pack(p)
+    var back = [Float](repeating: 0, count: 4000 * 9)
+    mq_qweight_unpack(p, 4000, 9, packed.base, &back)
+    var scales = [Float](repeating: 0, count: 4000)
+    var restored = [Float](repeating: 0, count: 4000 * 9)
+    if p == Int32(MQ_PREC_INT8) {
+      var q = [Int8](repeating: 0, count: 4000 * 9)
+      mq_qweight_export(p, 4000, 9, packed.base, &q, &scales)
+      for i in 0..<q.count { restored[i] = Float(q[i]) * scales[i / 9] }
+    } else {
+      var bits = [UInt16](repeating: 0, count: 4000 * 9)
+      mq_qweight_export(p, 4000, 9, packed.base, &bits, nil)
+      for i in 0..<bits.count { restored[i] = Float(bitPattern: UInt32(bits[i]) << 16) }
+    }
+    #expect(restored == back)
+    var again = problem
+    again.w = restored
+    let repacked = again.pack(p)
+    #expect(memcmp(packed.base, repacked.base, Int(mq_qweight_bytes(p, 4000, 9))) == 0)
+  }
+
+  /// The activation conversion with AVX-512 writes the portable loop's bytes: every depth 1...70
+  /// (tails of every length), an all-zero row, halves that round to even, tiny and huge values.
+  @Test(arguments: precisions.map(\.id))
+  func activationConversionMatchesThePortableLoop(precision p: Int32) {
+    var rng = SplitMix64(seed: 21)
+    for k in 1...70 {
+      let m = 5
+      var x = randomFloats(m * k, &rng, in: -3...3)
+      for e in 0..<k { x[k + e] = 0 }
+      for e in 0..<k { x[2 * k + e] = Float(e % 7) - 3.5 }  // q = x / t lands on halves
+      for e in 0..<k { x[3 * k + e] *= e % 2 == 0 ? 1e-39 : 1e30 }
+      let bytes = Int(mq_qact_bytes(p, Int64(m), Int64(k)))
+      let fast = Raw(bytes), portable = Raw(bytes)
+      mq_qact_convert(p, Int64(m), Int64(k), x, Int64(k), fast.base)
+      mq_qact_convert_portable(p, Int64(m), Int64(k), x, Int64(k), portable.base)
+      let used = m * 4 * Int(p == Int32(MQ_PREC_INT8) ? (k + 3) / 4 : (k + 1) / 2) + (p == Int32(MQ_PREC_INT8) ? m * 4 : 0)
+      #expect(memcmp(fast.base, portable.base, used) == 0, "k \(k)")
+    }
+  }
+
   @Test func pathNamesAndNeeds() {
     #expect(String(cString: mq_qpath_name(Int32(MQ_PREC_BF16), Int32(MQ_QPATH_AVX512))) == "avx512-bf16")
     #expect(String(cString: mq_qpath_name(Int32(MQ_PREC_INT8), Int32(MQ_QPATH_AVX512))) == "avx512-vnni")

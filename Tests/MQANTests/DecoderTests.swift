@@ -184,6 +184,7 @@ extension HostTensor {
     case .f32(let a): return try HostTensor(.f32(Array(a[(r * width)..<((r + 1) * width)])), shape: s)
     case .i32(let a): return try HostTensor(.i32(Array(a[(r * width)..<((r + 1) * width)])), shape: s)
     case .i64(let a): return try HostTensor(.i64(Array(a[(r * width)..<((r + 1) * width)])), shape: s)
+    case .bf16, .i8: throw HostTensorError.dtypeMismatch(expected: .f32, found: dtype)
     }
   }
 }

@@ -121,11 +121,26 @@ import Testing
     }
   }
 
+  @Test func bf16AndInt8RoundTrip() throws {
+    let half = try HostTensor(.bf16([0x3F80, 0xBF00, 0x7F7F]), shape: [3])
+    let bytes = try HostTensor(.i8([-127, 0, 5, 127]), shape: [2, 2])
+    let encoded = try SafetensorsFile.encode([("w", half), ("q", bytes)], metadata: [:])
+    let f = try SafetensorsFile(bytes: encoded, source: "t.safetensors")
+    #expect(try f.tensor("w") == half)
+    #expect(try f.tensor("q") == bytes)
+    #expect(try f.tensor("q").asInt32() == [-127, 0, 5, 127])
+    // Two bytes per BF16 element, one per I8: a short range is refused.
+    let short = #"{"w":{"dtype":"BF16","shape":[3],"data_offsets":[0,5]}}"#
+    guard case .sizeMismatch? = Self.parseError(Self.file(short, data: [0, 0, 0, 0, 0])) else {
+      Issue.record("a BF16 tensor of 5 bytes was not refused"); return
+    }
+  }
+
   @Test func wrongDTypes() throws {
     let f16 = #"{"half":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}"#
     let err = Self.parseError(Self.file(f16, data: [0, 0, 0, 0]))
     #expect(err == .unsupportedDType(file: "t.safetensors", tensor: "half", dtype: "F16"))
-    #expect(err!.description == #"t.safetensors: tensor "half": unsupported dtype "F16" (supported: F32, I64, I32)"#)
+    #expect(err!.description == #"t.safetensors: tensor "half": unsupported dtype "F16" (supported: F32, I64, I32, BF16, I8)"#)
     let bogus = #"{"x":{"dtype":"F17","shape":[],"data_offsets":[0,4]}}"#
     #expect(Self.parseError(Self.file(bogus, data: [0, 0, 0, 0]))!.description.contains(#"unknown dtype "F17""#))
     let f = try SafetensorsFile(bytes: SafetensorsFile.encode(Self.sample, metadata: [:]), source: "t.safetensors")

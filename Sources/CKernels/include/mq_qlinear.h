@@ -61,10 +61,19 @@ void mq_qweight_pack(int precision, int64_t n, int64_t k, const float *w, void *
 // The weight the packed data stands for, w'[n, k] = its bf16 values or q * s (tests, round trips).
 void mq_qweight_unpack(int precision, int64_t n, int64_t k, const void *packed, float *w);
 
+// The packed weight's stored values, as a file keeps them (mqan quantize): bf16 bit patterns
+// (uint16_t values[n * k]), or int8 q (int8_t values[n * k]) and the column scales (scales[n]);
+// q * s, in float, is what mq_qweight_unpack gives and packs again into the same panels.
+void mq_qweight_export(int precision, int64_t n, int64_t k, const void *packed, void *values,
+                       float *scales);
+
 // Bytes of the converted activations of m rows of depth k (64-byte multiples).
 size_t mq_qact_bytes(int precision, int64_t m, int64_t k);
 // Converts x [m, k] (rows ldx floats apart) for mq_qlinear into `act` (mq_qact_bytes).
+// With AVX-512 (F, BW, VL) where the CPU has it (MQAN_DISABLE_ISA=avx512bw: not), the same bytes as
+// mq_qact_convert_portable, the plain C loop.
 void mq_qact_convert(int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act);
+void mq_qact_convert_portable(int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act);
 
 // Columns [c0, c1) of y [m, n] (rows ldc floats apart), all m rows: y = x wᵀ from the converted
 // activations and the packed weight, then the epilogue (NULL: none; its residual rows are n floats

@@ -1,4 +1,5 @@
 import Foundation
+import GraphIR
 import Runtime
 
 extension Checkpoint {
@@ -47,8 +48,29 @@ extension Checkpoint {
       optimizerConfig = nil
     }
     var params: [String: HostTensor] = [:], m: [String: HostTensor] = [:], v: [String: HostTensor] = [:]
+    var quantized: [String: Precision] = [:]
     for name in file.order {
-      let t = file.tensors[name]!
+      var t = file.tensors[name]!
+      let scaleName = Self.scalePrefix + name
+      if name.hasPrefix(Self.scalePrefix) {
+        let weight = String(name.dropFirst(Self.scalePrefix.count))
+        guard file.tensors[weight]?.dtype == .i8 else {
+          throw .invalidTensor(file: f, tensor: name, reason: "int8 row scales without an I8 weight \"\(weight)\"")
+        }
+        continue
+      }
+      if t.dtype == .bf16 || t.dtype == .i8 {
+        guard !name.hasPrefix("adam.") else {
+          throw .invalidTensor(file: f, tensor: name, reason: "dtype \(t.dtype): optimizer state is F32")
+        }
+        if t.dtype == .i8, file.tensors[scaleName] == nil {
+          throw .missingTensor(file: f, tensor: scaleName, reason: "the row scales of the I8 weight \"\(name)\"")
+        }
+        do { t = try QuantizedWeight.expand(t, scales: file.tensors[scaleName]) } catch {
+          throw .invalidTensor(file: f, tensor: name, reason: "\(error)")
+        }
+        quantized[name] = file.tensors[name]!.dtype == .bf16 ? .bf16 : .int8
+      }
       guard t.dtype == .f32 else { throw .invalidTensor(file: f, tensor: name, reason: "dtype \(t.dtype), expected F32") }
       if let bad = t.firstNonFinite {
         throw .invalidTensor(file: f, tensor: name, reason: "non-finite value \(bad.value) at index \(bad.index) "
@@ -65,6 +87,7 @@ extension Checkpoint {
       }
     }
     parameters = params
+    self.quantized = quantized
     if hasAdam {
       optimizer = AdamState(step: try integer("adam_step", Int.self), m: m, v: v)
     } else {

@@ -5,7 +5,17 @@ extension Checkpoint {
   /// The tensors in file order and the metadata, after `validate`.
   func encoded(file: String) throws(CheckpointError) -> ([(String, HostTensor)], [String: String]) {
     try validate(file: file)
-    var tensors: [(String, HostTensor)] = parameters.keys.sorted().map { ($0, parameters[$0]!) }
+    var tensors: [(String, HostTensor)] = []
+    for name in parameters.keys.sorted() {
+      guard let p = quantized[name], p != .fp32 else { tensors.append((name, parameters[name]!)); continue }
+      do {
+        let (values, scales) = try QuantizedWeight.compact(parameters[name]!, precision: p)
+        tensors.append((name, values))
+        if let scales { tensors.append((Self.scalePrefix + name, scales)) }
+      } catch {
+        throw .invalidTensor(file: file, tensor: name, reason: "\(error)")
+      }
+    }
     var meta = extra
     meta["format"] = Self.format
     meta["model_config"] = modelConfig
@@ -42,14 +52,21 @@ extension Checkpoint {
     guard step >= 0 else { throw .invalidMetadata(file: f, key: "step", reason: "\(step) is negative") }
     if let bestScore, bestScore.isNaN { throw .invalidMetadata(file: f, key: "best_score", reason: "NaN") }
     for name in parameters.keys.sorted() {
-      guard !name.isEmpty, !name.hasPrefix("adam."), name != "__metadata__" else {
+      guard !name.isEmpty, !name.hasPrefix("adam."), !name.hasPrefix(Self.scalePrefix), name != "__metadata__" else {
         throw .invalidTensor(file: f, tensor: name, reason: "not a usable parameter name")
       }
       guard parameters[name]!.dtype == .f32 else {
         throw .invalidTensor(file: f, tensor: name, reason: "dtype \(parameters[name]!.dtype), expected F32")
       }
     }
+    for name in quantized.keys.sorted() where parameters[name] == nil {
+      throw .invalidTensor(file: f, tensor: name, reason: "marked \(quantized[name]!.rawValue), but there is no such parameter")
+    }
     guard let optimizer else { return }
+    if let name = quantized.keys.sorted().first {
+      throw .invalidTensor(file: f, tensor: name, reason: "a weight converted to \(quantized[name]!.rawValue) is for inference; "
+                             + "a checkpoint with optimizer state keeps every weight in F32")
+    }
     guard optimizer.step >= 0 else {
       throw .invalidMetadata(file: f, key: "adam_step", reason: "\(optimizer.step) is negative")
     }
@@ -95,5 +112,7 @@ func writeLittleEndian(_ t: HostTensor, to w: AtomicFile.Writer) throws(AtomicFi
   case .f32(let a): try bytes(a)
   case .i64(let a): try bytes(a)
   case .i32(let a): try bytes(a)
+  case .bf16(let a): try bytes(a)
+  case .i8(let a): try bytes(a)
   }
 }

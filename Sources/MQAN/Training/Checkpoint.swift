@@ -1,4 +1,5 @@
 import Foundation
+import GraphIR
 import Runtime
 
 /// A training checkpoint: weights under decaNLP's state_dict names, Adam's state, and what a
@@ -11,6 +12,7 @@ import Runtime
 /// | --- | --- |
 /// | `<name>` | every parameter, F32, sorted by name |
 /// | `adam.m.<name>`, `adam.v.<name>` | Adam's moments (only with optimizer state) |
+/// | `<name>` BF16, or I8 with `quant.scale.<name>` F32 [n] | a weight converted by `mqan quantize` (`quantized`) |
 ///
 /// | `__metadata__` key | value |
 /// | --- | --- |
@@ -21,7 +23,8 @@ import Runtime
 /// | `best_score` | the best validation score so far (absent until there is one) |
 /// | `adam_config`, `adam_step` | the optimizer's settings (JSON) and its t (only with optimizer state) |
 ///
-/// Other metadata keys are kept in `extra`. Writing is atomic (temporary file, fsync, rename).
+/// Other metadata keys are kept in `extra` (`mqan quantize` adds `precision` and
+/// `precision_linears` there). Writing is atomic (temporary file, fsync, rename).
 public struct Checkpoint: Sendable, Equatable {
   public static let format = "mqan-checkpoint-1"
   /// Metadata keys this type owns; `extra` may not use them.
@@ -51,6 +54,12 @@ public struct Checkpoint: Sendable, Equatable {
   public var bestScore: Double?
   /// Further metadata, kept as given.
   public var extra: [String: String]
+  /// Weights held in bf16 or int8 (`mqan quantize`): `parameters` has their F32 values (exactly
+  /// what the reduced-precision linear computes with); the file stores them compactly. An
+  /// inference checkpoint: it has no optimizer state.
+  public var quantized: [String: Precision] = [:]
+  /// The tensor-name prefix of an int8 weight's row scales.
+  public static let scalePrefix = "quant.scale."
 
   public init(parameters: [String: HostTensor], optimizer: AdamState? = nil, optimizerConfig: AdamConfig? = nil,
               modelConfig: String, vocabulary: String, decoderMode: String, step: Int,

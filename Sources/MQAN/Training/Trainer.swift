@@ -1,3 +1,4 @@
+import Collective
 import Compiler
 import Foundation
 import GraphIR
@@ -27,6 +28,11 @@ public final class Trainer {
   /// prints the same graph for the same config and dropout).
   public let trainGraph: Graph
   var best: Double?
+  /// The ranks of a data-parallel run (`single`: one process). Rank 0 alone writes the log, the
+  /// plot and the checkpoints, and validates.
+  public let communicator: Communicator
+  /// The summed gradients of a data-parallel step (allocated on its first step).
+  lazy var flatGradients = FlatGradients(parameters: optimizer.parameters)
 
   struct TaskState {
     var name: String
@@ -35,7 +41,9 @@ public final class Trainer {
     var iterator: BucketBatchIterator
   }
 
-  public init(_ requested: TrainOptions, report: (TrainEvent) -> Void) throws {
+  public init(_ requested: TrainOptions, communicator: Communicator = .single,
+              report: (TrainEvent) -> Void) throws {
+    self.communicator = communicator
     var options = requested
     try Self.check(options)
     var config = options.config
@@ -60,6 +68,10 @@ public final class Trainer {
     var checkpoint: Checkpoint?
     if let path = resumeFrom { checkpoint = try Checkpoint.read(path: path) }
     if let ck = checkpoint, let path = resumeFrom {
+      if let name = ck.quantized.keys.sorted().first {
+        throw TrainError.option("--resume", "\(path) holds weights converted by mqan quantize (\(name): "
+                                + "\(ck.quantized[name]!.rawValue)); training resumes from an F32 checkpoint")
+      }
       guard ck.step <= options.steps else {
         throw TrainError.option("--steps", "\(options.steps) is below step \(ck.step) of the checkpoint \(path) "
                                 + "(give --steps above \(ck.step) to train on)")
@@ -179,39 +191,39 @@ public final class Trainer {
   var runStart = Date()
 
   public func run(report: (TrainEvent) -> Void) throws {
+    let lead = communicator.rank == 0
     try Self.makeFolder(options.save)
-    (try? CheckpointDirectory(path: options.save, keepLast: 0))?.removeTemporaryFiles()  // a killed run's leftovers
-    let log = try TrainLog(directory: options.save, truncatingAfter: step)
+    var log: TrainLog?
+    if lead {
+      (try? CheckpointDirectory(path: options.save, keepLast: 0))?.removeTemporaryFiles()  // a killed run's leftovers
+      log = try TrainLog(directory: options.save, truncatingAfter: step)
+    }
     let start = Date()
     runStart = start
     while step < options.steps {
       step += 1
       let t = taskIndex(for: step)
       guard let batch = tasks[t].iterator.next() else { continue }
-      var feed = batch.batch.feed(config: config, embeddings: table)
-      if options.trainEmbeddings { feed["embeddings"] = nil }  // a weight of the plan
-      if (options.dropout ?? MQANPlans.trainingDropout) > 0 {
-        // A new dropout draw every step, a function of (seed, step), so a resumed run draws the same.
-        var rng = SeededRandom(seed: options.seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15))
-        feed["dropout_seed"] = HostTensor(shape: [1], int32s: [Int32(truncatingIfNeeded: rng.next())])
-      }
       let t0 = Date()
-      let out = try executor.run(feed)
-      guard let loss = try out["loss"]?.floats.first else { throw ModelError.graph("the train plan gave no loss") }
-      guard loss.isFinite else {
-        throw ModelError.graph("loss became \(loss) at step \(step) (task \(tasks[t].name))")
-      }
-      let update = try optimizer.step(grads: out, prefix: "grad.")
+      // Every rank draws the same global batch; each trains on its share.
+      let result = communicator.size > 1 ? try dataParallelStep(batch.batch, task: t) : try localStep(batch.batch, task: t)
       let seconds = Date().timeIntervalSince(t0)
-      let tokens = (feed["context"]?.count ?? 0) + (feed["question"]?.count ?? 0) + (feed["answer"]?.count ?? 0)
-      let tps = Double(tokens) / max(seconds, 1e-9)
-      try log.write(["step": step, "loss": Double(loss), "lr": update.learningRate, "tokens_per_s": tps,
-                 "task": tasks[t].name, "grad_norm": update.gradientNorm, "elapsed_s": Date().timeIntervalSince(start)])
-      report(.step(step: step, task: tasks[t].name, loss: Double(loss), lr: update.learningRate,
+      let tps = Double(result.tokens) / max(seconds, 1e-9)
+      var row: [String: Any] = ["step": step, "loss": result.loss, "lr": result.update.learningRate, "tokens_per_s": tps,
+                                "tokens": result.tokens, "step_s": seconds, "task": tasks[t].name, "grad_norm": result.update.gradientNorm,
+                                "elapsed_s": Date().timeIntervalSince(start)]
+      if communicator.size > 1 {
+        row["ranks"] = communicator.size
+        row["wait_s"] = result.waitSeconds
+        row["exchange_s"] = result.exchangeSeconds
+      }
+      try log?.write(row)
+      report(.step(step: step, task: tasks[t].name, loss: result.loss, lr: result.update.learningRate,
                    tokensPerSecond: tps, elapsed: Date().timeIntervalSince(start)))
       if step % options.valEvery == 0 || step == options.steps {
-        try validate(log: log, report: report)
+        try validate(log: log, report: report)  // every rank decodes its share; rank 0 scores
       }
+      guard let log else { continue }
       if step % options.saveEvery == 0 || step == options.steps {
         try save(report: report, bestCandidate: nil)
         log.plot(to: options.save)
@@ -221,13 +233,16 @@ public final class Trainer {
 
   /// Greedy-decodes each task's validation examples, scores them with decaNLP's metric, logs the
   /// decaScore, and keeps the best checkpoint.
-  func validate(log: TrainLog, report: (TrainEvent) -> Void) throws {
+  /// Under MPI every rank decodes a share of the batches (as `mqan predict` does) and rank 0
+  /// (`log` non-nil) scores, logs and saves.
+  func validate(log: TrainLog?, report: (TrainEvent) -> Void) throws {
     let decoder = try MQANDecoder(config: config, params: executor.parameters(), mode: .consistent,
                                     threads: options.threads, gemm: options.gemm ?? Gemm.best,
                                     checkNumerics: options.checkNumerics)
     var perTask: [String: Double] = [:]
     for task in tasks {
       let predictions = try predict(task.validation, decoder: decoder)
+      guard let log else { continue }
       let metric = Metric.primaryMetric(forTask: task.name)
       let score = Metric.score(metric, predictions: predictions, references: task.validation.map { [$0.raw.answer] })
       perTask[task.name] = score
@@ -235,6 +250,7 @@ public final class Trainer {
                  "elapsed_s": Date().timeIntervalSince(runStart)])
       report(.validation(step: step, task: task.name, metric: metric.rawValue, score: score))
     }
+    guard let log else { return }
     let deca = Metric.decaScore(perTask)
     try log.write(["step": step, "decascore": deca])
     report(.decaScore(step: step, score: deca))
@@ -249,11 +265,18 @@ public final class Trainer {
     options.trainEmbeddings ? (executor.parameters()["embeddings"] ?? table) : table
   }
 
-  /// Answers for examples, in order, as detokenized text (`Predictor`, batches of 64).
+  /// Answers for examples, in order, as detokenized text (`Predictor`, batches of 64). Under MPI
+  /// each rank decodes its share of the batches and rank 0 gets them all (the others get theirs).
   public func predict(_ examples: [Example], decoder: MQANDecoder) throws -> [String] {
-    let predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: currentTable,
+    var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: currentTable,
                               maxOutput: options.maxOutput)
-    return try predictor.predict(examples, decoder: decoder).map(\.answer)
+    predictor.shard = (communicator.rank, communicator.size)
+    var (predictions, owned) = try predictor.predictShare(examples, decoder: decoder)
+    if communicator.size > 1 {
+      let shares = try communicator.gather(PredictionShards.encode(predictions, indices: owned))
+      if communicator.rank == 0 { try PredictionShards.merge(shares, into: &predictions) }
+    }
+    return predictions.map(\.answer)
   }
 
   /// Writes `latest.safetensors` (and `best.safetensors` when `bestCandidate` is the new best).

@@ -277,6 +277,8 @@ public final class Executor {
     case .f32(let a): a.withUnsafeBufferPointer { bind(UnsafeRawPointer($0.baseAddress)) }
     case .i32(let a): a.withUnsafeBufferPointer { bind(UnsafeRawPointer($0.baseAddress)) }
     case .i64: bind(UnsafeRawPointer(bucket.staging[k]))
+    // `Bindings.checkDType` refuses these before a run binds anything.
+    case .bf16, .i8: preconditionFailure("input \(slot.name): \(fed.dtype) passed the dtype check")
     }
   }
 

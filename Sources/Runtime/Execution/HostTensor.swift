@@ -12,12 +12,18 @@ public struct HostTensor: Sendable, Equatable {
     case f32 = "F32"
     case i64 = "I64"
     case i32 = "I32"
+    /// bfloat16, stored as its 16 bits (a reduced-precision weight, `mqan quantize`).
+    case bf16 = "BF16"
+    /// Signed bytes (an int8 weight, `mqan quantize`).
+    case i8 = "I8"
 
     /// Bytes per element.
     public var byteSize: Int {
       switch self {
       case .f32, .i32: 4
       case .i64: 8
+      case .bf16: 2
+      case .i8: 1
       }
     }
 
@@ -27,7 +33,7 @@ public struct HostTensor: Sendable, Equatable {
     /// Safetensors dtypes that are valid in a file but that this runtime does not load; a file
     /// using one is rejected with a message saying so (rather than "unknown dtype").
     public static let unsupportedSafetensorsNames: Set<String> = [
-      "BOOL", "U8", "I8", "U16", "I16", "F16", "BF16", "U32", "U64", "F64",
+      "BOOL", "U8", "U16", "I16", "F16", "U32", "U64", "F64",
       "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64",
     ]
   }
@@ -37,6 +43,9 @@ public struct HostTensor: Sendable, Equatable {
     case f32([Float])
     case i64([Int64])
     case i32([Int32])
+    /// bfloat16 bit patterns (the high half of the float's bits).
+    case bf16([UInt16])
+    case i8([Int8])
 
     /// The dtype of these elements.
     public var dtype: DType {
@@ -44,6 +53,8 @@ public struct HostTensor: Sendable, Equatable {
       case .f32: .f32
       case .i64: .i64
       case .i32: .i32
+      case .bf16: .bf16
+      case .i8: .i8
       }
     }
 
@@ -53,6 +64,8 @@ public struct HostTensor: Sendable, Equatable {
       case .f32(let a): a.count
       case .i64(let a): a.count
       case .i32(let a): a.count
+      case .bf16(let a): a.count
+      case .i8(let a): a.count
       }
     }
   }
@@ -124,8 +137,8 @@ public struct HostTensor: Sendable, Equatable {
     }
   }
 
-  /// The elements as `Int32`: I32 as stored, I64 narrowed (throwing `.int32OutOfRange` for the
-  /// first element that does not fit); F32 throws `.dtypeMismatch`.
+  /// The elements as `Int32`: I32 as stored, I8 widened, I64 narrowed (throwing `.int32OutOfRange`
+  /// for the first element that does not fit); F32 and BF16 throw `.dtypeMismatch`.
   public func asInt32() throws(HostTensorError) -> [Int32] {
     switch storage {
     case .i32(let a):
@@ -138,8 +151,10 @@ public struct HostTensor: Sendable, Equatable {
         out.append(w)
       }
       return out
-    case .f32:
-      throw .dtypeMismatch(expected: .i32, found: .f32)
+    case .i8(let a):
+      return a.map(Int32.init)
+    case .f32, .bf16:
+      throw .dtypeMismatch(expected: .i32, found: dtype)
     }
   }
 

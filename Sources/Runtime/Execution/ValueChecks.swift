@@ -118,7 +118,8 @@ enum ValueChecks {
       switch t.storage {
       case .i32(let a): if let i = a.firstIndex(where: { bad(Int($0)) }) { found = (i, Int(a[i])) }
       case .i64(let a): if let i = a.firstIndex(where: { bad(Int($0)) }) { found = (i, Int(a[i])) }
-      case .f32: continue
+      case .i8(let a): if let i = a.firstIndex(where: { bad(Int($0)) }) { found = (i, Int(a[i])) }
+      case .f32, .bf16: continue
       }
       if let (i, v) = found {
         let range = c.inclusive ? "[0, \(c.upper)]" : "[0, \(c.upper))"

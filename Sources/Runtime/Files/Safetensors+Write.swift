@@ -89,6 +89,8 @@ fileprivate func withLittleEndianBytes<E: Error>(_ t: HostTensor,
   case .f32(let a): try bytes(a)
   case .i64(let a): try bytes(a)
   case .i32(let a): try bytes(a)
+  case .bf16(let a): try bytes(a)
+  case .i8(let a): try bytes(a)
   }
 }
 

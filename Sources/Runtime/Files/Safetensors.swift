@@ -81,7 +81,7 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
       return t(f, n, "\"\(field)\" must be \(exp), found \(found)")
     case let .unsupportedDType(f, n, d):
       let known = HostTensor.DType.unsupportedSafetensorsNames.contains(d)
-      return t(f, n, "\(known ? "unsupported" : "unknown") dtype \(quoted(d)) (supported: F32, I64, I32)")
+      return t(f, n, "\(known ? "unsupported" : "unknown") dtype \(quoted(d)) (supported: F32, I64, I32, BF16, I8)")
     case let .invalidShape(f, n, why): return t(f, n, "invalid shape: \(why)")
     case let .invalidOffsets(f, n, why): return t(f, n, "invalid data_offsets: \(why)")
     case let .offsetsReversed(f, n, b, e): return t(f, n, "data_offsets [\(b), \(e)] begin after they end")
@@ -212,6 +212,8 @@ public struct SafetensorsFile: Sendable {
         case .f32: .f32(loadLittleEndian(Float.self, slice))
         case .i64: .i64(loadLittleEndian(Int64.self, slice))
         case .i32: .i32(loadLittleEndian(Int32.self, slice))
+        case .bf16: .bf16(loadLittleEndian(UInt16.self, slice))
+        case .i8: .i8(loadLittleEndian(Int8.self, slice))
         }
         // The sizes were checked above; a mismatch here is still an error, never a trap.
         do throws(HostTensorError) { tensors[e.name] = try HostTensor(storage, shape: e.shape) } catch {
