@@ -17,6 +17,12 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    // `mqan serve`: HTTP, TCP, lifecycle and metrics.
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
   ],
   targets: [
     .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
@@ -33,8 +39,18 @@ let package = Package(
       .product(name: "SystemPackage", package: "swift-system"),
     ]),
     .target(name: "MQAN", dependencies: ["GraphIR", "Compiler", "Runtime", "Collective"]),
+    // The prediction server: one scheduler batching requests from JSON-lines (TCP, stdin) and HTTP.
+    .target(name: "Serve", dependencies: [
+      "MQAN", "Runtime",
+      .product(name: "Hummingbird", package: "hummingbird"),
+      .product(name: "NIOCore", package: "swift-nio"),
+      .product(name: "NIOPosix", package: "swift-nio"),
+      .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      .product(name: "Prometheus", package: "swift-prometheus"),
+      .product(name: "Logging", package: "swift-log"),
+    ], swiftSettings: [.swiftLanguageMode(.v5)]),
     .executableTarget(name: "mqan", dependencies: [
-      "MQAN", "Compiler", "Runtime", "GraphIR", "Collective",
+      "MQAN", "Compiler", "Runtime", "GraphIR", "Collective", "Serve",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ]),
     .testTarget(name: "KernelTests", dependencies: ["CKernels", "COpenBLAS"]),

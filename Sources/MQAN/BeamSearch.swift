@@ -163,7 +163,13 @@ public struct BeamSearch: Sendable {
   private enum Slot { case empty, live, finished }
 
   /// Decodes `batch` items; returns, per item, up to `nBest` hypotheses, best first.
-  public func search<S: BeamScorer>(batch: Int, scorer: inout S) throws -> [[BeamHypothesis]] {
+  ///
+  /// `hooks.finished` hears each item's n-best as soon as the item has no live hypothesis (its
+  /// result cannot change after that), so a server can answer before the whole batch ends;
+  /// `hooks.dropped` is asked before each step, and an item it names is dropped: its slots empty,
+  /// never reported, its result empty.
+  public func search<S: BeamScorer>(batch: Int, scorer: inout S, hooks: BeamSearchHooks = BeamSearchHooks())
+    throws -> [[BeamHypothesis]] {
     guard batch >= 0 else { throw BeamSearchError.options("batch \(batch) < 0") }
     let K = options.beamSize, rows = batch * K, eos = options.eos
     if batch == 0 { return [] }
@@ -183,7 +189,40 @@ public struct BeamSearch: Sendable {
     var nextState = state, nextScores = scores, nextPrefixes = prefixes
     var nextReorder = reorder
 
+    // Items already reported to `hooks.finished` or dropped.
+    var settled = [Bool](repeating: false, count: batch)
+    func report() {
+      guard let finished = hooks.finished else { return }
+      for b in 0..<batch where !settled[b] && !(0..<K).contains(where: { state[b * K + $0] == .live }) {
+        settled[b] = true
+        finished(b, result(b))
+      }
+    }
+    func result(_ b: Int) -> [BeamHypothesis] {
+      var hyps: [(slot: Int, hyp: BeamHypothesis)] = []
+      for k in 0..<K {
+        let r = b * K + k
+        guard state[r] != .empty else { continue }
+        let tokens = Array(prefixes[r].dropFirst())
+        hyps.append((k, BeamHypothesis(
+          tokens: tokens, score: scores[r],
+          normalizedScore: BeamSearch.normalize(scores[r], length: tokens.count, alpha: options.lengthPenalty),
+          finished: state[r] == .finished)))
+      }
+      hyps.sort {
+        $0.hyp.normalizedScore != $1.hyp.normalizedScore
+          ? $0.hyp.normalizedScore > $1.hyp.normalizedScore : $0.slot < $1.slot
+      }
+      return hyps.prefix(options.nBest).map(\.hyp)
+    }
+
     for _ in 0..<options.maxLength {
+      if let dropped = hooks.dropped {
+        for b in 0..<batch where !settled[b] && dropped(b) {
+          settled[b] = true
+          for k in 0..<K { state[b * K + k] = .empty }
+        }
+      }
       if !state.contains(where: { $0 == .live }) { break }
       let found = try scorer.candidates(tokens: prefixes, reorder: reorder, k: K)
       let width = found.perRow
@@ -252,25 +291,28 @@ public struct BeamSearch: Sendable {
       swap(&scores, &nextScores)
       swap(&prefixes, &nextPrefixes)
       swap(&reorder, &nextReorder)
+      report()
     }
+    // Items still live after `maxLength` steps end here.
+    if let finished = hooks.finished {
+      for b in 0..<batch where !settled[b] {
+        settled[b] = true
+        finished(b, result(b))
+      }
+    }
+    return (0..<batch).map(result)
+  }
+}
 
-    let alpha = options.lengthPenalty
-    return (0..<batch).map { b in
-      var hyps: [(slot: Int, hyp: BeamHypothesis)] = []
-      for k in 0..<K {
-        let r = b * K + k
-        guard state[r] != .empty else { continue }
-        let tokens = Array(prefixes[r].dropFirst())
-        hyps.append((k, BeamHypothesis(
-          tokens: tokens, score: scores[r],
-          normalizedScore: BeamSearch.normalize(scores[r], length: tokens.count, alpha: alpha),
-          finished: state[r] == .finished)))
-      }
-      hyps.sort {
-        $0.hyp.normalizedScore != $1.hyp.normalizedScore
-          ? $0.hyp.normalizedScore > $1.hyp.normalizedScore : $0.slot < $1.slot
-      }
-      return hyps.prefix(options.nBest).map(\.hyp)
-    }
+/// Callbacks of `BeamSearch.search(batch:scorer:hooks:)`, called on the searching thread.
+public struct BeamSearchHooks {
+  /// Item `b`'s n-best, once, as soon as it has no live hypothesis (or the search ends).
+  public var finished: ((_ item: Int, _ hypotheses: [BeamHypothesis]) -> Void)?
+  /// Asked before every step for each unsettled item: true drops it (no report, empty result).
+  public var dropped: ((_ item: Int) -> Bool)?
+
+  public init(finished: ((Int, [BeamHypothesis]) -> Void)? = nil, dropped: ((Int) -> Bool)? = nil) {
+    self.finished = finished
+    self.dropped = dropped
   }
 }

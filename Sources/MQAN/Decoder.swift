@@ -67,8 +67,9 @@ public final class MQANDecoder {
 
   /// The n-best hypotheses (limited ids) of each batch item; `shortlist` (ascending distinct
   /// generative ids, `Shortlist.ids`) when the decoder was built with one (nil: every word).
+  /// `hooks` hear each item's answer as soon as it is final and may drop items (`BeamSearchHooks`).
   public func beamSearch(_ feed: [String: HostTensor], options: BeamSearchOptions,
-                         shortlist: [Int32]? = nil) throws -> [[BeamHypothesis]] {
+                         shortlist: [Int32]? = nil, hooks: BeamSearchHooks = BeamSearchHooks()) throws -> [[BeamHypothesis]] {
     guard let l2f = feed["limited_to_full"], let cl = feed["context_limited"] else {
       throw ModelError.graph("decoding needs limited_to_full and context_limited")
     }
@@ -85,7 +86,7 @@ public final class MQANDecoder {
     let enc = try encoder.run(Self.encoderFeed(stepFeed))
     var scorer = try StepScorer(step: step, config: config, feed: stepFeed, encoded: enc,
                                 limitedToFull: l2f.asInt32(), beam: options.beamSize, slots: options.maxLength)
-    return try search.search(batch: batch, scorer: &scorer)
+    return try search.search(batch: batch, scorer: &scorer, hooks: hooks)
   }
 
   /// Per-step wall time of the encode and decode-step plans (when built with `profile`).

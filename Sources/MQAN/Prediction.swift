@@ -92,36 +92,52 @@ public struct Predictor {
     var done = 0
     var owned: [Int] = []
     for (b, idx) in batches.enumerated() where owners[b] == shard.rank {
-      let batch = EncodedBatch(context: idx.map { encoded[$0].context }, question: idx.map { encoded[$0].question },
-                               answer: idx.map { _ in [config.initToken, config.eos] })
-      let limitedToFull = batch.limited(generativeVocab: config.generativeVocab).limitedToFull
-      let feed = batch.feed(config: config, embeddings: embeddings)
-      let ids = shortlist.map {
-        $0.ids(generativeVocab: config.generativeVocab, task: task, contexts: batch.context, questions: batch.question)
-      }
-      if let ids { shortlistSize?(ids.count) }
-      func text(_ tokens: [Int]) -> String {
-        let full = tokens.map { $0 < limitedToFull.count ? limitedToFull[$0] : config.unk }
-        return tokenizer.detokenize(vocabulary.answerTokens(full))
-      }
-      if let beam {
-        let options = BeamSearchOptions(beamSize: beam.size, maxLength: maxOutput, lengthPenalty: beam.lengthPenalty,
-                                        nBest: beam.nBest, eos: Int32(config.eos), initToken: Int32(config.initToken))
-        for (k, hyps) in try decoder.beamSearch(feed, options: options, shortlist: ids).enumerated() {
-          let best = hyps.map { (answer: text($0.tokens.map(Int.init)), score: Double($0.normalizedScore)) }
-          predictions[idx[k]] = Prediction(answer: best.first?.answer ?? "", score: best.first?.score ?? 0,
-                                           tokens: hyps.first?.tokens.count ?? 0, nBest: best)
-        }
-      } else {
-        let out = try decoder.decodeScored(feed, maxLength: maxOutput, shortlist: ids)
-        for (k, row) in out.enumerated() {
-          predictions[idx[k]] = Prediction(answer: text(row.tokens), score: row.score, tokens: row.tokens.count)
-        }
+      try decodeBatch(idx.map { encoded[$0] }, task: task, decoder: decoder, shortlistSize: shortlistSize) { k, p in
+        predictions[idx[k]] = p
       }
       done += idx.count
       owned += idx
       progress?(done)
     }
     return (predictions, owned.sorted())
+  }
+
+  /// Decodes one batch of encoded examples (in this order, as one batch): `finished(k, answer)`
+  /// hears example `k`'s answer as soon as it is final (`BeamSearchHooks`), once per example that
+  /// `dropped` does not drop before it finishes. Greedy unless `beam`.
+  public func decodeBatch(_ examples: [EncodedExample], task: String? = nil, decoder: MQANDecoder,
+                          shortlistSize: ((Int) -> Void)? = nil, dropped: ((Int) -> Bool)? = nil,
+                          finished: @escaping (Int, Prediction) -> Void) throws {
+    let batch = EncodedBatch(context: examples.map(\.context), question: examples.map(\.question),
+                             answer: examples.map { _ in [config.initToken, config.eos] })
+    let limitedToFull = batch.limited(generativeVocab: config.generativeVocab).limitedToFull
+    let feed = batch.feed(config: config, embeddings: embeddings)
+    let ids = shortlist.map {
+      $0.ids(generativeVocab: config.generativeVocab, task: task, contexts: batch.context, questions: batch.question)
+    }
+    if let ids { shortlistSize?(ids.count) }
+    let vocabulary = vocabulary, tokenizer = tokenizer, unk = config.unk
+    func text(_ tokens: [Int32]) -> String {
+      let full = tokens.map { Int($0) < limitedToFull.count ? limitedToFull[Int($0)] : unk }
+      return tokenizer.detokenize(vocabulary.answerTokens(full))
+    }
+    let options = beam.map {
+      BeamSearchOptions(beamSize: $0.size, maxLength: maxOutput, lengthPenalty: $0.lengthPenalty, nBest: $0.nBest,
+                        eos: Int32(config.eos), initToken: Int32(config.initToken))
+    } ?? BeamSearchOptions.greedy(maxLength: maxOutput, eos: Int32(config.eos), initToken: Int32(config.initToken))
+    let greedy = beam == nil
+    let hooks = BeamSearchHooks(finished: { k, hyps in
+      if greedy {
+        // Greedy: the raw sum of log-probabilities (no length penalty), as `decodeScored`.
+        let best = hyps.first
+        finished(k, Prediction(answer: text(best?.tokens ?? []), score: Double(best?.score ?? 0),
+                               tokens: best?.tokens.count ?? 0))
+      } else {
+        let best = hyps.map { (answer: text($0.tokens), score: Double($0.normalizedScore)) }
+        finished(k, Prediction(answer: best.first?.answer ?? "", score: best.first?.score ?? 0,
+                               tokens: hyps.first?.tokens.count ?? 0, nBest: best))
+      }
+    }, dropped: dropped)
+    _ = try decoder.beamSearch(feed, options: options, shortlist: ids, hooks: hooks)
   }
 }

@@ -14,7 +14,7 @@ struct MQANCommand: ParsableCommand {
       ? " (MPI: \(Communicator.libraryVersion ?? "yes"); data-parallel train and sharded predict under mpirun)"
       : " (MPI: no; built without Open MPI, one process only)"),
     subcommands: [CompileCommand.self, VerifyCommand.self, TrainCommand.self, PredictCommand.self, ProfileCommand.self,
-                  ShortlistCommand.self, QuantizeCommand.self])
+                  ShortlistCommand.self, QuantizeCommand.self, ServeCommand.self])
 
   /// Parses the command line. argument-parser reports a missing required option or argument
   /// before an unknown option (`train --frobnicate` would say `Missing expected argument

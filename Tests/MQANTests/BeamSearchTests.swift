@@ -287,4 +287,33 @@ private func options(_ k: Int, maxLength: Int, alpha: Double = 0, nBest: Int = 1
     var p = PrefixScorer(seeds: [], beam: 2, vocab: 3)
     #expect(try BeamSearch(options(2, maxLength: 3, eos: 1)).search(batch: 0, scorer: &p).isEmpty)
   }
+
+  /// `hooks.finished` hears every item once, with its final result, as soon as it stops (greedy:
+  /// in order of answer length); `hooks.dropped` items stop, unreported, the others unchanged.
+  @Test(arguments: [1, 3])
+  func hooksReportEachItemWhenItEndsAndDropItems(k: Int) throws {
+    let seeds: [UInt64] = [61, 62, 63, 64, 65, 66, 67, 68]
+    let (vocab, eos, maxLength) = (5, Int32(4), 9)
+    let opts = options(k, maxLength: maxLength, nBest: k, eos: eos)
+    var plain = PrefixScorer(seeds: seeds, beam: k, vocab: vocab)
+    let expected = try BeamSearch(opts).search(batch: seeds.count, scorer: &plain)
+    var reports: [(item: Int, hyps: [BeamHypothesis])] = []
+    var hooked = PrefixScorer(seeds: seeds, beam: k, vocab: vocab)
+    let got = try BeamSearch(opts).search(batch: seeds.count, scorer: &hooked,
+                                          hooks: BeamSearchHooks(finished: { reports.append(($0, $1)) }))
+    #expect(got == expected)
+    #expect(reports.map(\.item).sorted() == Array(seeds.indices))
+    for r in reports { #expect(r.hyps == expected[r.item]) }
+    if k == 1 {
+      let lengths = reports.map { $0.hyps[0].tokens.count }
+      #expect(lengths == lengths.sorted(), "greedy items are reported as they end: \(lengths)")
+      #expect(Set(lengths).count > 1, "the fixture has answers of different lengths")
+    }
+    var dropping = PrefixScorer(seeds: seeds, beam: k, vocab: vocab)
+    var heard: [Int] = []
+    let partial = try BeamSearch(opts).search(batch: seeds.count, scorer: &dropping, hooks: BeamSearchHooks(
+      finished: { item, _ in heard.append(item) }, dropped: { $0 == 2 }))
+    #expect(partial[2].isEmpty && !heard.contains(2))
+    for i in seeds.indices where i != 2 { #expect(partial[i] == expected[i]) }
+  }
 }
