@@ -84,18 +84,9 @@ struct PredictCommand: ParsableCommand {
       let stderrTerminal = isatty(2) != 0 && Communicator.launchedSize() == nil
 
       // The checkpoint: weights, table, model config, vocabulary, decoder mode.
-      let ck = try Checkpoint.read(path: checkpoint)
-      let config = try ModelConfig.decode(Data(ck.modelConfig.utf8),
-                                          source: "\(checkpoint): __metadata__ key \"model_config\"")
-      var vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: checkpoint)
-      guard var table = ck.parameters["embeddings"] else {
-        throw CheckpointError.missingTensor(file: checkpoint, tensor: "embeddings",
-                                            reason: "the word-vector table; checkpoints of mqan train hold it")
-      }
-      guard table.shape == [vocabulary.count, config.embeddingDim] else {
-        throw CheckpointError.invalidTensor(file: checkpoint, tensor: "embeddings",
-                                            reason: "shape \(table.shape), the model needs [\(vocabulary.count), \(config.embeddingDim)]")
-      }
+      let model = try InferenceCheckpoint(path: checkpoint)
+      let ck = model.checkpoint, config = model.config
+      var vocabulary = model.vocabulary, table = model.table
       if mode == nil {
         guard let m = DecoderMode(rawValue: ck.decoderMode) else {
           throw CheckpointError.invalidMetadata(file: checkpoint, key: "decoder_mode",
@@ -107,9 +98,7 @@ struct PredictCommand: ParsableCommand {
       // The data, every file read before any decoding starts.
       var inputs = try loadInputs()
       let imported = try decaNLP.prepare(ck, path: checkpoint, vocabulary: &vocabulary, table: &table, inputs: &inputs)
-      var params = ck.parameters
-      params["embeddings"] = nil
-      let greedy = try MQANDecoder(config: config, params: params, mode: mode!, threads: threads,
+      let greedy = try MQANDecoder(config: config, params: model.params, mode: mode!, threads: threads,
                                    gemm: try gemm.target(), precision: try precision.target(checkpoint: ck.extra),
                                    shortlist: shortlist > 0, checkNumerics: checkNumerics)
       var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table,

@@ -65,25 +65,13 @@ struct ServeCommand: ParsableCommand {
       throw ValidationError("unknown --decoder \"\(decoder)\" (decanlp or consistent)")
     }
     try reportingErrors {
-      let ck = try Checkpoint.read(path: checkpoint)
-      let config = try ModelConfig.decode(Data(ck.modelConfig.utf8),
-                                          source: "\(checkpoint): __metadata__ key \"model_config\"")
-      let vocabulary = try Vocabulary(jsonData: Data(ck.vocabulary.utf8), source: checkpoint)
-      guard let table = ck.parameters["embeddings"] else {
-        throw CheckpointError.missingTensor(file: checkpoint, tensor: "embeddings",
-                                            reason: "the word-vector table; checkpoints of mqan train hold it")
-      }
-      guard table.shape == [vocabulary.count, config.embeddingDim] else {
-        throw CheckpointError.invalidTensor(file: checkpoint, tensor: "embeddings",
-                                            reason: "shape \(table.shape), the model needs [\(vocabulary.count), \(config.embeddingDim)]")
-      }
+      let model = try InferenceCheckpoint(path: checkpoint)
+      let config = model.config, vocabulary = model.vocabulary, table = model.table
       if mode == .decanlp {
         note("--decoder decanlp: an answer can depend on its batch neighbours' padding (README \"mqan predict\")")
       }
-      var params = ck.parameters
-      params["embeddings"] = nil
-      let decoder = try MQANDecoder(config: config, params: params, mode: mode, threads: threads,
-                                    gemm: try gemm.target(), precision: try precision.target())
+      let decoder = try MQANDecoder(config: config, params: model.params, mode: mode, threads: threads,
+                                    gemm: try gemm.target(), precision: try precision.target(checkpoint: model.checkpoint.extra))
       var predictor = Predictor(config: config, vocabulary: vocabulary, embeddings: table, batchSize: maxBatch,
                                 maxOutput: maxOutput)
       if beam > 1 || nBest > 1 { predictor.beam = (beam, nBest, lengthPenalty) }
