@@ -25,11 +25,14 @@ static inline int mq_mpi_library_version(char *buf, int cap) {
   return 0;
 }
 
-/// MPI_Init_thread (FUNNELED: only the main thread calls MPI), errors returned rather than fatal.
-static inline int mq_mpi_init(int *rank, int *size) {
+/// MPI_Init_thread, errors returned rather than fatal. SERIALIZED: one thread at a time calls
+/// MPI, not always the main one (the gradient sum runs on its own thread while the backward
+/// pass goes on); *serialized says whether the library granted it.
+static inline int mq_mpi_init(int *rank, int *size, int *serialized) {
   int provided = 0;
-  int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+  int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
   if (rc != MPI_SUCCESS) return rc;
+  *serialized = provided >= MPI_THREAD_SERIALIZED;
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   if ((rc = MPI_Comm_rank(MPI_COMM_WORLD, rank)) != MPI_SUCCESS) return rc;
   return MPI_Comm_size(MPI_COMM_WORLD, size);
@@ -85,7 +88,9 @@ static inline int mq_mpi_bcast_bytes(void *buf, int count, int root) {
 
 static inline int mq_mpi_available(void) { return 0; }
 static inline int mq_mpi_library_version(char *buf, int cap) { (void)buf; (void)cap; return -1; }
-static inline int mq_mpi_init(int *rank, int *size) { *rank = 0; *size = 1; return -1; }
+static inline int mq_mpi_init(int *rank, int *size, int *serialized) {
+  *rank = 0; *size = 1; *serialized = 0; return -1;
+}
 static inline int mq_mpi_finalize(void) { return -1; }
 static inline void mq_mpi_abort(int code) { (void)code; }
 static inline int mq_mpi_barrier(void) { return -1; }

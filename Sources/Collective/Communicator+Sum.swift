@@ -15,26 +15,31 @@ extension Communicator {
   /// not on timing, the network, the MPI library's algorithm choice or the bucket size.
   public func sumInRankOrder(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CollectiveError) {
     guard usesMPI, size > 1, count > 0 else { return }
+    var start = 0
+    while start < count {
+      let len = min(Self.bucketFloats, count - start)
+      try sumBucket(buffer + start, count: len)
+      start += len
+    }
+  }
+
+  /// One bucket of `sumInRankOrder` (`count` <= `bucketFloats` floats at `bucket`).
+  func sumBucket(_ bucket: UnsafeMutablePointer<Float>, count len: Int) throws(CollectiveError) {
     let n = size
     let piece0 = (Self.bucketFloats + n - 1) / n
     // send (n x piece) | recv (n x piece) | owned sum (piece) | gathered (n x piece)
     let room = scratch(3 * n * piece0 + piece0)
-    var start = 0
-    while start < count {
-      let len = min(Self.bucketFloats, count - start)
-      let piece = (len + n - 1) / n
-      let send = room, recv = room + n * piece, owned = recv + n * piece, gathered = owned + piece
-      send.update(from: buffer + start, count: len)
-      (send + len).update(repeating: 0, count: n * piece - len)
-      try check(mq_mpi_alltoall_floats(send, recv, Int32(piece)), "MPI_Alltoall")
-      owned.update(from: recv, count: piece)
-      for r in 1..<n {
-        let src = recv + r * piece
-        for i in 0..<piece { owned[i] += src[i] }
-      }
-      try check(mq_mpi_allgather_floats(owned, gathered, Int32(piece)), "MPI_Allgather")
-      (buffer + start).update(from: gathered, count: len)
-      start += len
+    let piece = (len + n - 1) / n
+    let send = room, recv = room + n * piece, owned = recv + n * piece, gathered = owned + piece
+    send.update(from: bucket, count: len)
+    (send + len).update(repeating: 0, count: n * piece - len)
+    try check(mq_mpi_alltoall_floats(send, recv, Int32(piece)), "MPI_Alltoall")
+    owned.update(from: recv, count: piece)
+    for r in 1..<n {
+      let src = recv + r * piece
+      for i in 0..<piece { owned[i] += src[i] }
     }
+    try check(mq_mpi_allgather_floats(owned, gathered, Int32(piece)), "MPI_Allgather")
+    bucket.update(from: gathered, count: len)
   }
 }

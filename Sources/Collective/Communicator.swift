@@ -23,19 +23,24 @@ public enum CollectiveError: Error, CustomStringConvertible, Sendable {
 /// `Communicator.world()` initialises MPI once, and only when a launcher started this process
 /// (`mpirun`/`mpiexec` set `OMPI_COMM_WORLD_SIZE`, Slurm's `srun --mpi=pmix` sets `PMIX_RANK`);
 /// otherwise it is `single` and no MPI call is ever made, so mqan runs as one process exactly as
-/// without MPI. Only the thread that created the communicator may call it (MPI_THREAD_FUNNELED).
+/// without MPI. One thread at a time may call it (MPI_THREAD_SERIALIZED where granted, see
+/// `serialized`; else only the thread that created it).
 public final class Communicator: @unchecked Sendable {
   public let rank: Int
   public let size: Int
   /// Whether the calls go to MPI (false: one process, every collective is the identity).
   public let usesMPI: Bool
+  /// Whether MPI may be called from a thread other than the main one, one thread at a time
+  /// (MPI_THREAD_SERIALIZED granted): what `BucketSum` needs to overlap the backward pass.
+  public let serialized: Bool
   private var scratch: UnsafeMutablePointer<Float>?
   private var scratchCount = 0
 
-  init(rank: Int, size: Int, usesMPI: Bool) {
+  init(rank: Int, size: Int, usesMPI: Bool, serialized: Bool = false) {
     self.rank = rank
     self.size = size
     self.usesMPI = usesMPI
+    self.serialized = serialized
   }
 
   deinit { scratch?.deallocate() }
@@ -68,11 +73,11 @@ public final class Communicator: @unchecked Sendable {
       if n == 1 { return .success(.single) }
       return .failure(.notBuiltWithMPI(detail: "started by an MPI launcher with \(n) processes"))
     }
-    var rank: Int32 = 0, size: Int32 = 1
-    let rc = mq_mpi_init(&rank, &size)
+    var rank: Int32 = 0, size: Int32 = 1, serialized: Int32 = 0
+    let rc = mq_mpi_init(&rank, &size, &serialized)
     guard rc == 0 else { return .failure(.mpi(call: "MPI_Init_thread", message: errorString(rc))) }
     initialized = true
-    return .success(Communicator(rank: Int(rank), size: Int(size), usesMPI: true))
+    return .success(Communicator(rank: Int(rank), size: Int(size), usesMPI: true, serialized: serialized != 0))
   }()
 
   /// Set once, by the thread that initialised MPI (the only one that calls MPI).

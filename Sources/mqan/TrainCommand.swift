@@ -39,6 +39,11 @@ struct TrainCommand: ParsableCommand {
   @Option(help: "Threads (1...256), per rank under mpirun.") var threads = 2
   @Option(help: "Learning-rate warmup steps.") var warmup = 800
   @Option(help: "Longest greedy answer at validation (1...1000).") var maxOutput = 50
+  @Option(help: ArgumentHelp(
+    "Under mpirun: sum each bucket of gradients over the ranks while the backward pass goes on (on), or after it "
+      + "(off); the same results either way. auto: on where this host's ranks x threads leave a core free.",
+    valueName: "auto|on|off"))
+  var overlapGradientSum = "auto"
   @Option(help: "Dropout rate at decaNLP's sites, in [0, 1) (decaNLP's dropout_ratio; 0 turns dropout off). (default: 0.2)")
   var dropout: Float?
 
@@ -72,6 +77,14 @@ struct TrainCommand: ParsableCommand {
       options.checkNumerics = checkNumerics
       options.warmup = warmup
       options.maxOutput = maxOutput
+      switch overlapGradientSum {
+      case "on": options.overlapGradientSum = true
+      case "off": options.overlapGradientSum = false
+      case "auto":
+        options.overlapGradientSum = JobPlacement.hasSpareCore(threads: threads, env: ProcessInfo.processInfo.environment,
+                                                               hostCores: sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+      default: throw ValidationError("--overlap-gradient-sum: \"\(overlapGradientSum)\" is not auto, on or off")
+      }
       if let p = dropout {
         guard p >= 0 && p < 1 else { throw ValidationError("--dropout must be in [0, 1), got \(p)") }
         options.dropout = p

@@ -1,7 +1,7 @@
 import Testing
 @testable import mqan
 
-/// The oversubscription warnings of `--threads` under mpirun.
+/// The oversubscription warnings of `--threads` under mpirun, and when the gradient sum overlaps.
 @Suite struct JobPlacementTests {
   @Test func warnsWhenRanksTimesThreadsExceedTheCores() {
     let two = ["OMPI_COMM_WORLD_LOCAL_SIZE": "2"]
@@ -14,6 +14,15 @@ import Testing
     #expect(bound.count == 1 && bound[0].contains("bound to 1 core but runs --threads 4")
             && bound[0].contains("--map-by slot:PE=4"), "\(bound)")
     #expect(JobPlacement.warnings(threads: 8, env: ["SLURM_NTASKS_PER_NODE": "4"], hostCores: 16, boundCores: nil).count == 1)
+  }
+
+  /// --overlap-gradient-sum auto: on only where this host's ranks x threads leave a core free.
+  @Test func overlapNeedsASpareCore() {
+    let two = ["OMPI_COMM_WORLD_LOCAL_SIZE": "2"]
+    #expect(!JobPlacement.hasSpareCore(threads: 1, env: two, hostCores: 2))
+    #expect(JobPlacement.hasSpareCore(threads: 1, env: two, hostCores: 3))
+    #expect(!JobPlacement.hasSpareCore(threads: 8, env: ["SLURM_NTASKS_PER_NODE": "2"], hostCores: 16))
+    #expect(JobPlacement.hasSpareCore(threads: 7, env: ["SLURM_NTASKS_PER_NODE": "2"], hostCores: 16))
   }
 
   @Test func boundCoresReadsThisProcesssMask() {

@@ -76,6 +76,19 @@ struct MPITests {
       for i in p.indices where abs(p[i] - q[i]) > worst.diff { worst = (name, abs(p[i] - q[i])) }
     }
     #expect(worst.diff <= 1e-5, "weights differ by \(worst.diff) in \(worst.name)")
+    // The gradient sum overlapped with the backward pass (logged) gives the bits of the sum
+    // after it: the same weights and optimizer state.
+    var runs: [String: Checkpoint] = [:]
+    for mode in ["on", "off"] {
+      let save = dir.appendingPathComponent("overlap-\(mode)")
+      let r = try Self.runMPI(2, args(save.path) + ["--overlap-gradient-sum", mode])
+      try #require(r.status == 0, "--overlap-gradient-sum \(mode) exited \(r.status): \(r.stderr.suffix(2000))")
+      let text = try String(contentsOf: save.appendingPathComponent("log.jsonl"), encoding: .utf8)
+      #expect(text.contains("\"overlap\":\(mode == "on")"), "\(mode)")
+      runs[mode] = try Checkpoint.read(path: save.appendingPathComponent("latest.safetensors").path)
+    }
+    let overlapped = try #require(runs["on"]), sequential = try #require(runs["off"])
+    #expect(overlapped.parameters == sequential.parameters && overlapped.optimizer == sequential.optimizer)
   }
 
   // MARK: - A dead rank

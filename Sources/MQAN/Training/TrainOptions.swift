@@ -27,6 +27,10 @@ public struct TrainOptions: Sendable {
   public var warmup = 800
   /// The GEMM the train and decoding plans are compiled for (nil: this CPU's best mqan path).
   public var gemm: GemmTarget?
+  /// Under mpirun: sum each bucket of gradients over the ranks as soon as the backward pass has
+  /// finished it, on a thread of its own (false: after the whole backward pass). The same bits
+  /// either way.
+  public var overlapGradientSum = false
 
   public init(dataDir: String, tasks: [String], config: ModelConfig, save: String) {
     self.dataDir = dataDir

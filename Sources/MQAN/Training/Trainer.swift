@@ -32,7 +32,8 @@ public final class Trainer {
   /// plot and the checkpoints, and validates.
   public let communicator: Communicator
   /// The summed gradients of a data-parallel step (allocated on its first step).
-  lazy var flatGradients = FlatGradients(parameters: optimizer.parameters)
+  lazy var exchange = GradientExchange(parameters: optimizer.parameters, executor: executor,
+                                       communicator: communicator, overlap: options.overlapGradientSum)
 
   struct TaskState {
     var name: String
@@ -216,6 +217,7 @@ public final class Trainer {
         row["ranks"] = communicator.size
         row["wait_s"] = result.waitSeconds
         row["exchange_s"] = result.exchangeSeconds
+        row["overlap"] = exchange.sum != nil
       }
       try log?.write(row)
       report(.step(step: step, task: tasks[t].name, loss: result.loss, lr: result.update.learningRate,

@@ -33,6 +33,7 @@ extension BoundPlan {
         }
       }
       team.sync()
+      if team.ith == 0, let stageHook { stageHook(s) }
       if let numerics, !numericsChecks[s].isEmpty {
         // Thread 0 takes the stage's key; every thread scans its share; a second barrier keeps
         // the next stage from overwriting what is being read.

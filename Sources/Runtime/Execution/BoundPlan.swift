@@ -42,6 +42,9 @@ final class BoundPlan {
   private(set) var bodies: [BoundPlan?]
   /// The watch's key of the stage being checked (written by thread 0 between barriers).
   var numericsKey = 0
+  /// Called by thread 0 after each stage of the root plan (its index), while the other threads
+  /// wait at the next barrier; set for one run (`Executor.run(_:external:dims:afterStage:)`).
+  var stageHook: ((Int) -> Void)?
   /// Per buffer: the buffer a view finally aliases (itself for non-views).
   private let roots: [Int]
   /// Inside a scan body: (body buffer, parent buffer) for every `.outer(k)` buffer.

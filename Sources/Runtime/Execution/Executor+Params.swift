@@ -70,3 +70,17 @@ extension Executor {
   /// The executor's table of weight pointers.
   private var weightPointers: [String: UnsafeMutableRawPointer] { params }
 }
+
+extension Executor {
+  /// Each output's last stage: the stage after which every step that writes its memory (the
+  /// output's root buffer, in place or not) has run; -1 for an output no step computes.
+  public var finalStages: [String: Int] {
+    var last: [Int: Int] = [:]
+    for st in plan.steps {
+      for o in st.outputs { let r = plan.rootBuffer(o); last[r] = max(last[r] ?? -1, st.stage) }
+    }
+    var out: [String: Int] = [:]
+    for o in plan.outputs { out[o.name] = last[plan.rootBuffer(o.buffer)] ?? -1 }
+    return out
+  }
+}

@@ -154,8 +154,11 @@ public final class Executor {
   ///     memory with an input only where the op that writes it allows (`cache_update` with an
   ///     identity reorder). The memory must stay valid and unchanged by others during the call.
   /// - Returns: the plan outputs not bound in `external`, by name.
+  ///   - afterStage: called on one thread after each stage of the plan with the stage's index,
+  ///     once every step of it has written its outputs; it must return quickly (the next stage
+  ///     waits for it). `finalStages` says after which stage each output is complete.
   public func run(_ inputs: [String: HostTensor], external: [String: ExternalTensor],
-                  dims: [String: Int] = [:]) throws(RuntimeError) -> [String: HostTensor] {
+                  dims: [String: Int] = [:], afterStage: ((Int) -> Void)? = nil) throws(RuntimeError) -> [String: HostTensor] {
     let start = profileTable == nil ? 0 : monotonicNanoseconds()
     defer { if profileTable != nil { wallNanoseconds &+= monotonicNanoseconds() &- start; wallRuns += 1 } }
     var externalInputs: [String: [Int]] = [:]
@@ -196,6 +199,8 @@ public final class Executor {
     var result: [String: HostTensor] = [:]
     numerics?.reset()
     packed.refresh(pool)
+    bucket.root.stageHook = afterStage
+    defer { bucket.root.stageHook = nil }
     withInputs(0, inputs, external, bucket) {
       bucket.root.refresh()
       pool.run({ ctx, ith, nth in
