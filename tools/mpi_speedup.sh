@@ -35,7 +35,9 @@ def rate(rs):
 steady = b[1:]
 mean = lambda k, rs: sum(r[k] for r in rs) / len(rs)
 print(f"step time (steps 2..): 1 process {mean('step_s', a[1:]):.3f} s, {sys.argv[3]} ranks {mean('step_s', steady):.3f} s, "
-      f"of which waiting for the slowest share {mean('wait_s', steady):.3f} s and the gradient sum {mean('exchange_s', steady):.3f} s")
+      + (f"of which the gradient sum left after the backward pass (overlap on) {mean('wait_s', steady):.3f} s"
+         if steady[-1].get("overlap") else
+         f"of which waiting for the slowest share {mean('wait_s', steady):.3f} s and the gradient sum {mean('exchange_s', steady):.3f} s"))
 gap = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
 ra, rb = rate(a), rate(b)
 print(f"1 process: {ra:.0f} tokens/s   {sys.argv[3]} ranks: {rb:.0f} tokens/s   speedup {rb / ra:.2f}x   "

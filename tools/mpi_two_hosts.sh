@@ -75,9 +75,13 @@ rows = [r for r in map(json.loads, open(sys.argv[1])) if "loss" in r]
 assert rows and all(r.get("ranks") == 2 for r in rows), "log.jsonl: not a 2-rank run"
 steady = rows[1:] or rows
 print(f"two hosts: {len(rows)} steps, {sum(r['tokens'] for r in steady) / sum(r['step_s'] for r in steady):.0f} tokens/s "
-      f"(steps 2..{len(rows)}), step {sum(r['step_s'] for r in steady) / len(steady):.3f} s, of which waiting "
-      f"{sum(r['wait_s'] for r in steady) / len(steady):.3f} s and the gradient sum over TCP "
-      f"{sum(r['exchange_s'] for r in steady) / len(steady):.3f} s; final loss {rows[-1]['loss']:.4f}")
+      f"(steps 2..{len(rows)}), step {sum(r['step_s'] for r in steady) / len(steady):.3f} s, of which "
+      + (f"the gradient sum over TCP left after the backward pass (overlap on) "
+         f"{sum(r['wait_s'] for r in steady) / len(steady):.3f} s"
+         if rows[-1].get("overlap") else
+         f"waiting {sum(r['wait_s'] for r in steady) / len(steady):.3f} s and the gradient sum over TCP "
+         f"{sum(r['exchange_s'] for r in steady) / len(steady):.3f} s")
+      + f"; final loss {rows[-1]['loss']:.4f}")
 PY
 ip -n mqan-h1 -s link show mq0 | awk '/RX:/{getline; rx=$1} /TX:/{getline; tx=$1} END{printf "h1 mq0: %.1f MB received, %.1f MB sent\n", rx/1e6, tx/1e6}'
 test -f "$work/run/latest.safetensors" && echo "checkpoint: $work/run/latest.safetensors written by rank 0 (h1)"

@@ -79,8 +79,7 @@ public final class BucketSum: @unchecked Sendable {
       condition.unlock()
       let bucket = buffer + start
       if s != 1 { for i in 0..<len { bucket[i] = bucket[i] * s } }
-      var error: CollectiveError?
-      do { try communicator.sumBucket(bucket, count: len) } catch let e { error = e }
+      let error = communicator.sumBucket(bucket, count: len)
       condition.lock()
       if let error { failure = error } else { done = start + len }
       condition.broadcast()

@@ -18,13 +18,15 @@ extension Communicator {
     var start = 0
     while start < count {
       let len = min(Self.bucketFloats, count - start)
-      try sumBucket(buffer + start, count: len)
+      if let error = sumBucket(buffer + start, count: len) { throw error }
       start += len
     }
   }
 
-  /// One bucket of `sumInRankOrder` (`count` <= `bucketFloats` floats at `bucket`).
-  func sumBucket(_ bucket: UnsafeMutablePointer<Float>, count len: Int) throws(CollectiveError) {
+  /// One bucket of `sumInRankOrder` (`count` <= `bucketFloats` floats at `bucket`); the MPI
+  /// failure, if any. (It returns the error rather than throwing it: a typed throw from here was
+  /// miscompiled in release builds, and the caller then crashed reading the error.)
+  func sumBucket(_ bucket: UnsafeMutablePointer<Float>, count len: Int) -> CollectiveError? {
     let n = size
     let piece0 = (Self.bucketFloats + n - 1) / n
     // send (n x piece) | recv (n x piece) | owned sum (piece) | gathered (n x piece)
@@ -33,13 +35,18 @@ extension Communicator {
     let send = room, recv = room + n * piece, owned = recv + n * piece, gathered = owned + piece
     send.update(from: bucket, count: len)
     (send + len).update(repeating: 0, count: n * piece - len)
-    try check(mq_mpi_alltoall_floats(send, recv, Int32(piece)), "MPI_Alltoall")
+    if let e = failure(mq_mpi_alltoall_floats(send, recv, Int32(piece)), "MPI_Alltoall") { return e }
     owned.update(from: recv, count: piece)
     for r in 1..<n {
       let src = recv + r * piece
       for i in 0..<piece { owned[i] += src[i] }
     }
-    try check(mq_mpi_allgather_floats(owned, gathered, Int32(piece)), "MPI_Allgather")
+    if let e = failure(mq_mpi_allgather_floats(owned, gathered, Int32(piece)), "MPI_Allgather") { return e }
     bucket.update(from: gathered, count: len)
+    return nil
+  }
+
+  private func failure(_ rc: Int32, _ call: String) -> CollectiveError? {
+    rc == 0 ? nil : .mpi(call: call, message: Self.errorString(rc))
   }
 }
