@@ -258,6 +258,19 @@ MQ_HOT void mq_mixture_topk_shortlist(float *values, int32_t *indices, const flo
                        take_log, scratch, touched, tid, tval, r0, r1);
 }
 
+// The reference twins' last step for one row of the mixture (X values): its k best by mq_topk_ref
+// (their logs when take_log), slots past X filled with -inf and id 0.
+static void mq_topk_row_ref(const float *mix, int64_t X, int64_t k, int take_log, float *values, int32_t *indices) {
+  const int64_t m = k < X ? k : X;
+  mq_topk_ref(mix, X, m, values, indices);
+  for (int64_t s = 0; s < m; s++)
+    if (take_log) values[s] = logf(values[s]);
+  for (int64_t s = m; s < k; s++) {
+    values[s] = -INFINITY;
+    indices[s] = 0;
+  }
+}
+
 // The same from the reference kernels: the softmax, the mixture into the scratch row (X floats),
 // then mq_topk_ref. scratch must hold V + X floats.
 void mq_mixture_topk_ref(float *values, int32_t *indices, const float *logits, const float *gamma,
@@ -271,14 +284,7 @@ void mq_mixture_topk_ref(float *values, int32_t *indices, const float *logits, c
     const int64_t b = r / T;
     mq_pointer_mixture_ref(mix, p, gamma + r, lambda + r, ac + r * Lc, cids + b * Lc, aq + r * Lq, qids + b * Lq, 1,
                            V, X, Lc, Lq, 0, 1);
-    const int64_t m = k < X ? k : X;
-    mq_topk_ref(mix, X, m, values + r * k, indices + r * k);
-    for (int64_t s = 0; s < m; s++)
-      if (take_log) values[r * k + s] = logf(values[r * k + s]);
-    for (int64_t s = m; s < k; s++) {
-      values[r * k + s] = -INFINITY;
-      indices[r * k + s] = 0;
-    }
+    mq_topk_row_ref(mix, X, k, take_log, values + r * k, indices + r * k);
   }
 }
 
@@ -301,13 +307,6 @@ void mq_mixture_topk_shortlist_ref(float *values, int32_t *indices, const float 
     mq_pointer_mixture_ref(mix, p, gamma + r, lambda + r, ac + r * Lc, cids + b * Lc, aq + r * Lq, qids + b * Lq, 1,
                            V, X, Lc, Lq, 0, 1);
     for (int64_t j = 0; j < V; j++) if (keep[j] == 0.0f) mix[j] = -INFINITY;
-    const int64_t m = k < X ? k : X;
-    mq_topk_ref(mix, X, m, values + r * k, indices + r * k);
-    for (int64_t s = 0; s < m; s++)
-      if (take_log) values[r * k + s] = logf(values[r * k + s]);
-    for (int64_t s = m; s < k; s++) {
-      values[r * k + s] = -INFINITY;
-      indices[r * k + s] = 0;
-    }
+    mq_topk_row_ref(mix, X, k, take_log, values + r * k, indices + r * k);
   }
 }

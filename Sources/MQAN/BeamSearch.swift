@@ -293,14 +293,12 @@ public struct BeamSearch: Sendable {
       swap(&reorder, &nextReorder)
       report()
     }
+    let results = (0..<batch).map(result)
     // Items still live after `maxLength` steps end here.
     if let finished = hooks.finished {
-      for b in 0..<batch where !settled[b] {
-        settled[b] = true
-        finished(b, result(b))
-      }
+      for b in 0..<batch where !settled[b] { finished(b, results[b]) }
     }
-    return (0..<batch).map(result)
+    return results
   }
 }
 

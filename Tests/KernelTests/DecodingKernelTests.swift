@@ -101,11 +101,7 @@ import Testing
     // Logits with repeats (ties), copy ids with repeats, inside and past V.
     let logits = (0..<(rows * v)).map { _ in Float(Int.random(in: -40...40, using: &rng)) / 8 }
     let gamma = randomFloats(rows, &rng, in: 0.01...0.99), lambda = randomFloats(rows, &rng, in: 0.01...0.99)
-    func attention(_ n: Int) -> [Float] {
-      var a = randomFloats(rows * n, &rng, in: 0...1)
-      for r in 0..<rows { let s = a[(r * n)..<((r + 1) * n)].reduce(0, +); for i in 0..<n { a[r * n + i] /= s } }
-      return a
-    }
+    func attention(_ n: Int) -> [Float] { randomAttention(rows: rows, width: n, &rng) }
     let ac = attention(lc), aq = attention(lq)
     let cids = (0..<(b * lc)).map { _ in Int32(Int.random(in: 0..<x, using: &rng)) }
     var qids = (0..<(b * lq)).map { _ in Int32(Int.random(in: 0..<x, using: &rng)) }

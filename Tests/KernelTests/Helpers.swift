@@ -35,6 +35,13 @@ func randomFloats(_ n: Int, _ rng: inout SplitMix64, in range: ClosedRange<Float
   (0..<n).map { _ in Float.random(in: range, using: &rng) }
 }
 
+/// `rows` attention rows of `width` weights drawn from `range`, each row normalised to sum 1.
+func randomAttention(rows: Int, width n: Int, _ rng: inout SplitMix64, in range: ClosedRange<Float> = 0...1) -> [Float] {
+  var a = randomFloats(rows * n, &rng, in: range)
+  for r in 0..<rows { let s = a[(r * n)..<((r + 1) * n)].reduce(0, +); for i in 0..<n { a[r * n + i] /= s } }
+  return a
+}
+
 func randomIds(_ n: Int, below bound: Int32, _ rng: inout SplitMix64) -> [Int32] {
   (0..<n).map { _ in Int32.random(in: 0..<bound, using: &rng) }
 }

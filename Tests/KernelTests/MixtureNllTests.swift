@@ -18,11 +18,7 @@ private struct OutputLayerCase {
     logits = randomFloats(rows * v, &rng, in: -3...3)
     gamma = randomFloats(rows, &rng, in: 0.1...0.9)
     lambda = randomFloats(rows, &rng, in: 0.1...0.9)
-    func attention(_ n: Int) -> [Float] {
-      var a = randomFloats(rows * n, &rng, in: 0.05...1)
-      for r in 0..<rows { let s = a[(r * n)..<((r + 1) * n)].reduce(0, +); for i in 0..<n { a[r * n + i] /= s } }
-      return a
-    }
+    func attention(_ n: Int) -> [Float] { randomAttention(rows: rows, width: n, &rng, in: 0.05...1) }
     ac = attention(lc)
     aq = attention(lq)
     let c = (0..<(b * lc)).map { _ in Int32(Int.random(in: 0..<x, using: &rng)) }

@@ -9,11 +9,7 @@ import Testing
     var rng = SplitMix64(seed: UInt64(b * 77 + v + k))
     let rows = b * t
     let gamma = randomFloats(rows, &rng, in: 0.01...0.99), lambda = randomFloats(rows, &rng, in: 0.01...0.99)
-    func attention(_ n: Int) -> [Float] {
-      var a = randomFloats(rows * n, &rng, in: 0...1)
-      for r in 0..<rows { let s = a[(r * n)..<((r + 1) * n)].reduce(0, +); for i in 0..<n { a[r * n + i] /= s } }
-      return a
-    }
+    func attention(_ n: Int) -> [Float] { randomAttention(rows: rows, width: n, &rng) }
     let ac = attention(lc), aq = attention(lq)
     let cids = (0..<(b * lc)).map { _ in Int32(Int.random(in: 0..<x, using: &rng)) }
     let qids = (0..<(b * lq)).map { _ in Int32(Int.random(in: 0..<x, using: &rng)) }
