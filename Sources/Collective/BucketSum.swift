@@ -14,19 +14,11 @@ public final class BucketSum: @unchecked Sendable {
   private var buffer: UnsafeMutablePointer<Float>?
   private var count = 0, readyUpTo = 0, done = 0, scale: Float = 1
   private var failure: CollectiveError?
-  private var stopping = false
+  /// Started by the first `begin`; it waits for work as long as the process lives.
   private var thread: Thread?
 
   public init(_ communicator: Communicator) {
     self.communicator = communicator
-  }
-
-  /// Ends the thread (it holds this object until then).
-  public func stop() {
-    condition.lock()
-    stopping = true
-    condition.broadcast()
-    condition.unlock()
   }
 
   /// Starts a sum of `count` floats at `buffer`, each multiplied by `scale` first (`x * scale`,
@@ -67,9 +59,9 @@ public final class BucketSum: @unchecked Sendable {
     if let f { throw f }
   }
 
-  private func loop() {
+  private func loop() -> Never {
     condition.lock()
-    while !stopping {
+    while true {
       guard let buffer, failure == nil, done < count,
             readyUpTo - done >= min(Communicator.bucketFloats, count - done) else {
         condition.wait()
@@ -84,6 +76,5 @@ public final class BucketSum: @unchecked Sendable {
       if let error { failure = error } else { done = start + len }
       condition.broadcast()
     }
-    condition.unlock()
   }
 }
