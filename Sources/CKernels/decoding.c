@@ -1,14 +1,17 @@
 // Incremental decoding: key/value cache update with beam reordering, and row-wise top-k.
 //
-// Legend: R rows (B * K hypotheses), S cache slots, D width, t the step written.
+// Legend: R rows (B * K hypotheses), S cache slots, D width, t the step written: row r's is
+// steps[r * step_stride] (stride 0: one step for every row; 1: each row its own, as a server's
+// rows that joined at different steps).
 #include "ckernels.h"
 #include "mq_math.h"
 
 // Rows [r0, r1) of out [R, S, D]: slots [0, t) from cache row reorder[r], slot t = row[r],
 // slots (t, S) zero. out may be cache itself when reorder[r] == r for every row (nothing to copy).
 void mq_cache_update(float *out, const float *cache, const int32_t *reorder, const float *row, int64_t S,
-                     int64_t D, int64_t t, int64_t r0, int64_t r1) {
+                     int64_t D, const int32_t *steps, int64_t step_stride, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
+    const int64_t t = steps[r * step_stride];
     float *o = out + r * S * D;
     const float *src = cache + (int64_t)reorder[r] * S * D;
     if (o != src && t > 0) memcpy(o, src, (size_t)(t * D) * sizeof(float));
@@ -18,9 +21,9 @@ void mq_cache_update(float *out, const float *cache, const int32_t *reorder, con
 }
 
 void mq_cache_update_ref(float *out, const float *cache, const int32_t *reorder, const float *row, int64_t S,
-                         int64_t D, int64_t t, int64_t r0, int64_t r1) {
+                         int64_t D, const int32_t *steps, int64_t step_stride, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++)
-    for (int64_t j = 0; j < S; j++)
+    for (int64_t j = 0, t = steps[r * step_stride]; j < S; j++)
       for (int64_t e = 0; e < D; e++) {
         float v = 0;
         if (j < t) v = cache[((int64_t)reorder[r] * S + j) * D + e];

@@ -125,13 +125,8 @@ public enum BeamSearchError: Error, CustomStringConvertible, Equatable {
 
 /// Batched beam search over `B × K` hypotheses, independent of the model (see `BeamScorer`).
 ///
-/// Each step scores every row once, then per batch item:
-/// - finished hypotheses (ended in `eos`) keep their slot and score, stop growing and do not
-///   compete for expansion slots;
-/// - the other `K - finished` slots take the best `score + logp` expansions of the live
-///   hypotheses (`mq_topk` over each live row's best K tokens, which hold the best K of all
-///   `live × vocabulary` expansions; ties to the lower beam, then lower token); an expansion
-///   ending in `eos` finishes; a slot with no finite candidate is empty.
+/// Each step scores every row once, then grows each batch item's hypotheses (`BeamRows.expand`:
+/// finished ones keep their slot, the other slots take the best expansions of the live ones).
 /// The first step expands only the single `<init>` hypothesis (no K duplicates). The search stops
 /// when no batch item has a live hypothesis, or after `maxLength` steps. The n-best are the kept
 /// finished and live-at-`maxLength` hypotheses ranked by normalized score (ties: lower slot).
@@ -160,8 +155,6 @@ public struct BeamSearch: Sendable {
     alpha == 0 ? score : Float(Double(score) / lengthPenalty(length: length, alpha: alpha))
   }
 
-  private enum Slot { case empty, live, finished }
-
   /// Decodes `batch` items; returns, per item, up to `nBest` hypotheses, best first.
   ///
   /// `hooks.finished` hears each item's n-best as soon as the item has no live hypothesis (its
@@ -171,129 +164,31 @@ public struct BeamSearch: Sendable {
   public func search<S: BeamScorer>(batch: Int, scorer: inout S, hooks: BeamSearchHooks = BeamSearchHooks())
     throws -> [[BeamHypothesis]] {
     guard batch >= 0 else { throw BeamSearchError.options("batch \(batch) < 0") }
-    let K = options.beamSize, rows = batch * K, eos = options.eos
     if batch == 0 { return [] }
-    var state = [Slot](repeating: .empty, count: rows)
-    var scores = [Float](repeating: 0, count: rows)
-    var prefixes = [[Int32]](repeating: [options.initToken], count: rows)
-    var reorder = [Int](repeating: 0, count: rows)
-    for b in 0..<batch {
-      state[b * K] = .live
-      for k in 0..<K { reorder[b * K + k] = b }
-    }
-    // Step buffers, reused: candidates (live × width), the top (K - finished), the next rows.
-    var cand = [Float]()
-    var topValues = [Float](repeating: 0, count: K)
-    var topIndices = [Int32](repeating: 0, count: K)
-    var liveSlots = [Int](); liveSlots.reserveCapacity(K)
-    var nextState = state, nextScores = scores, nextPrefixes = prefixes
-    var nextReorder = reorder
-
+    var rows = BeamRows(options: options, items: batch)
+    for b in 0..<batch { rows.start(b, from: b) }
     // Items already reported to `hooks.finished` or dropped.
     var settled = [Bool](repeating: false, count: batch)
-    func report() {
-      guard let finished = hooks.finished else { return }
-      for b in 0..<batch where !settled[b] && !(0..<K).contains(where: { state[b * K + $0] == .live }) {
-        settled[b] = true
-        finished(b, result(b))
-      }
-    }
-    func result(_ b: Int) -> [BeamHypothesis] {
-      var hyps: [(slot: Int, hyp: BeamHypothesis)] = []
-      for k in 0..<K {
-        let r = b * K + k
-        guard state[r] != .empty else { continue }
-        let tokens = Array(prefixes[r].dropFirst())
-        hyps.append((k, BeamHypothesis(
-          tokens: tokens, score: scores[r],
-          normalizedScore: BeamSearch.normalize(scores[r], length: tokens.count, alpha: options.lengthPenalty),
-          finished: state[r] == .finished)))
-      }
-      hyps.sort {
-        $0.hyp.normalizedScore != $1.hyp.normalizedScore
-          ? $0.hyp.normalizedScore > $1.hyp.normalizedScore : $0.slot < $1.slot
-      }
-      return hyps.prefix(options.nBest).map(\.hyp)
-    }
-
     for _ in 0..<options.maxLength {
       if let dropped = hooks.dropped {
         for b in 0..<batch where !settled[b] && dropped(b) {
           settled[b] = true
-          for k in 0..<K { state[b * K + k] = .empty }
+          rows.clear(b)
         }
       }
-      if !state.contains(where: { $0 == .live }) { break }
-      let found = try scorer.candidates(tokens: prefixes, reorder: reorder, k: K)
-      let width = found.perRow
-      guard width >= K, found.values.count == rows * width, found.tokens.count == rows * width else {
-        throw BeamSearchError.scorer("returned \(found.values.count) values and \(found.tokens.count) tokens, "
-                                     + "\(width) per row; want \(rows) rows × at least \(K)")
-      }
-      if cand.count < K * width { cand = [Float](repeating: 0, count: K * width) }
-      for b in 0..<batch {
-        let base = b * K
-        liveSlots.removeAll(keepingCapacity: true)
-        var free = 0
-        for k in 0..<K {
-          let r = base + k
-          // Finished and empty rows carry over unchanged (and point at themselves).
-          nextState[r] = state[r]
-          nextScores[r] = scores[r]
-          nextReorder[r] = r
-          if state[r] != .finished { free += 1 }
-          if state[r] == .live { liveSlots.append(k) }
-        }
-        if liveSlots.isEmpty {
-          for k in 0..<K { nextPrefixes[base + k] = prefixes[base + k] }
-          continue
-        }
-        // Candidates in beam order, then token order: ties go to the lower beam, lower token.
-        let n = liveSlots.count * width
-        found.values.withUnsafeBufferPointer { lp in
-          cand.withUnsafeMutableBufferPointer { c in
-            for (i, k) in liveSlots.enumerated() {
-              let s = scores[base + k], row = (base + k) * width, o = i * width
-              for v in 0..<width { c[o + v] = s + lp[row + v] }
-            }
-          }
-        }
-        let take = min(free, n)
-        cand.withUnsafeBufferPointer { c in
-          mq_topk(c.baseAddress!, Int64(n), Int64(take), &topValues, &topIndices)
-        }
-        // Fill the non-finished slots in slot order with the candidates, best first.
-        var next = 0
-        for k in 0..<K {
-          let r = base + k
-          if state[r] == .finished {
-            nextPrefixes[r] = prefixes[r]
-            continue
-          }
-          if next < take, topValues[next] > -.infinity {  // false for -inf and NaN
-            let flat = Int(topIndices[next])
-            let parent = base + liveSlots[flat / width]
-            let token = found.tokens[parent * width + flat % width]
-            nextReorder[r] = parent
-            nextScores[r] = topValues[next]
-            nextState[r] = token == eos ? .finished : .live
-            nextPrefixes[r] = prefixes[parent]
-            nextPrefixes[r].append(token)
-            next += 1
-          } else {
-            nextState[r] = .empty
-            nextScores[r] = -.infinity
-            nextPrefixes[r] = [options.initToken]
-          }
+      if !(0..<batch).contains(where: rows.isLive) { break }
+      let found = try scorer.candidates(tokens: rows.prefixes, reorder: rows.reorder, k: options.beamSize)
+      try rows.check(found, rows: batch * options.beamSize)
+      for b in 0..<batch { rows.expand(b, found) }
+      rows.advance()
+      if let finished = hooks.finished {
+        for b in 0..<batch where !settled[b] && !rows.isLive(b) {
+          settled[b] = true
+          finished(b, rows.result(b))
         }
       }
-      swap(&state, &nextState)
-      swap(&scores, &nextScores)
-      swap(&prefixes, &nextPrefixes)
-      swap(&reorder, &nextReorder)
-      report()
     }
-    let results = (0..<batch).map(result)
+    let results = (0..<batch).map(rows.result)
     // Items still live after `maxLength` steps end here.
     if let finished = hooks.finished {
       for b in 0..<batch where !settled[b] { finished(b, results[b]) }

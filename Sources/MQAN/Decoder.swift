@@ -211,7 +211,7 @@ final class StepScorer: BeamScorer {
     for r in 0..<rows { for j in 0...position { mask[r * slots + j] = 0 } }
     feed["token"] = HostTensor(shape: [rows], int32s: ids)
     feed["reorder"] = HostTensor(shape: [rows], int32s: reorder.map { Int32($0) })
-    feed["step"] = HostTensor(shape: [1], int32s: [Int32(position)])
+    feed["step"] = HostTensor(shape: [rows], int32s: [Int32](repeating: Int32(position), count: rows))
     feed["self_mask"] = HostTensor(shape: [rows, slots], floats: mask)
     let next = sets == 1 ? current : 1 - current
     var external: [String: ExternalTensor] = [:]

@@ -59,8 +59,9 @@ extension MQANGraph {
   ///
   /// Inputs: `embeddings`, `context_limited [B, Tc]`, `question_limited [B, Tq]`,
   /// `final_context`, `final_question`, `cross_keys.l`/`cross_values.l` (from
-  /// `encoder(_:crossAttention:)`); `token [B*K]` (full id of each row's last token), `step [1]`
-  /// (its position t), `self_mask [B*K, S]` (1 for slots past t), `reorder [B*K]` (the row of
+  /// `encoder(_:crossAttention:)`); `token [B*K]` (full id of each row's last token), `step [B*K]`
+  /// (its position t: rows may be at different positions, as in a server whose requests join a
+  /// running batch), `self_mask [B*K, S]` (1 for slots past the row's t), `reorder [B*K]` (the row of
   /// the previous step each row continues), the previous `h`, `c`, `o [B*K, d]` and caches
   /// `self_keys.l`/`self_values.l [B*K, S, d]`. Dims K and X (extended vocabulary) are given.
   ///
@@ -95,7 +96,7 @@ extension MQANGraph {
     let fc = try b.input("final_context", .f32, [D.B, D.Tc, d])
     let fq = try b.input("final_question", .f32, [D.B, D.Tq, d])
     let token = try b.input("token", .i32, [rows])
-    let step = try b.input("step", .i32, [1])
+    let step = try b.input("step", .i32, [rows])
     let selfMask = try b.input("self_mask", .f32, [rows, D.S])
     let reorder = try b.input("reorder", .i32, [rows])
     var state: [Value] = []
@@ -106,8 +107,8 @@ extension MQANGraph {
     // The new position's input: its token's embedding (scaled in decaNLP's greedy) + PE(t).
     var y = try embed(emb, b.reshape(token, [rows, Dim(1)]), "decoder_embeddings")        // [R, 1, d]
     if mode == .decanlp { y = try b.affine(y, alpha: Float(Double(dd).squareRoot())) }
-    let pe = try b.embedding(b.positionalEncoding(D.S, d), step)                          // [1, d]
-    var x = try b.add(y, pe)
+    let pe = try b.embedding(b.positionalEncoding(D.S, d), step)                          // [R, d]
+    var x = try b.add(y, b.reshape(pe, [rows, Dim(1), d]))
     for l in 0..<config.transformerLayers {
       let p = "self_attentive_decoder.layers.\(l)"
       let new = try projectKeysValues(x, "\(p).selfattn")

@@ -64,6 +64,11 @@ struct CompileCommand: ParsableCommand {
       base.fuse = !noFuse
       base.dumpAfter = dumpAfter
       base.gemm = try gemm.target()
+      // Refused before the target is resolved, so the refusal is the only line (no emulation note).
+      if graphFile == nil && plan == .train && precision.isReduced {
+        throw ValidationError("--precision \(precision.precision) applies to the inference plans (encode, decode-step, all); "
+                                + "the train plan runs fp32")
+      }
       base.precision = try precision.target()
       if let path = graphFile {
         // A graph from its text form, through the same pipeline and reports.
@@ -78,10 +83,6 @@ struct CompileCommand: ParsableCommand {
         return
       }
       if differentiate != nil { throw ValidationError("--differentiate applies to a graph file (FILE.mqir) only") }
-      if plan == .train && precision.isReduced {
-        throw ValidationError("--precision \(precision.precision) applies to the inference plans (encode, decode-step, all); "
-                                + "the train plan runs fp32")
-      }
       guard let mode = DecoderMode(rawValue: decoder) else {
         throw ValidationError("unknown --decoder \"\(decoder)\" (decanlp or consistent)")
       }

@@ -15,9 +15,10 @@ import Testing
     var got = [Float](repeating: .nan, count: r * s * d), want = got
     // Two row ranges, as two threads would split them.
     let mid = r / 2
-    mq_cache_update(&got, cache, reorder, row, Int64(s), Int64(d), Int64(t), 0, Int64(mid))
-    mq_cache_update(&got, cache, reorder, row, Int64(s), Int64(d), Int64(t), Int64(mid), Int64(r))
-    mq_cache_update_ref(&want, cache, reorder, row, Int64(s), Int64(d), Int64(t), 0, Int64(r))
+    let step = [Int32(t)]
+    mq_cache_update(&got, cache, reorder, row, Int64(s), Int64(d), step, 0, 0, Int64(mid))
+    mq_cache_update(&got, cache, reorder, row, Int64(s), Int64(d), step, 0, Int64(mid), Int64(r))
+    mq_cache_update_ref(&want, cache, reorder, row, Int64(s), Int64(d), step, 0, 0, Int64(r))
     #expect(got == want)
     // The definition, spelled out.
     for i in 0..<r {
@@ -56,12 +57,34 @@ import Testing
     let row = randomFloats(r * d, &rng, in: -1...1)
     let identity = (0..<r).map(Int32.init)
     var want = [Float](repeating: 0, count: r * s * d)
-    mq_cache_update_ref(&want, cache, identity, row, Int64(s), Int64(d), Int64(t), 0, Int64(r))
+    let step = [Int32(t)]
+    mq_cache_update_ref(&want, cache, identity, row, Int64(s), Int64(d), step, 0, 0, Int64(r))
     var inPlace = cache
     inPlace.withUnsafeMutableBufferPointer { p in
-      mq_cache_update(p.baseAddress!, p.baseAddress!, identity, row, Int64(s), Int64(d), Int64(t), 0, Int64(r))
+      mq_cache_update(p.baseAddress!, p.baseAddress!, identity, row, Int64(s), Int64(d), step, 0, 0, Int64(r))
     }
     #expect(inPlace == want)
+  }
+
+  /// Rows at different positions (a server's rows joined at different steps): each row's own t,
+  /// as the reference gives it and as one row-at-a-time update with a shared t gives it.
+  @Test func cacheUpdateWithAStepPerRow() {
+    let (r, s, d) = (7, 9, 5)
+    var rng = SplitMix64(seed: 23)
+    let cache = randomFloats(r * s * d, &rng, in: -2...2)
+    let row = randomFloats(r * d, &rng, in: -2...2)
+    let reorder = (0..<r).map { _ in Int32(Int.random(in: 0..<r, using: &rng)) }
+    let steps = (0..<r).map { Int32(($0 * 5) % s) }
+    var got = [Float](repeating: .nan, count: r * s * d), want = got, single = got
+    mq_cache_update(&got, cache, reorder, row, Int64(s), Int64(d), steps, 1, 0, 3)
+    mq_cache_update(&got, cache, reorder, row, Int64(s), Int64(d), steps, 1, 3, Int64(r))
+    mq_cache_update_ref(&want, cache, reorder, row, Int64(s), Int64(d), steps, 1, 0, Int64(r))
+    for i in 0..<r {
+      mq_cache_update_ref(&single, cache, reorder, row, Int64(s), Int64(d), [steps[i]], 0, Int64(i), Int64(i + 1))
+    }
+    #expect(got == want)
+    #expect(want == single)
+    #expect(Set(steps).count > 3)
   }
 
   @Test(arguments: [(1, 1, 1), (3, 10, 4), (4, 50_123, 4), (7, 5, 9)])

@@ -11,11 +11,12 @@ extern "C" {
 
 // Incremental decoding (decoding.c).
 // Cache update, rows [r0, r1) of out [R, S, D]: slots [0, t) = cache[reorder[r]], slot t = row[r]
-// ([R, D]), slots past t = 0. out may alias cache when reorder is the identity (no copy then).
+// ([R, D]), slots past t = 0, with row r's t = steps[r * step_stride] (stride 0: one t for all).
+// out may alias cache when reorder is the identity (no copy then).
 void mq_cache_update(float *out, const float *cache, const int32_t *reorder, const float *row, int64_t S,
-                     int64_t D, int64_t t, int64_t r0, int64_t r1);
+                     int64_t D, const int32_t *steps, int64_t step_stride, int64_t r0, int64_t r1);
 void mq_cache_update_ref(float *out, const float *cache, const int32_t *reorder, const float *row, int64_t S,
-                         int64_t D, int64_t t, int64_t r0, int64_t r1);
+                         int64_t D, const int32_t *steps, int64_t step_stride, int64_t r0, int64_t r1);
 
 // Row-wise top-k of x [rows, n] into values / indices [rows, k] for rows [r0, r1) (mq_topk's
 // order); logf of the values when take_log; slots past n are -inf with index 0.

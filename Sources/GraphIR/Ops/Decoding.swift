@@ -1,8 +1,9 @@
 /// Incremental decoding: the key/value cache update with beam reordering, and top-k selection.
 enum DecodingOps {
-  /// `cache_update(cache [R, S, D], reorder i32 [R], row [R, 1, D], step i32 [1])` -> `[R, S, D]`:
+  /// `cache_update(cache [R, S, D], reorder i32 [R], row [R, 1, D], step i32 [1] or [R])` -> `[R, S, D]`:
   /// one decoding step's write into a key/value cache, with the beam reordering folded in.
-  /// With `t = step[0]`: `out[r, j] = cache[reorder[r], j]` for `j < t`, `out[r, t] = row[r]`, and
+  /// With `t` = row r's step (`step[0]` for every row, or `step[r]`: rows at different positions,
+  /// as a server's): `out[r, j] = cache[reorder[r], j]` for `j < t`, `out[r, t] = row[r]`, and
   /// `out[r, j] = 0` for `j > t`. The output may share memory with `cache` when `reorder` is the
   /// identity (greedy decoding): the prefix is then not copied at all.
   static let cacheUpdate = OpSpec(
@@ -17,7 +18,7 @@ enum DecodingOps {
       throw c.mismatch("row against cache \(cache)", expected: "f32[\(cache.shape[0]), 1, \(cache.shape[2])]",
                        actual: row.description)
     }
-    try c.requireEqual(step.shape[0], Dim(1), "step length")
+    if step.shape[0] != Dim(1) { try c.requireEqual(step.shape[0], cache.shape[0], "step length (1 or the rows)") }
     return [cache]
   }
 
