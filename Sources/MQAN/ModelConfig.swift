@@ -194,6 +194,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
   case io(path: String, problem: String)
   case fixture(path: String, problem: String)
   case graph(String)
+  /// A decoding request the decoder cannot take (e.g. more items than free slots).
+  case decoding(String)
 
   public var description: String {
     switch self {
@@ -201,6 +203,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case .io(let path, let p): return "\(path): \(p)"
     case .fixture(let path, let p): return "\(path): \(p)"
     case .graph(let s): return "building the MQAN graph: \(s)"
+    case .decoding(let s): return "decoding: \(s)"
     }
   }
 
