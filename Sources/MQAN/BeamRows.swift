@@ -56,11 +56,6 @@ struct BeamRows {
     }
   }
 
-  /// Item `b`'s slots empty: it is dropped, never reported.
-  mutating func clear(_ b: Int) {
-    for k in 0..<K { state[b * K + k] = .empty }
-  }
-
   /// Item `from`'s rows copied to item `to`'s (a batch closing a gap); the reorder follows them.
   mutating func move(_ from: Int, to: Int) {
     for k in 0..<K {

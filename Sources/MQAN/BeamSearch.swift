@@ -158,24 +158,16 @@ public struct BeamSearch: Sendable {
   /// Decodes `batch` items; returns, per item, up to `nBest` hypotheses, best first.
   ///
   /// `hooks.finished` hears each item's n-best as soon as the item has no live hypothesis (its
-  /// result cannot change after that), so a server can answer before the whole batch ends;
-  /// `hooks.dropped` is asked before each step, and an item it names is dropped: its slots empty,
-  /// never reported, its result empty.
+  /// result cannot change after that), so a caller can use it before the whole batch ends.
   public func search<S: BeamScorer>(batch: Int, scorer: inout S, hooks: BeamSearchHooks = BeamSearchHooks())
     throws -> [[BeamHypothesis]] {
     guard batch >= 0 else { throw BeamSearchError.options("batch \(batch) < 0") }
     if batch == 0 { return [] }
     var rows = BeamRows(options: options, items: batch)
     for b in 0..<batch { rows.start(b, from: b) }
-    // Items already reported to `hooks.finished` or dropped.
+    // Items already reported to `hooks.finished`.
     var settled = [Bool](repeating: false, count: batch)
     for _ in 0..<options.maxLength {
-      if let dropped = hooks.dropped {
-        for b in 0..<batch where !settled[b] && dropped(b) {
-          settled[b] = true
-          rows.clear(b)
-        }
-      }
       if !(0..<batch).contains(where: rows.isLive) { break }
       let found = try scorer.candidates(tokens: rows.prefixes, reorder: rows.reorder, k: options.beamSize)
       try rows.check(found, rows: batch * options.beamSize)
@@ -201,11 +193,8 @@ public struct BeamSearch: Sendable {
 public struct BeamSearchHooks {
   /// Item `b`'s n-best, once, as soon as it has no live hypothesis (or the search ends).
   public var finished: ((_ item: Int, _ hypotheses: [BeamHypothesis]) -> Void)?
-  /// Asked before every step for each unsettled item: true drops it (no report, empty result).
-  public var dropped: ((_ item: Int) -> Bool)?
 
-  public init(finished: ((Int, [BeamHypothesis]) -> Void)? = nil, dropped: ((Int) -> Bool)? = nil) {
+  public init(finished: ((Int, [BeamHypothesis]) -> Void)? = nil) {
     self.finished = finished
-    self.dropped = dropped
   }
 }

@@ -103,10 +103,10 @@ public struct Predictor {
   }
 
   /// Decodes one batch of encoded examples (in this order, as one batch): `finished(k, answer)`
-  /// hears example `k`'s answer as soon as it is final (`BeamSearchHooks`), once per example that
-  /// `dropped` does not drop before it finishes. Greedy unless `beam`.
+  /// hears example `k`'s answer as soon as it is final (`BeamSearchHooks`), once per example.
+  /// Greedy unless `beam`.
   public func decodeBatch(_ examples: [EncodedExample], task: String? = nil, decoder: MQANDecoder,
-                          shortlistSize: ((Int) -> Void)? = nil, dropped: ((Int) -> Bool)? = nil,
+                          shortlistSize: ((Int) -> Void)? = nil,
                           finished: @escaping (Int, Prediction) -> Void) throws {
     let batch = EncodedBatch(context: examples.map(\.context), question: examples.map(\.question),
                              answer: examples.map { _ in [config.initToken, config.eos] })
@@ -116,28 +116,32 @@ public struct Predictor {
       $0.ids(generativeVocab: config.generativeVocab, task: task, contexts: batch.context, questions: batch.question)
     }
     if let ids { shortlistSize?(ids.count) }
-    let vocabulary = vocabulary, tokenizer = tokenizer, unk = config.unk
-    func text(_ tokens: [Int32]) -> String {
-      let full = tokens.map { Int($0) < limitedToFull.count ? limitedToFull[Int($0)] : unk }
-      return tokenizer.detokenize(vocabulary.answerTokens(full))
-    }
-    let options = beam.map {
+    let hooks = BeamSearchHooks(finished: { k, hyps in finished(k, prediction(hyps, limitedToFull: limitedToFull)) })
+    _ = try decoder.beamSearch(feed, options: searchOptions, shortlist: ids, hooks: hooks)
+  }
+
+  /// The search `decodeBatch` runs: greedy, or `beam`.
+  public var searchOptions: BeamSearchOptions {
+    beam.map {
       BeamSearchOptions(beamSize: $0.size, maxLength: maxOutput, lengthPenalty: $0.lengthPenalty, nBest: $0.nBest,
                         eos: Int32(config.eos), initToken: Int32(config.initToken))
     } ?? BeamSearchOptions.greedy(maxLength: maxOutput, eos: Int32(config.eos), initToken: Int32(config.initToken))
-    let greedy = beam == nil
-    let hooks = BeamSearchHooks(finished: { k, hyps in
-      if greedy {
-        // Greedy: the raw sum of log-probabilities (no length penalty), as `decodeScored`.
-        let best = hyps.first
-        finished(k, Prediction(answer: text(best?.tokens ?? []), score: Double(best?.score ?? 0),
-                               tokens: best?.tokens.count ?? 0))
-      } else {
-        let best = hyps.map { (answer: text($0.tokens), score: Double($0.normalizedScore)) }
-        finished(k, Prediction(answer: best.first?.answer ?? "", score: best.first?.score ?? 0,
-                               tokens: hyps.first?.tokens.count ?? 0, nBest: best))
-      }
-    }, dropped: dropped)
-    _ = try decoder.beamSearch(feed, options: options, shortlist: ids, hooks: hooks)
+  }
+
+  /// An example's answer from its n-best (limited ids, `searchOptions`) and its limited -> full
+  /// map: greedy scores are the raw sum of log-probabilities (as `decodeScored`), beam scores the
+  /// length-normalized ones, with the n-best.
+  public func prediction(_ hyps: [BeamHypothesis], limitedToFull: [Int]) -> Prediction {
+    func text(_ tokens: [Int32]) -> String {
+      let full = tokens.map { Int($0) < limitedToFull.count ? limitedToFull[Int($0)] : config.unk }
+      return tokenizer.detokenize(vocabulary.answerTokens(full))
+    }
+    if beam == nil {
+      let best = hyps.first
+      return Prediction(answer: text(best?.tokens ?? []), score: Double(best?.score ?? 0), tokens: best?.tokens.count ?? 0)
+    }
+    let best = hyps.map { (answer: text($0.tokens), score: Double($0.normalizedScore)) }
+    return Prediction(answer: best.first?.answer ?? "", score: best.first?.score ?? 0,
+                      tokens: hyps.first?.tokens.count ?? 0, nBest: best)
   }
 }

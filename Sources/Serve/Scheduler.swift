@@ -15,6 +15,8 @@ public final class Job: @unchecked Sendable {
   // Scheduler thread only:
   var results: [Prediction?]
   var remaining: Int
+  /// Rows that have joined the running batch.
+  var admitted = 0
   var settled = false
 
   init(request: ServeRequest, rows: [EncodedExample], completion: @escaping @Sendable (Result<[Prediction], ServeError>) -> Void) {
@@ -38,29 +40,34 @@ public final class Job: @unchecked Sendable {
 
 /// Batching settings of the scheduler.
 public struct SchedulerOptions: Sendable {
-  /// Rows (examples) decoded together at most (a request with more rows is decoded alone).
+  /// Rows (examples) decoded together at most: the running batch's slots.
   public var maxBatch = 16
-  /// count x longest (context + question) tokens of a batch at most; nil: no budget.
+  /// count x longest (context + question) tokens of the running batch at most; nil: no budget.
   public var maxBatchTokens: Int?
-  /// How long the oldest waiting request may wait for more to fill its batch.
+  /// How long the oldest waiting request may wait for more to fill an idle decoder's first batch.
   public var maxWaitMilliseconds = 0
   /// Requests waiting at most; the next one is refused at once.
   public var maxQueue = 1024
+  /// The longest context and question of a row, in tokens (the running batch is sized for them).
+  public var maxContextTokens = LengthLimits.decaNLP.maxContextLength
+  public var maxQuestionTokens = LengthLimits.decaNLP.maxQuestionLength
 
   public init() {}
 }
 
-/// One queue for every connection and protocol, decoded on a thread of its own.
+/// One queue for every connection and protocol, decoded on a thread of its own with continuous
+/// batching (`ContinuousDecoder`).
 ///
-/// Iteration-level batching: when the decoder is free, waiting requests (the oldest, then those
-/// closest to it in length; whole requests, within `maxBatch` rows and `maxBatchTokens`) form the
-/// next batch at once, or after at most `maxWaitMilliseconds` when fewer than `maxBatch` rows wait. Each request is answered as
-/// soon as its last row has finished (`BeamSearchHooks`), not when the batch ends; a timed-out or
-/// cancelled request's rows stop decoding at the next step. A batch's rows do not take new
-/// requests while it runs.
+/// Before every decoding step, waiting rows join the running batch's free slots (oldest request
+/// first; a request with more rows than are free joins over several steps), within `maxBatch`
+/// rows and `maxBatchTokens`, and are encoded together. Each step decodes every row of the batch
+/// one token; a row that finishes leaves it at once and frees its slot for the next step, and a
+/// request is answered as soon as its last row has finished. When the decoder is idle, the first
+/// rows wait at most `maxWaitMilliseconds` for others to fill the batch. A timed-out or cancelled
+/// request's rows leave the batch before the next step. The batch's memory is allocated when the
+/// scheduler is made, for `maxBatch` rows of the longest context and question.
 public final class Scheduler: @unchecked Sendable {
   let predictor: Predictor
-  let decoder: MQANDecoder
   let options: SchedulerOptions
   let metrics: ServeMetrics
   private let condition = NSCondition()
@@ -70,12 +77,17 @@ public final class Scheduler: @unchecked Sendable {
   private var drained: [@Sendable () -> Void] = []
   private var thread: Thread?
   private var finishedRunning = false
+  // Scheduler thread only: the running batch, and each of its rows' request and tokens.
+  private let running: ContinuousDecoder
+  private var owner: [Int: (job: Job, index: Int)] = [:]
 
-  public init(predictor: Predictor, decoder: MQANDecoder, options: SchedulerOptions, metrics: ServeMetrics) {
+  public init(predictor: Predictor, decoder: MQANDecoder, options: SchedulerOptions, metrics: ServeMetrics) throws {
     self.predictor = predictor
-    self.decoder = decoder
     self.options = options
     self.metrics = metrics
+    running = try ContinuousDecoder(decoder: decoder, embeddings: predictor.embeddings, options: predictor.searchOptions,
+                                    capacity: options.maxBatch, maxContext: options.maxContextTokens + 2,
+                                    maxQuestion: options.maxQuestionTokens + 2)
   }
 
   /// Starts the decoding thread.
@@ -122,8 +134,10 @@ public final class Scheduler: @unchecked Sendable {
   }
 
   private func loop() {
-    while let batch = nextBatch() {
-      run(batch)
+    while let joining = nextRows() {
+      admit(joining)
+      dropGone()
+      step()
     }
     condition.lock()
     finishedRunning = true
@@ -133,16 +147,14 @@ public final class Scheduler: @unchecked Sendable {
     for d in waiting { d() }
   }
 
-  /// The next batch (nil: stopping with nothing left): the oldest waiting request, then, while
-  /// they fit in `maxBatch` rows and `maxBatchTokens`, the other waiting requests closest to it in
-  /// length (ties: the older first). When everything waiting fits, that is everything; when more
-  /// waits, batches of similar lengths waste less padding (as `mqan predict`'s sorted batches),
-  /// and a request waits at most as many batches as requests were ahead of it (each batch takes
-  /// the oldest). Requests past their deadline
-  /// or cancelled while waiting leave the queue here.
-  private func nextBatch() -> [Job]? {
+  /// The rows that join the running batch before the next step (nil: stopping with nothing left).
+  /// Blocks while the batch is empty and nothing waits; an idle decoder's first rows wait up to
+  /// `maxWaitMilliseconds` for more. Requests past their deadline or cancelled while waiting leave
+  /// the queue here.
+  private func nextRows() -> [(job: Job, index: Int)]? {
+    let idle = running.active == 0
     condition.lock()
-    while true {
+    if idle {
       while queue.isEmpty && !stopping { condition.wait() }
       if queue.isEmpty {
         condition.unlock()
@@ -150,56 +162,101 @@ public final class Scheduler: @unchecked Sendable {
       }
       // Let the batch fill for at most max-wait after the oldest request arrived.
       let waitEnd = queue[0].arrival + UInt64(options.maxWaitMilliseconds) * 1_000_000
-      while !stopping && waitingRows() < options.maxBatch {
+      while !stopping && waitingRows() < running.free {
         let now = DispatchTime.now().uptimeNanoseconds
         if now >= waitEnd { break }
         _ = condition.wait(until: Date(timeIntervalSinceNow: Double(waitEnd - now) / 1e9))
       }
-      let now = DispatchTime.now().uptimeNanoseconds
-      var live: [Job] = [], expired: [Job] = []
-      for job in queue {
-        if job.cancelled || job.expired(now) { expired.append(job) } else { live.append(job) }
-      }
-      var batch: [Job] = []
-      if let first = live.first {
-        var picked = [0]
-        var rows = first.rows.count, longest = first.longest
-        let rest = live.indices.dropFirst().sorted {
-          (abs(live[$0].longest - first.longest), $0) < (abs(live[$1].longest - first.longest), $1)
-        }
-        for i in rest where rows < options.maxBatch {
-          let n = rows + live[i].rows.count, l = max(longest, live[i].longest)
-          if n > options.maxBatch { continue }
-          if let budget = options.maxBatchTokens, n * l > budget { continue }
-          picked.append(i)
-          rows = n
-          longest = l
-        }
-        picked.sort()
-        batch = picked.map { live[$0] }
-        var taken = [Bool](repeating: false, count: live.count)
-        for i in picked { taken[i] = true }
-        queue = live.indices.filter { !taken[$0] }.map { live[$0] }
-      } else {
-        queue = []
-      }
-      metrics.queueLength.set(Double(queue.count))
-      condition.unlock()
-      for job in expired {
-        settle(job, .failure(job.cancelled ? .unavailable : .timedOut(job.request.timeoutMilliseconds ?? 0)))
-      }
-      if !batch.isEmpty { return batch }
-      condition.lock()
     }
+    let now = DispatchTime.now().uptimeNanoseconds
+    var gone: [Job] = [], joining: [(job: Job, index: Int)] = []
+    var free = running.free, rows = running.active
+    var longest = owner.values.map { $0.job.longest }.max() ?? 0
+    var kept: [Job] = []
+    for job in queue {
+      if job.settled || job.cancelled || job.expired(now) {
+        gone.append(job)
+        continue
+      }
+      // Oldest first; a request that does not fit whole joins row by row as slots free up.
+      while free > 0 && job.admitted < job.rows.count && kept.isEmpty {
+        let l = max(longest, job.longest)
+        if let budget = options.maxBatchTokens, rows > 0, (rows + 1) * l > budget { break }
+        joining.append((job, job.admitted))
+        job.admitted += 1
+        free -= 1
+        rows += 1
+        longest = l
+      }
+      if job.admitted < job.rows.count { kept.append(job) }
+    }
+    queue = kept
+    metrics.queueLength.set(Double(queue.count))
+    condition.unlock()
+    for job in gone { settle(job, .failure(Self.reason(job))) }
+    return joining
   }
 
   private func waitingRows() -> Int {
     var n = 0
     for job in queue {
-      n += job.rows.count
-      if n >= options.maxBatch { break }
+      n += job.rows.count - job.admitted
+      if n >= running.free { break }
     }
     return n
+  }
+
+  private static func reason(_ job: Job) -> ServeError {
+    job.cancelled ? .unavailable : .timedOut(job.request.timeoutMilliseconds ?? 0)
+  }
+
+  /// Encodes `joining` into the running batch.
+  private func admit(_ joining: [(job: Job, index: Int)]) {
+    if joining.isEmpty { return }
+    do {
+      let handles = try running.admit(joining.map { $0.job.rows[$0.index] })
+      for (h, row) in zip(handles, joining) { owner[h] = row }
+    } catch {
+      for (job, _) in joining { settle(job, .failure(.failed("\(error)"))) }
+    }
+    metrics.rowsInUse.set(Double(running.active))
+  }
+
+  /// Rows of requests that were answered (an error), cancelled or timed out leave the batch.
+  private func dropGone() {
+    let now = DispatchTime.now().uptimeNanoseconds
+    for h in running.handles {
+      guard let job = owner[h]?.job else { continue }
+      if !job.settled && (job.cancelled || job.expired(now)) { settle(job, .failure(Self.reason(job))) }
+      if job.settled {
+        running.drop(h)
+        owner[h] = nil
+      }
+    }
+  }
+
+  /// One decoding step of the running batch; rows that finish answer their requests.
+  private func step() {
+    guard running.active > 0 else { return }
+    let start = DispatchTime.now().uptimeNanoseconds
+    let decoding = running.active
+    do {
+      for f in try running.step() {
+        guard let (job, i) = owner.removeValue(forKey: f.handle) else { continue }
+        if job.settled { continue }
+        job.results[i] = predictor.prediction(f.hypotheses, limitedToFull: f.limitedToFull)
+        job.remaining -= 1
+        if job.remaining == 0 { settle(job, .success(job.results.map { $0! })) }
+      }
+    } catch {
+      for h in running.handles {
+        if let job = owner.removeValue(forKey: h)?.job { settle(job, .failure(.failed("\(error)"))) }
+        running.drop(h)
+      }
+    }
+    metrics.steps.increment()
+    metrics.generated(tokens: decoding, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    metrics.rowsInUse.set(Double(running.active))
   }
 
   private func settle(_ job: Job, _ result: Result<[Prediction], ServeError>) {
@@ -213,45 +270,5 @@ public final class Scheduler: @unchecked Sendable {
     // A cancelled job's client is gone; its completion still runs (an async caller's
     // continuation must resume), and writes to a closed connection go nowhere.
     job.completion(result)
-  }
-
-  private func run(_ batch: [Job]) {
-    var owner: [(job: Job, index: Int)] = []
-    for job in batch { for i in job.rows.indices { owner.append((job, i)) } }
-    metrics.rowsInUse.set(Double(owner.count))
-    metrics.batches.increment()
-    let start = DispatchTime.now().uptimeNanoseconds
-    var generated = 0
-    do {
-      try predictor.decodeBatch(owner.map { $0.job.rows[$0.index] }, decoder: decoder, dropped: { [self] k in
-        let job = owner[k].job
-        if job.settled { return true }
-        if job.cancelled {
-          settle(job, .failure(.unavailable))
-          return true
-        }
-        if job.expired(DispatchTime.now().uptimeNanoseconds) {
-          settle(job, .failure(.timedOut(job.request.timeoutMilliseconds ?? 0)))
-          return true
-        }
-        return false
-      }) { [self] k, prediction in
-        let (job, i) = owner[k]
-        metrics.rowsInUse.decrement()
-        generated += prediction.tokens
-        guard !job.settled else { return }
-        job.results[i] = prediction
-        job.remaining -= 1
-        if job.remaining == 0 { settle(job, .success(job.results.map { $0! })) }
-      }
-    } catch {
-      for job in batch { settle(job, .failure(.failed("\(error)"))) }
-    }
-    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    metrics.generated(tokens: generated, seconds: seconds)
-    metrics.rowsInUse.set(to: 0)
-    // Rows dropped before finishing leave no answer: settle whatever is left (cannot happen for
-    // live jobs, whose every row is reported).
-    for job in batch where !job.settled { settle(job, .failure(.failed("no answer for \(job.remaining) rows"))) }
   }
 }

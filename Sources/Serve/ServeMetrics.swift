@@ -2,12 +2,12 @@ import Foundation
 import Prometheus
 
 /// The server's Prometheus metrics (`GET /metrics`): requests by outcome, queue length, batch
-/// rows in use, generated tokens (and the last batch's tokens/s), batches, request latency.
+/// rows in use, generated tokens (and the last step's tokens/s), decoding steps, request latency.
 public final class ServeMetrics: @unchecked Sendable {
   public let registry = PrometheusCollectorRegistry()
   let queueLength: Gauge
   let rowsInUse: Gauge
-  let batches: Counter
+  let steps: Counter
   let tokens: Counter
   let tokensPerSecond: Gauge
   let latency: DurationHistogram
@@ -19,9 +19,9 @@ public final class ServeMetrics: @unchecked Sendable {
     }
     queueLength = registry.makeGauge(descriptor: name("queue", "length", "Requests waiting for a batch."))
     rowsInUse = registry.makeGauge(descriptor: name("batch_rows", "in_use", "Rows of the running batch still decoding."))
-    batches = registry.makeCounter(descriptor: name("batches", "total", "Batches decoded."))
+    steps = registry.makeCounter(descriptor: name("decode_steps", "total", "Decoding steps of the running batch."))
     tokens = registry.makeCounter(descriptor: name("generated_tokens", "total", "Output tokens generated."))
-    tokensPerSecond = registry.makeGauge(descriptor: name("tokens", "per_second", "Output tokens per second of the last batch."))
+    tokensPerSecond = registry.makeGauge(descriptor: name("tokens", "per_second", "Output tokens per second of the last decoding step."))
     latency = registry.makeDurationHistogram(
       descriptor: name("request_duration", "seconds", "Time from a request's arrival to its answer."),
       buckets: [.milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),

@@ -12,10 +12,11 @@ struct ServeCommand: ParsableCommand {
     commandName: "serve",
     abstract: "Serve a checkpoint: genienlp's JSON-lines protocol over TCP (or stdin) and HTTP, requests batched across connections.",
     discussion: """
-      Requests from every connection enter one scheduler. When the decoder is free, the oldest \
-      waiting request and the waiting requests closest to it in length (up to --max-batch rows and \
-      --max-batch-tokens) form the next batch, after at most --max-wait-ms; each request is \
-      answered as soon as its rows finish. SIGTERM or SIGINT: stop accepting, answer what is in \
+      Requests from every connection enter one scheduler, which decodes one running batch of up to \
+      --max-batch rows with continuous batching: before every decoding step, waiting requests \
+      (oldest first, within --max-batch-tokens) are encoded and join the batch's free rows, and a \
+      row leaves it as soon as it finishes; each request is answered when its rows have finished. \
+      An idle server lets its first batch fill for at most --max-wait-ms. SIGTERM or SIGINT: stop accepting, answer what is in \
       flight, exit 0. README "Serving: mqan serve" describes the protocols.
       """)
 
@@ -25,12 +26,12 @@ struct ServeCommand: ParsableCommand {
   @Option(help: "HTTP port (POST /v1/predict, GET /health, GET /metrics; 0: any free port).") var httpPort = 8080
   @Flag(help: "Read JSON-lines requests from stdin and answer on stdout (no network); ends at the end of stdin.")
   var stdin = false
-  @Option(help: "Rows (examples) decoded together at most (1...4096); a request with more instances is decoded alone.")
+  @Option(help: "Rows (examples) of the running batch at most (1...4096); a request with more instances joins it over several steps.")
   var maxBatch = 16
   @Option(help: "Instances of one request at most (1...4096).") var maxInstances = 64
-  @Option(help: "Batch token budget: count x longest (context + question) tokens (1...1000000; default: none).")
+  @Option(help: "Running batch token budget: rows x longest (context + question) tokens (1...1000000; default: none).")
   var maxBatchTokens: Int?
-  @Option(help: "How long a batch may wait for more requests after its oldest arrived, in ms (0...10000; 0: it starts as soon as the decoder is free).")
+  @Option(help: "How long an idle server's first batch may wait for more requests after its oldest arrived, in ms (0...10000; 0: it starts at once).")
   var maxWaitMs = 0
   @Option(help: "Requests waiting at most; more are refused at once (HTTP 429, a JSON-lines error) (1...1000000).")
   var maxQueue = 1024
@@ -84,7 +85,9 @@ struct ServeCommand: ParsableCommand {
       limits.maxBytes = maxRequestBytes
       limits.maxInstances = maxInstances
       limits.maxContextTokens = maxContext
-      let scheduler = Scheduler(predictor: predictor, decoder: decoder, options: options, metrics: ServeMetrics())
+      options.maxContextTokens = limits.maxContextTokens
+      options.maxQuestionTokens = limits.maxQuestionTokens
+      let scheduler = try Scheduler(predictor: predictor, decoder: decoder, options: options, metrics: ServeMetrics())
       let core = ServeCore(scheduler: scheduler, limits: limits, nBest: nBest)
       if stdin {
         ServeRunner.runStdin(core: core)
