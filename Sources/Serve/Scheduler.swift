@@ -172,14 +172,21 @@ public final class Scheduler: @unchecked Sendable {
     var gone: [Job] = [], joining: [(job: Job, index: Int)] = []
     var free = running.free, rows = running.active
     var longest = owner.values.map { $0.job.longest }.max() ?? 0
-    var kept: [Job] = []
+    var live: [Job] = []
     for job in queue {
-      if job.settled || job.cancelled || job.expired(now) {
-        gone.append(job)
-        continue
-      }
-      // Oldest first; a request that does not fit whole joins row by row as slots free up.
-      while free > 0 && job.admitted < job.rows.count && kept.isEmpty {
+      if job.settled || job.cancelled || job.expired(now) { gone.append(job) } else { live.append(job) }
+    }
+    // The oldest request first, then the others closest to it in length, those no longer than it
+    // before the longer ones (a longer row pads every other; ties: the older), as far as the
+    // free rows go: rows of similar lengths are encoded together with little padding, and a
+    // request waits at most as many admissions as requests were ahead of it. A request that does
+    // not fit whole joins row by row as rows free up.
+    let first = live.first?.longest ?? 0
+    func rank(_ i: Int) -> (Int, Int, Int) { (live[i].longest > first ? 1 : 0, abs(live[i].longest - first), i) }
+    let order = live.indices.sorted { rank($0) < rank($1) }
+    for i in order where free > 0 {
+      let job = live[i]
+      while free > 0 && job.admitted < job.rows.count {
         let l = max(longest, job.longest)
         if let budget = options.maxBatchTokens, rows > 0, (rows + 1) * l > budget { break }
         joining.append((job, job.admitted))
@@ -188,8 +195,17 @@ public final class Scheduler: @unchecked Sendable {
         rows += 1
         longest = l
       }
-      if job.admitted < job.rows.count { kept.append(job) }
     }
+    // While rows decode, the waiting ones join once half the batch is free (or all of them fit):
+    // joining rows are encoded together, and the encoder costs less per row in larger batches.
+    // Left to join as rows free up one by one, a batch settles into cohorts that join every step
+    // in small groups (on sst at 64 clients, 8 rows per join instead of 16: 10% fewer answers/s).
+    let waiting = live.reduce(0) { $0 + $1.rows.count - $1.admitted } + joining.count
+    if running.active > 0 && joining.count < running.capacity / 2 && joining.count < waiting {
+      for (job, _) in joining { job.admitted -= 1 }
+      joining = []
+    }
+    let kept = live.filter { $0.admitted < $0.rows.count }
     queue = kept
     metrics.queueLength.set(Double(queue.count))
     condition.unlock()

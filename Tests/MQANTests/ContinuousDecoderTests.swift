@@ -1,5 +1,5 @@
 import Foundation
-import MQAN
+@testable import MQAN
 import Runtime
 import Testing
 
@@ -85,5 +85,26 @@ import Testing
     #expect(try running.admit(Array(short.prefix(2))).count == 2)
     #expect(running.free == 0)
     #expect(try running.step().count <= 2)
+  }
+
+  /// Joining items are encoded in groups of similar lengths: equal lengths stay one call, far
+  /// apart lengths split, every item once, each group ascending.
+  @Test func joiningItemsAreEncodedInGroupsOfSimilarLength() {
+    #expect(ContinuousDecoder.encodingGroups([]).isEmpty)
+    #expect(ContinuousDecoder.encodingGroups(Array(repeating: (30, 10), count: 5)) == [[0, 1, 2, 3, 4]])
+    let sizes = [(100, 8), (5, 8), (6, 8), (102, 9), (5, 7), (101, 8)]
+    let groups = ContinuousDecoder.encodingGroups(sizes)
+    #expect(groups == [[4, 1, 2], [0, 5, 3]])
+    // Two items close in length are not worth a second call.
+    #expect(ContinuousDecoder.encodingGroups([(20, 5), (22, 5)]).count == 1)
+    var rng = SeededRandom(seed: 9)
+    let random = (0..<40).map { _ in (Int(rng.next() % 300) + 3, Int(rng.next() % 20) + 3) }
+    let split = ContinuousDecoder.encodingGroups(random)
+    #expect(split.flatMap { $0 }.sorted() == Array(0..<40))
+    let padded = split.reduce(0) { acc, g in
+      acc + g.count * (g.map { random[$0].0 }.max()! + g.map { random[$0].1 }.max()!) + ContinuousDecoder.encoderCallCost
+    }
+    let whole = 40 * (random.map(\.0).max()! + random.map(\.1).max()!) + ContinuousDecoder.encoderCallCost
+    #expect(split.count > 1 && padded < whole)
   }
 }
