@@ -103,6 +103,16 @@ public final class ContinuousDecoder {
     }
     memory = .allocate(capacity: count)
     memory.initialize(repeating: 0, count: count)
+    // The decode-step plan's arena for the largest batch, now rather than as traffic grows.
+    try decoder.step.reserve(["B": capacity, "K": options.beamSize, "S": slots, "Tc": maxContext, "Tq": maxQuestion,
+                              "X": Self.extended(config, outOfVocabulary: maxContext + maxQuestion),
+                              "Nv": embeddings.shape[0]])
+  }
+
+  /// The extended vocabulary of a step: the generative words and the most out-of-vocabulary
+  /// words of any item, rounded up to 16 (fewer distinct shapes, so fewer bound buckets).
+  static func extended(_ config: ModelConfig, outOfVocabulary oov: Int) -> Int {
+    config.generativeVocab + (oov + 15) / 16 * 16
   }
 
   deinit { memory.deallocate() }
@@ -274,9 +284,8 @@ public final class ContinuousDecoder {
       external[MQANGraph.Step.next(name)] = ExternalTensor(base: UnsafeMutableRawPointer(state(set: 1 - currentState, j)),
                                                            shape: [R, d])
     }
-    // The extended vocabulary: the most out-of-vocabulary words of any item, rounded up to 16.
     let out = try decoder.step.run(feed, external: external,
-                                   dims: ["K": K, "X": config.generativeVocab + (oov + 15) / 16 * 16])
+                                   dims: ["K": K, "X": Self.extended(config, outOfVocabulary: oov)])
     current = next
     currentState = 1 - currentState
     guard let values = out["top_logp"], let top = out["top_ids"] else {

@@ -226,6 +226,25 @@ func packedLSTM(x: [Float], lengths: [Int], h0: [Float], c0: [Float], wih: [Floa
     }
   }
 
+  /// `reserve` sizes the arena for the largest dims once: smaller runs then keep the arena and
+  /// every bound shape, and give what an executor without the reservation gives.
+  @Test func reservedArenaServesSmallerRunsWithoutGrowing() throws {
+    let plain = try Executor(plan: biLSTMPlan(e: Self.e, h: Self.h), params: Self.lstmParams(), threads: 2)
+    let reserved = try Executor(plan: biLSTMPlan(e: Self.e, h: Self.h), params: Self.lstmParams(), threads: 2)
+    try reserved.reserve(["B": 8, "T": 6])
+    let bytes = reserved.sharedArenaBytes
+    #expect(bytes > 0)
+    let want = try plain.run(Self.lstmInputs())
+    #expect(try reserved.run(Self.lstmInputs()) == want)
+    let one = ["x": f32T([1, 4, Self.e], seed: 7), "h0": f32T([1, Self.h], seed: 8), "c0": f32T([1, Self.h], seed: 9),
+               "lengths": HostTensor(shape: [1], int32s: [3])]
+    #expect(try reserved.run(one) == plain.run(one))
+    #expect(reserved.bucketCount == 2 && reserved.sharedArenaBytes == bytes)
+    try reserved.reserve(["B": 2, "T": 2])
+    #expect(reserved.bucketCount == 2 && reserved.sharedArenaBytes == bytes)
+    #expect(try reserved.run(Self.lstmInputs()) == want)
+  }
+
   @Test func threadCountsAgreeAndRunsAreBitIdentical() throws {
     var results: [[String: HostTensor]] = []
     for threads in [1, 2, 3] {

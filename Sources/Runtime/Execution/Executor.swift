@@ -245,6 +245,19 @@ public final class Executor {
 
   // MARK: - Internals
 
+  /// Sizes the arena for the largest dims `env` a caller will run (every dim the plan uses), so
+  /// that runs at any smaller dims neither grow it nor drop the bound shapes when it would grow
+  /// (a server's running batch, whose rows and lengths change at every step).
+  public func reserve(_ env: [String: Int]) throws(RuntimeError) {
+    let layout: ArenaLayout
+    do { layout = try plan.layout(env) } catch { throw .dim(error, "layout of plan \(plan.name)") }
+    guard sharedArena == nil || sharedArena!.bytes < layout.arenaBytes else { return }
+    buckets.removeAll()
+    sharedArena = nil
+    let dims = env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+    sharedArena = try AlignedBuffer(bytes: layout.arenaBytes, what: "the \(plan.name) plan's arena at \(dims)")
+  }
+
   private func bucket(_ env: [String: Int]) throws(RuntimeError) -> Bucket {
     if let b = buckets[env] { return b }
     let layout: ArenaLayout
