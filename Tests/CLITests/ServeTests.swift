@@ -145,9 +145,30 @@ import Darwin
     #expect(metrics.status == 200)
     let ok = metrics.body.split(separator: "\n").first { $0.hasPrefix("mqan_requests_total{outcome=\"ok\"}") }
     #expect(ok.map { $0.hasSuffix(" \(results.got.count + 4)") } == true, "\(metrics.body)")
-    for name in ["mqan_queue_length", "mqan_batch_rows_in_use", "mqan_generated_tokens_total", "mqan_tokens_per_second",
-                 "mqan_request_duration_seconds_bucket"] {
+    for name in ["mqan_queue_length", "mqan_batch_rows_in_use", "mqan_decode_steps_total", "mqan_generated_tokens_total",
+                 "mqan_tokens_per_second", "mqan_request_duration_seconds_bucket"] {
       #expect(metrics.body.contains(name), "no \(name) in /metrics")
+    }
+    #expect(server.stop() == 0, "exit status after SIGTERM; stderr: \(server.stderr)")
+  }
+
+  /// A running batch of 3 rows: a request of 7 instances joins it over several steps, beside
+  /// single requests that arrive meanwhile, and every answer is still `mqan predict`'s.
+  @Test func requestsLargerThanTheBatchJoinRowByRow() throws {
+    let cases = try Self.cases.get()
+    let server = try Self.serve(["--max-batch", "3"])
+    let client = try LineClient(port: server.linePort)
+    let group = Array(0..<7).map { ($0 * 11 + 2) % cases.count }
+    var asked: [String: [Int]] = ["r1": group]
+    client.send(Self.instances(1, group.map { ($0, cases[$0]) }))
+    for n in 0..<4 {
+      let i = (n * 17 + 5) % cases.count
+      client.send(Self.single(10 + n, cases[i]))
+      asked["\(10 + n)"] = [i]
+    }
+    for _ in 0..<5 {
+      guard let line = client.readLine() else { Issue.record("connection closed early"); break }
+      Self.check(line, cases, asked: asked)
     }
     #expect(server.stop() == 0, "exit status after SIGTERM; stderr: \(server.stderr)")
   }
