@@ -245,32 +245,29 @@ public final class Executor {
 
   // MARK: - Internals
 
-  /// Sizes the arena for the largest dims `env` a caller will run (every dim the plan uses), so
-  /// that runs at any smaller dims neither grow it nor drop the bound shapes when it would grow
-  /// (a server's running batch, whose rows and lengths change at every step).
-  public func reserve(_ env: [String: Int]) throws(RuntimeError) {
-    let layout: ArenaLayout
-    do { layout = try plan.layout(env) } catch { throw .dim(error, "layout of plan \(plan.name)") }
-    guard sharedArena == nil || sharedArena!.bytes < layout.arenaBytes else { return }
-    buckets.removeAll()
-    sharedArena = nil
-    let dims = env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
-    sharedArena = try AlignedBuffer(bytes: layout.arenaBytes, what: "the \(plan.name) plan's arena at \(dims)")
-  }
+  /// Sizes the arena for the largest dims `env` (every dim the plan uses) a caller will run, so
+  /// smaller runs never grow it nor drop bound shapes (a server's batch changes at every step).
+  public func reserve(_ env: [String: Int]) throws(RuntimeError) { _ = try arenaLayout(env, headroom: false) }
 
-  private func bucket(_ env: [String: Int]) throws(RuntimeError) -> Bucket {
-    if let b = buckets[env] { return b }
+  /// `env`'s layout, with the arena grown to hold it (with headroom: 5/4 of the old size at
+  /// least, so a run of slightly larger batches does not reallocate each time). Bound buckets
+  /// point into the old arena, so they are dropped before it goes.
+  private func arenaLayout(_ env: [String: Int], headroom: Bool) throws(RuntimeError) -> ArenaLayout {
     let layout: ArenaLayout
     do { layout = try plan.layout(env) } catch { throw .dim(error, "layout of plan \(plan.name)") }
     if sharedArena == nil || sharedArena!.bytes < layout.arenaBytes {
-      // Bound buckets point into the old arena: drop them before it goes.
-      // Grow with headroom, so a run of slightly larger batches does not reallocate each time.
-      let bytes = max(layout.arenaBytes, (sharedArena?.bytes ?? 0) * 5 / 4)
+      let bytes = max(layout.arenaBytes, headroom ? (sharedArena?.bytes ?? 0) * 5 / 4 : 0)
       buckets.removeAll()
       sharedArena = nil
       let dims = env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
       sharedArena = try AlignedBuffer(bytes: bytes, what: "the \(plan.name) plan's arena at \(dims)")
     }
+    return layout
+  }
+
+  private func bucket(_ env: [String: Int]) throws(RuntimeError) -> Bucket {
+    if let b = buckets[env] { return b }
+    let layout = try arenaLayout(env, headroom: true)
     if buckets.count >= Executor.maxBuckets { buckets.removeAll() }
     let b = try Bucket(plan: plan, env: env, layout: layout, arena: sharedArena!, threads: threads, params: params,
                        options: options, slots: slots, checks: checks, profile: profileTable, packed: packed,
