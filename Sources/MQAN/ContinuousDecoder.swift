@@ -49,11 +49,9 @@ public final class ContinuousDecoder {
   private let context: ItemSlabs
   /// Per item: `final_question`.
   private let question: ItemSlabs
-  /// `sets` sets of `2 * layers` caches `[rows, slots, width]`, then two sets of the three states
-  /// `[rows, width]` (as `StepScorer`'s, for `capacity * K` rows).
-  private let memory: UnsafeMutablePointer<Float>
-  private let sets: Int, layers: Int, width: Int, slots: Int, capacityRows: Int
-  private var current = 0, currentState = 0
+  /// The caches and states of `capacity * K` rows.
+  private let state: DecodingState
+  private let layers: Int, width: Int, slots: Int
 
   /// Items in the batch.
   public var active: Int { items.count }
@@ -86,23 +84,12 @@ public final class ContinuousDecoder {
     layers = config.transformerLayers
     width = config.dimension
     slots = options.maxLength
-    capacityRows = capacity * options.beamSize
-    sets = options.beamSize == 1 ? 1 : 2
     context = try ItemSlabs(tensors: 1 + 2 * layers, capacity: capacity, maxLength: maxContext, width: width,
                             what: "the encoder outputs of \(capacity) contexts of \(maxContext) tokens")
     question = try ItemSlabs(tensors: 1, capacity: capacity, maxLength: maxQuestion, width: width,
                              what: "the encoder outputs of \(capacity) questions of \(maxQuestion) tokens")
-    guard let caches = Limits.product([sets * 2 * layers, capacityRows, slots, width]),
-          let count = Limits.product([capacityRows, width, 6]).map({ caches + $0 }),
-          let bytes = Limits.product([count, 4]) else {
-      throw RuntimeError.allocation("key/value caches of \(capacityRows) hypotheses x \(slots) slots overflow")
-    }
-    if let problem = Limits.memoryProblem(bytes, "the key/value caches of \(capacity) x \(options.beamSize) hypotheses, "
-                                            + "\(slots) slots (--max-output)") {
-      throw RuntimeError.allocation(problem)
-    }
-    memory = .allocate(capacity: count)
-    memory.initialize(repeating: 0, count: count)
+    state = try DecodingState(rows: capacity * options.beamSize, beam: options.beamSize, slots: slots, config: config,
+                              what: "\(capacity) x \(options.beamSize) hypotheses")
     // The decode-step plan's arena for the largest batch, now rather than as traffic grows.
     try decoder.step.reserve(["B": capacity, "K": options.beamSize, "S": slots, "Tc": maxContext, "Tq": maxQuestion,
                               "X": Self.extended(config, outOfVocabulary: maxContext + maxQuestion),
@@ -113,17 +100,6 @@ public final class ContinuousDecoder {
   /// words of any item, rounded up to 16 (fewer distinct shapes, so fewer bound buckets).
   static func extended(_ config: ModelConfig, outOfVocabulary oov: Int) -> Int {
     config.generativeVocab + (oov + 15) / 16 * 16
-  }
-
-  deinit { memory.deallocate() }
-
-  private func cache(set: Int, _ index: Int) -> UnsafeMutablePointer<Float> {
-    memory + (set * 2 * layers + index) * capacityRows * slots * width
-  }
-
-  /// State `index` (0 h, 1 c, 2 o) of set `set`.
-  private func state(set: Int, _ index: Int) -> UnsafeMutablePointer<Float> {
-    memory + sets * 2 * layers * capacityRows * slots * width + (set * 3 + index) * capacityRows * width
   }
 
   /// A length for the plan's dims: rounded up to 8 (fewer distinct shapes, so fewer bound buckets).
@@ -212,9 +188,11 @@ public final class ContinuousDecoder {
       }
       // The item's first row starts from the encoder's states; o starts at zero.
       for (j, values) in [initH, initC].enumerated() {
-        values.withUnsafeBufferPointer { state(set: currentState, j).advanced(by: b * K * d).update(from: $0.baseAddress! + i * d, count: d) }
+        values.withUnsafeBufferPointer {
+          state.state(set: state.currentState, j).advanced(by: b * K * d).update(from: $0.baseAddress! + i * d, count: d)
+        }
       }
-      state(set: currentState, 2).advanced(by: b * K * d).update(repeating: 0, count: d)
+      state.state(set: state.currentState, 2).advanced(by: b * K * d).update(repeating: 0, count: d)
       rows.start(b, from: b * K)
       let lim = EncodedBatch(context: [e.context], question: [e.question], answer: [[config.initToken, config.eos]])
         .limited(generativeVocab: config.generativeVocab)
@@ -240,7 +218,7 @@ public final class ContinuousDecoder {
   public func step() throws -> [Finished] {
     let B = items.count
     if B == 0 { return [] }
-    let K = options.beamSize, R = B * K, d = width, pad = Int32(config.pad)
+    let K = options.beamSize, R = B * K, pad = Int32(config.pad)
     var ids = [Int32](repeating: 0, count: R), steps = [Int32](repeating: 0, count: R)
     var mask = [Float](repeating: 1, count: R * slots)
     let tc = context.length, tq = question.length
@@ -266,32 +244,17 @@ public final class ContinuousDecoder {
       "self_mask": HostTensor(shape: [R, slots], floats: mask),
       "reorder": HostTensor(shape: [R], int32s: rows.reorder[0..<R].map { Int32($0) }),
     ]
-    var external: [String: ExternalTensor] = [
-      "final_context": context.tensor(0, items: B), "final_question": question.tensor(0, items: B),
-    ]
-    let next = sets == 1 ? current : 1 - current
+    var external = state.external(rows: R)
+    external["final_context"] = context.tensor(0, items: B)
+    external["final_question"] = question.tensor(0, items: B)
     for l in 0..<layers {
       external[MQANGraph.Step.crossKeys(l)] = context.tensor(1 + 2 * l, items: B)
       external[MQANGraph.Step.crossValues(l)] = context.tensor(2 + 2 * l, items: B)
-      for (j, name) in [MQANGraph.Step.selfKeys(l), MQANGraph.Step.selfValues(l)].enumerated() {
-        external[name] = ExternalTensor(base: UnsafeMutableRawPointer(cache(set: current, 2 * l + j)), shape: [R, slots, d])
-        external[MQANGraph.Step.next(name)] = ExternalTensor(base: UnsafeMutableRawPointer(cache(set: next, 2 * l + j)),
-                                                             shape: [R, slots, d])
-      }
-    }
-    for (j, name) in MQANGraph.Step.states.enumerated() {
-      external[name] = ExternalTensor(base: UnsafeMutableRawPointer(state(set: currentState, j)), shape: [R, d])
-      external[MQANGraph.Step.next(name)] = ExternalTensor(base: UnsafeMutableRawPointer(state(set: 1 - currentState, j)),
-                                                           shape: [R, d])
     }
     let out = try decoder.step.run(feed, external: external,
                                    dims: ["K": K, "X": Self.extended(config, outOfVocabulary: oov)])
-    current = next
-    currentState = 1 - currentState
-    guard let values = out["top_logp"], let top = out["top_ids"] else {
-      throw ModelError.graph("the decode-step plan gave no top_logp / top_ids")
-    }
-    let found = BeamCandidates(values: try values.floats, tokens: try top.asInt32(), perRow: K)
+    state.advance()
+    let found = try BeamCandidates(stepOutputs: out, beam: K)
     try rows.check(found, rows: R)
     for b in 0..<B { rows.expand(b, found) }
     rows.advance()
@@ -315,11 +278,11 @@ public final class ContinuousDecoder {
       context.move(last, to: b)
       question.move(last, to: b)
       for j in 0..<3 {
-        let s = state(set: currentState, j)
+        let s = state.state(set: state.currentState, j)
         (s + b * K * d).update(from: s + last * K * d, count: K * d)
       }
       for j in 0..<(2 * layers) {
-        let c = cache(set: current, j), n = K * slots * d
+        let c = state.cache(set: state.current, j), n = K * slots * d
         (c + b * n).update(from: c + last * n, count: n)
       }
       items[b] = items[last]

@@ -120,23 +120,15 @@ public final class MQANDecoder {
   }
 }
 
-/// Runs the `decode-step` plan for `BeamSearch`: holds the per-row state (pointer LSTM h, c, the
-/// input-fed output o) and the self-attention key/value caches of every layer in one block
-/// allocated per batch, bound to the plan as external memory (no copies, no allocation per step).
-/// Each step reads one set of states and writes the other (the gather by `reorder` happens inside
-/// the plan). With K = 1 the caches are updated in place (the reorder is the identity); with K > 1
-/// they are double-buffered too.
+/// Runs the `decode-step` plan for `BeamSearch`, with the per-row state of one batch in a
+/// `DecodingState`.
 final class StepScorer: BeamScorer {
   let step: Executor
   var feed: [String: HostTensor]
   let limitedToFull: [Int32]
-  let beam: Int, rows: Int, slots: Int, width: Int, layers: Int
+  let beam: Int, rows: Int, slots: Int
   let dims: [String: Int]
-  /// `sets` sets of `2 * layers` cache tensors `[rows, slots, width]`, then two sets of the three
-  /// states `[rows, width]`.
-  let memory: UnsafeMutablePointer<Float>
-  let sets: Int
-  var current = 0, currentState = 0
+  let state: DecodingState
   var position = 0
 
   init(step: Executor, config: ModelConfig, feed input: [String: HostTensor], encoded: [String: HostTensor],
@@ -151,48 +143,20 @@ final class StepScorer: BeamScorer {
     self.beam = beam
     rows = batch * beam
     self.slots = slots
-    width = d
-    layers = config.transformerLayers
     dims = ["K": beam, "X": limitedToFull.count].merging(input["shortlist"].map { ["N": $0.shape[0]] } ?? [:]) { a, _ in a }
     var f: [String: HostTensor] = [:]
     for k in ["embeddings", "context_limited", "question_limited", "shortlist"] { f[k] = input[k] }
     for (k, v) in encoded where k != "decoder_init_h" && k != "decoder_init_c" { f[k] = v }
     feed = f
-    // Two sets of state (h, c, o and the caches): each step reads one and writes the other (K = 1:
-    // the caches are updated in place, one set of them suffices).
-    sets = beam == 1 ? 1 : 2
-    guard let caches = Limits.product([sets * 2 * layers, rows, slots, d, 4]),
-          let count = Limits.product([rows, d, 6]).map({ caches / 4 + $0 }) else {
-      throw RuntimeError.allocation("key/value caches of \(rows) hypotheses x \(slots) slots overflow")
-    }
-    if let problem = Limits.memoryProblem(count * 4, "the key/value caches of \(batch) x \(beam) hypotheses, "
-                                           + "\(slots) slots (--max-output)") {
-      throw RuntimeError.allocation(problem)
-    }
-    memory = .allocate(capacity: max(count, 1))
-    memory.initialize(repeating: 0, count: max(count, 1))
+    state = try DecodingState(rows: rows, beam: beam, slots: slots, config: config, what: "\(batch) x \(beam) hypotheses")
     // Rows 0 ..< B of the first state set hold the encoder's states; the first reorder points
     // every beam at its item's.
     for (j, t) in [initH, initC].enumerated() {
       let values = try t.floats
-      values.withUnsafeBufferPointer { src in state(set: 0, j).base.assumingMemoryBound(to: Float.self)
-        .update(from: src.baseAddress!, count: min(src.count, rows * d)) }
+      values.withUnsafeBufferPointer { src in
+        state.state(set: 0, j).update(from: src.baseAddress!, count: min(src.count, rows * d))
+      }
     }
-  }
-
-  deinit { memory.deallocate() }
-
-  private func cache(set: Int, _ index: Int) -> ExternalTensor {
-    let size = rows * slots * width
-    return ExternalTensor(base: UnsafeMutableRawPointer(memory + (set * 2 * layers + index) * size),
-                          shape: [rows, slots, width])
-  }
-
-  /// State `index` (0 h, 1 c, 2 o) of set `set` (0 or 1).
-  private func state(set: Int, _ index: Int) -> ExternalTensor {
-    let base = sets * 2 * layers * rows * slots * width
-    return ExternalTensor(base: UnsafeMutableRawPointer(memory + base + (set * 3 + index) * rows * width),
-                          shape: [rows, width])
   }
 
   func candidates(tokens: [[Int32]], reorder: [Int], k: Int) throws -> BeamCandidates {
@@ -213,26 +177,9 @@ final class StepScorer: BeamScorer {
     feed["reorder"] = HostTensor(shape: [rows], int32s: reorder.map { Int32($0) })
     feed["step"] = HostTensor(shape: [rows], int32s: [Int32](repeating: Int32(position), count: rows))
     feed["self_mask"] = HostTensor(shape: [rows, slots], floats: mask)
-    let next = sets == 1 ? current : 1 - current
-    var external: [String: ExternalTensor] = [:]
-    for l in 0..<layers {
-      let names = [MQANGraph.Step.selfKeys(l), MQANGraph.Step.selfValues(l)]
-      for (j, name) in names.enumerated() {
-        external[name] = cache(set: current, 2 * l + j)
-        external[MQANGraph.Step.next(name)] = cache(set: next, 2 * l + j)
-      }
-    }
-    for (j, name) in MQANGraph.Step.states.enumerated() {
-      external[name] = state(set: currentState, j)
-      external[MQANGraph.Step.next(name)] = state(set: 1 - currentState, j)
-    }
-    let out = try step.run(feed, external: external, dims: dims)
-    current = next
-    currentState = 1 - currentState
+    let out = try step.run(feed, external: state.external(rows: rows), dims: dims)
+    state.advance()
     position += 1
-    guard let values = out["top_logp"], let top = out["top_ids"] else {
-      throw ModelError.graph("the decode-step plan gave no top_logp / top_ids")
-    }
-    return BeamCandidates(values: try values.floats, tokens: try top.asInt32(), perRow: beam)
+    return try BeamCandidates(stepOutputs: out, beam: beam)
   }
 }
