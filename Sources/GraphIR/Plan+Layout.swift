@@ -8,6 +8,8 @@ public struct ArenaLayout: Sendable, Equatable {
   public var arenaBytes: Int
   /// The sum of all arena buffers, as if none shared memory.
   public var totalBytes: Int
+  /// By scan step: its body's layout within the scan's workspace.
+  public var bodies: [Int: ArenaLayout] = [:]
 }
 
 extension Plan {
@@ -24,13 +26,15 @@ extension Plan {
   public func layout(_ env: [String: Int]) throws(DimError) -> ArenaLayout {
     var sizes = [Int](repeating: 0, count: buffers.count)
     var intervals: [(id: Int, first: Int, last: Int)] = []
+    var bodies: [Int: ArenaLayout] = [:]
     for (i, b) in buffers.enumerated() {
       switch b.storage {
       case .arena(let f, let l):
-        sizes[i] = try Plan.aligned(try b.type.byteCount.evaluate(env), b.type.byteCount, env)
+        sizes[i] = try Plan.aligned(try b.type.byteCount(env), b.type.byteCount, env)
         intervals.append((i, f, l))
       case .workspace(let s, let f, let l):
-        sizes[i] = try Plan.aligned(try steps[s].body.first?.layout(env).arenaBytes ?? 0, Dim(0), env)
+        if bodies[s] == nil, let body = steps[s].body.first { bodies[s] = try body.layout(env) }
+        sizes[i] = try Plan.aligned(bodies[s]?.arenaBytes ?? 0, Dim(0), env)
         intervals.append((i, f, l))
       case .input, .param, .view, .outer:
         continue
@@ -67,16 +71,16 @@ extension Plan {
       placed.insert((iv.first, iv.last, offset, end), at: lo)
       peak = max(peak, end)
     }
-    return ArenaLayout(offsets: offsets, sizes: sizes, arenaBytes: peak, totalBytes: total)
+    return ArenaLayout(offsets: offsets, sizes: sizes, arenaBytes: peak, totalBytes: total, bodies: bodies)
   }
 
   static func binding(_ env: [String: Int]) -> String {
     env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
   }
 
-  static func aligned(_ n: Int, _ dim: Dim, _ env: [String: Int]) throws(DimError) -> Int {
+  static func aligned(_ n: Int, _ dim: @autoclosure () -> Dim, _ env: [String: Int]) throws(DimError) -> Int {
     guard n <= Int.max - alignment else {
-      throw DimError.overflow(expression: dim.description, binding: binding(env))
+      throw DimError.overflow(expression: dim().description, binding: binding(env))
     }
     return aligned(n)
   }

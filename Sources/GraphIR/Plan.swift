@@ -152,15 +152,29 @@ public struct PlanAttrs: Hashable, Sendable, Codable {
     }
     return a
   }
-  public func int(_ k: String) -> Int? { attrs.int(k) }
-  public func float(_ k: String) -> Float? { attrs.float(k) }
-  public func bool(_ k: String) -> Bool { attrs.bool(k) ?? false }
+  // The accessors read `values` directly, with `Attrs`' rules (a float attribute may be written
+  // as an integer, a dim as a constant): kernels read them each time a shape is bound.
+  public func int(_ k: String) -> Int? { if case .int(let v)? = values[k] { return v }; return nil }
+  public func float(_ k: String) -> Float? {
+    switch values[k] {
+    case .float(let v)?: return v
+    case .int(let v)?: return Float(v)
+    default: return nil
+    }
+  }
+  public func bool(_ k: String) -> Bool { if case .bool(let v)? = values[k] { return v }; return false }
   public func string(_ k: String) -> String? {
     if case .string(let v)? = values[k] { return v }
     return nil
   }
-  public func dim(_ k: String) -> Dim? { attrs.dim(k) }
-  public func dims(_ k: String) -> [Dim]? { attrs.dims(k) }
+  public func dim(_ k: String) -> Dim? {
+    switch values[k] {
+    case .dim(let v)?: return v
+    case .int(let v)?: return Dim(v)
+    default: return nil
+    }
+  }
+  public func dims(_ k: String) -> [Dim]? { if case .dims(let v)? = values[k] { return v }; return nil }
 }
 
 public enum PlanAttr: Hashable, Sendable, Codable {

@@ -18,6 +18,19 @@ public struct TensorType: Hashable, Sendable, Codable, CustomStringConvertible {
   public var rank: Int { shape.count }
   public var elementCount: Dim { Dim.product(shape) }
   public var byteCount: Dim { elementCount * Dim(dtype.byteSize) }
+
+  /// `byteCount` at a binding of the dims, multiplied out from the evaluated dims rather than
+  /// expanded symbolically (binding a shape evaluates every buffer's size). Throws what
+  /// `byteCount.evaluate(env)` throws: an unbound symbol, or `.overflow` for a size past `Int`.
+  public func byteCount(_ env: [String: Int]) throws(DimError) -> Int {
+    var n = dtype.byteSize
+    for d in shape {
+      let (p, o) = n.multipliedReportingOverflow(by: try d.evaluate(env))
+      if o { return try byteCount.evaluate(env) }  // the symbolic form names the overflow
+      n = p
+    }
+    return n
+  }
   /// `f32[B, Tc, 200]`
   public var description: String { "\(dtype.rawValue)[\(shape.map(\.description).joined(separator: ", "))]" }
 }

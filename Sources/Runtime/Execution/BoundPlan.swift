@@ -54,9 +54,11 @@ final class BoundPlan {
   /// - Parameters:
   ///   - arena: where this plan's arena (or, for a body, its scan's workspace) starts.
   ///   - parent: for a scan body, the parent's pointer table and the scan step.
+  ///   - costs: the plan's step costs, kept across bindings (nil: computed here).
   init(plan: Plan, context c: BindContext, teamSize: Int, arena: UnsafeMutableRawPointer,
        parent: (ptrs: PointerTable, step: Step)?, profile: ProfileTable?,
-       layout known: ArenaLayout? = nil) throws(RuntimeError) {
+       layout known: ArenaLayout? = nil, costs: StepCosts? = nil) throws(RuntimeError) {
+    let costs = costs ?? StepCosts(plan)
     self.plan = plan
     self.teamSize = teamSize
     self.poisonFreed = c.options.poisonFreed
@@ -131,7 +133,7 @@ final class BoundPlan {
       // own: `ScheduleSteps` splits it off at compile time.)
       var groups = [list]
       if teamSize > 1, list.count > teamSize, list.count % teamSize != 0 {
-        let work = Dictionary(uniqueKeysWithValues: list.map { ($0, BoundPlan.flops(plan, step: $0, env: c.env)) })
+        let work = Dictionary(uniqueKeysWithValues: list.map { ($0, costs.flops(step: $0, env: c.env)) })
         let ranked = list.sorted { (work[$0]!, $1) > (work[$1]!, $0) }
         let full = list.count / teamSize * teamSize
         groups = stride(from: 0, to: full, by: teamSize).map { Array(ranked[$0..<($0 + teamSize)]).sorted() }
@@ -166,7 +168,8 @@ final class BoundPlan {
       if st.op == .scan, st.body.count == 1, let ws = st.workspace {
         try BoundPlan.check(ws >= 0 && ws < n, "plan \(plan.name) step \(i) \(st.label) has workspace \(ws)")
         body = try BoundPlan(plan: st.body[0], context: c, teamSize: teams[i], arena: ptrs[ws]!,
-                             parent: (ptrs, st), profile: profile?.child(i))
+                             parent: (ptrs, st), profile: profile?.child(i), layout: layout.bodies[i],
+                             costs: costs.body(i))
         bodies[i] = body
       }
       let site = KernelSite(step: st, index: i, shapes: shapes, ptrs: ptrs, env: c.env,
@@ -191,11 +194,6 @@ final class BoundPlan {
   /// The buffer that owns buffer `b`'s memory (itself unless `b` is a view).
   func root(of b: Int) -> Int { roots[b] }
 
-  /// Step `i`'s FLOPs at this binding, by the op table's cost rule (`Plan.stepCost`, the rule the
-  /// compiler sums into its statistics); 0 when a dim is unbound.
-  static func flops(_ plan: Plan, step i: Int, env: [String: Int]) -> Int {
-    (try? plan.stepCost(i).flops.evaluate(env)) ?? 0
-  }
 
   /// Threads a stage's step `position` of `steps` gets out of a team of `team`: round-robin by
   /// lane, or one thread per step when there are more steps than threads.
@@ -252,4 +250,34 @@ final class OwnedPointerTable {
     ptrs.initialize(repeating: nil, count: max(count, 1))
   }
   deinit { ptrs.deallocate() }
+}
+
+/// A plan's step FLOPs by the op table's cost rule (`Plan.stepCost`, the rule the compiler sums
+/// into its statistics), as dims: worked out on first use and kept for every later binding (the
+/// symbolic sums cost far more than evaluating them), and the same for its scan bodies.
+final class StepCosts {
+  private let plan: Plan
+  private var flops: [Dim?]
+  private var bodies: [Int: StepCosts] = [:]
+
+  init(_ plan: Plan) {
+    self.plan = plan
+    flops = Array(repeating: nil, count: plan.steps.count)
+  }
+
+  /// Step `i`'s FLOPs at this binding; 0 when a dim is unbound.
+  func flops(step i: Int, env: [String: Int]) -> Int {
+    guard i >= 0, i < flops.count else { return 0 }
+    if flops[i] == nil { flops[i] = plan.stepCost(i).flops }
+    return (try? flops[i]!.evaluate(env)) ?? 0
+  }
+
+  /// The costs of step `i`'s scan body.
+  func body(_ i: Int) -> StepCosts? {
+    guard i >= 0, i < plan.steps.count, let b = plan.steps[i].body.first else { return nil }
+    if let c = bodies[i] { return c }
+    let c = StepCosts(b)
+    bodies[i] = c
+    return c
+  }
 }

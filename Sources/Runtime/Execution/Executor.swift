@@ -62,12 +62,17 @@ public final class Executor {
   private let numerics: NumericsWatch?
   /// The GEMM the plan's attention kernels use (MQ_BACKEND_*, path), set on each pool thread.
   private let gemmBackend: (backend: Int32, path: Int32)
+  /// The plan's step costs (scheduling inputs of every binding), worked out once.
+  private let costs: StepCosts
   private var buckets: [[String: Int]: Bucket] = [:]
   /// One arena for every bucket, grown to the largest layout seen: batches of new shapes (every
   /// training batch may have its own) reuse it instead of holding an arena each.
   private var sharedArena: AlignedBuffer?
-  /// Bound buckets kept at most (their bound plans are cheap; the arena is shared).
+  /// Bound buckets kept at most (their bound plans are cheap; the arena is shared); past it, the
+  /// least recently run goes.
   public static let maxBuckets = 256
+  /// Runs so far, for `Bucket.lastRun`.
+  private var runs: UInt64 = 0
 
   /// - Parameters:
   ///   - params: the weights by state_dict key; every `.param` buffer of the plan (and of its scan
@@ -112,6 +117,7 @@ public final class Executor {
     profileTable = options.profile ? ProfileTable(plan: plan, trace: trace) : nil
     numerics = options.checkNumerics ? NumericsWatch() : nil
     gemmBackend = Executor.gemmBackend(of: plan)
+    costs = StepCosts(plan)
     pool = try ThreadPool(threads: threads)
   }
 
@@ -266,12 +272,20 @@ public final class Executor {
   }
 
   private func bucket(_ env: [String: Int]) throws(RuntimeError) -> Bucket {
-    if let b = buckets[env] { return b }
+    runs &+= 1
+    if let b = buckets[env] {
+      b.lastRun = runs
+      return b
+    }
     let layout = try arenaLayout(env, headroom: true)
-    if buckets.count >= Executor.maxBuckets { buckets.removeAll() }
+    // Full: the bucket run least recently goes (a server's shapes come and go with its traffic).
+    if buckets.count >= Executor.maxBuckets, let oldest = buckets.min(by: { $0.value.lastRun < $1.value.lastRun }) {
+      buckets[oldest.key] = nil
+    }
     let b = try Bucket(plan: plan, env: env, layout: layout, arena: sharedArena!, threads: threads, params: params,
                        options: options, slots: slots, checks: checks, profile: profileTable, packed: packed,
-                       gemm: gemmBackend, numerics: numerics)
+                       gemm: gemmBackend, numerics: numerics, costs: costs)
+    b.lastRun = runs
     buckets[env] = b
     return b
   }
@@ -346,55 +360,3 @@ public struct ExternalTensor {
   }
 }
 
-/// Everything bound for one set of dims: the arena, per-thread scratch, narrowed-input staging,
-/// the bound plan tree and the value checks with their bounds evaluated.
-final class Bucket {
-  let arena: AlignedBuffer
-  let arenaBytes: Int
-  let scratch: AlignedBuffer
-  let stagingMemory: AlignedBuffer
-  /// Per input slot: where its I64 -> I32 copy goes (nil for f32 inputs).
-  let staging: [UnsafeMutableRawPointer?]
-  let barrier: BarrierArray
-  let root: BoundPlan
-  let checks: [BoundCheck]
-  /// The GEMM backend each pool thread sets before running (attention's inner GEMMs).
-  let gemm: (backend: Int32, path: Int32)
-
-  init(plan: Plan, env: [String: Int], layout: ArenaLayout, arena: AlignedBuffer, threads: Int,
-       params: [String: UnsafeMutableRawPointer], options: ExecutorOptions, slots: [InputSlot], checks: [ValueCheck],
-       profile: ProfileTable?, packed: PackedWeights, gemm: (backend: Int32, path: Int32),
-       numerics: NumericsWatch?) throws(RuntimeError) {
-    self.arena = arena
-    self.gemm = gemm
-    arenaBytes = layout.arenaBytes
-    let stride = (BoundPlan.scratchFloats(plan, env: env) + 15) / 16 * 16
-    guard let scratchBytes = Limits.product([stride, 4, threads]) else {
-      throw .allocation("attention scratch: \(stride) x 4 x \(threads) bytes overflow")
-    }
-    scratch = try AlignedBuffer(bytes: scratchBytes, what: "attention scratch")
-    var offsets: [Int?] = []
-    var total = 0
-    for slot in slots {
-      guard slot.type.dtype == .i32 else { offsets.append(nil); continue }
-      var sizes: [Int] = [4]
-      for d in slot.type.shape {
-        do { sizes.append(try d.evaluate(env)) } catch { throw .dim(error, "input \"\(slot.name)\"") }
-      }
-      guard let n = Limits.product(sizes), n <= Int.max / 2 - total - 64 else {
-        throw .allocation("input \"\(slot.name)\" staging: \(sizes.dropFirst()) elements overflow")
-      }
-      offsets.append(total)
-      total += (n + 63) / 64 * 64
-    }
-    stagingMemory = try AlignedBuffer(bytes: total, what: "input staging")
-    staging = offsets.map { [base = stagingMemory.base] in $0.map { base + $0 } }
-    barrier = BarrierArray(sizes: [threads])
-    let context = BindContext(env: env, params: params, options: options,
-                              scratch: scratch.base.assumingMemoryBound(to: Float.self), scratchStride: stride,
-                              packed: packed, numerics: numerics)
-    root = try BoundPlan(plan: plan, context: context, teamSize: threads, arena: arena.base, parent: nil,
-                         profile: profile, layout: layout)
-    self.checks = try ValueChecks.bind(checks, env: env)
-  }
-}
