@@ -13,12 +13,12 @@ import Testing
      "lengths": HostTensor(shape: [b], int32s: (0..<b).map { Int32(max(t - $0, 0)) })]
   }
 
-  /// Past `maxBuckets`, the bucket run least recently goes, not every bucket: a recently run
+  /// Past `ExecutorOptions.maxBuckets`, the bucket run least recently goes, not every bucket: a recently run
   /// shape stays bound and still computes what a fresh executor does.
   @Test func fullCacheEvictsTheLeastRecentlyRunBucket() throws {
     let plan = biLSTMPlan(e: Self.e, h: Self.h)
-    let ex = try Executor(plan: plan, params: ExecutorTests.lstmParams(), threads: 2)
-    let n = Executor.maxBuckets
+    let n = 24
+    let ex = try Executor(plan: plan, params: ExecutorTests.lstmParams(), threads: 2, options: .init(maxBuckets: n))
     // One arena for the largest shape, so no run grows it (growing drops every bucket).
     try ex.reserve(["B": 1, "T": n + 1])
     for t in 1...n { _ = try ex.run(Self.inputs(batch: 1, time: t)) }

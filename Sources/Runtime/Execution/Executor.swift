@@ -18,10 +18,14 @@ public struct ExecutorOptions: Sendable, Hashable {
   /// `RuntimeError.nonFinite` naming the first one (step, IR node, output, index). Costs about
   /// one more read of everything a run writes. `--check-numerics`.
   public var checkNumerics: Bool
+  /// Shape buckets kept bound at most; past it, the one run least recently goes. A bucket costs a
+  /// few kB (the arena is shared): a server whose groups come in many shapes binds each once.
+  public var maxBuckets: Int
 
   public init(poisonFreed: Bool = false, useReference: Bool = false, profile: Bool = false, traceCapacity: Int = 0,
-              checkNumerics: Bool = false) {
+              checkNumerics: Bool = false, maxBuckets: Int = 1024) {
     self.checkNumerics = checkNumerics
+    self.maxBuckets = max(maxBuckets, 1)
     self.poisonFreed = poisonFreed
     self.useReference = useReference
     self.profile = profile || traceCapacity > 0
@@ -68,9 +72,6 @@ public final class Executor {
   /// One arena for every bucket, grown to the largest layout seen: batches of new shapes (every
   /// training batch may have its own) reuse it instead of holding an arena each.
   private var sharedArena: AlignedBuffer?
-  /// Bound buckets kept at most (their bound plans are cheap; the arena is shared); past it, the
-  /// least recently run goes.
-  public static let maxBuckets = 256
   /// Runs so far, for `Bucket.lastRun`.
   private var runs: UInt64 = 0
 
@@ -279,7 +280,7 @@ public final class Executor {
     }
     let layout = try arenaLayout(env, headroom: true)
     // Full: the bucket run least recently goes (a server's shapes come and go with its traffic).
-    if buckets.count >= Executor.maxBuckets, let oldest = buckets.min(by: { $0.value.lastRun < $1.value.lastRun }) {
+    if buckets.count >= options.maxBuckets, let oldest = buckets.min(by: { $0.value.lastRun < $1.value.lastRun }) {
       buckets[oldest.key] = nil
     }
     let b = try Bucket(plan: plan, env: env, layout: layout, arena: sharedArena!, threads: threads, params: params,
