@@ -126,8 +126,9 @@ public final class ContinuousDecoder {
   /// One more encoder call is worth it only when it saves more than this many rows x tokens of
   /// padding. Encoding costs the same per row-token at any batch size, about 0.075 ms on a 2-core
   /// AVX2 machine at d200 (`mqan profile decode --batch 4...64 --context 16,32 --question 9`), and a
-  /// call adds about 0.5 ms plus about 1 ms to bind its shape when that shape is new: about 20
-  /// row-tokens. On sst at 64 clients this cut the encoded padding from 12% to 4-6% of the tokens.
+  /// call adds about 0.5 ms, plus about 1 ms to bind its shape when that shape is not bound yet:
+  /// about 20 row-tokens. On sst at 64 clients this cut the encoded padding from 12% to 4-6% of
+  /// the tokens (100, the value before binding got cheaper, left 12%).
   static let encoderCallCost = 20
 
   /// The items to encode split into groups of similar lengths (indices, each group ascending in

@@ -7,8 +7,10 @@
 #    lines with --batch-size 1: the mean time per example (batch-1 latency; predict's own timing,
 #    without process start and plan compilation).
 # 2. mqan serve on free ports, then tools/loadgen/loadgen.py closed loop over JSON-lines at each
-#    concurrency (default 1 4 16 64; max(4 x concurrency, lines) requests each), and over HTTP at the
-#    largest; one markdown table row per run. The server gets SIGTERM at the end (exit status shown).
+#    concurrency (default 1 4 16 64; max(50 x concurrency, lines) requests each, the input cycled:
+#    a closed loop's last requests finish at falling concurrency, and at 64 clients that tail is
+#    about half a second, which must stay a small share of the run), and over HTTP at the largest;
+#    one markdown table row per run. The server gets SIGTERM at the end (exit status shown).
 # SERVE_ARGS adds options to mqan serve (e.g. SERVE_ARGS="--max-batch 16").
 # Build first: swift build -c release --product mqan. Run it under the shared lock on a shared machine.
 set -euo pipefail
@@ -44,7 +46,7 @@ echo "| protocol | clients | requests | throughput (req/s) | vs predict | p50 ms
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 row() {
   local protocol=$1 port=$2 c=$3
-  local n=$(( 4 * c > lines ? 4 * c : lines ))
+  local n=$(( 50 * c > lines ? 50 * c : lines ))
   python3 tools/loadgen/loadgen.py --input "$input" --task "$task" --protocol "$protocol" --port "$port" \
     --connections "$c" --requests "$n" --json > "$tmp/row.json" || true
   python3 - "$tmp/row.json" "$predict_rate" <<'EOF'

@@ -18,8 +18,9 @@ public struct ExecutorOptions: Sendable, Hashable {
   /// `RuntimeError.nonFinite` naming the first one (step, IR node, output, index). Costs about
   /// one more read of everything a run writes. `--check-numerics`.
   public var checkNumerics: Bool
-  /// Shape buckets kept bound at most; past it, the one run least recently goes. A bucket costs a
-  /// few kB (the arena is shared): a server whose groups come in many shapes binds each once.
+  /// Shape buckets kept bound at most; past it, the one run least recently goes. A bucket holds
+  /// shapes, addresses and kernels but no arena (that is shared), so a server whose groups come
+  /// in many shapes can keep each bound.
   public var maxBuckets: Int
 
   public init(poisonFreed: Bool = false, useReference: Bool = false, profile: Bool = false, traceCapacity: Int = 0,
