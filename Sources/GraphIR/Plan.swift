@@ -138,45 +138,31 @@ public struct PlanAttrs: Hashable, Sendable, Codable {
     values = v
   }
   /// Back to IR attributes (for shape rules and costs).
-  public var attrs: Attrs {
-    var a: Attrs = [:]
-    for (k, p) in values {
-      switch p {
-      case .int(let x): a[k] = .int(x)
-      case .float(let x): a[k] = .float(x)
-      case .bool(let x): a[k] = .bool(x)
-      case .string(let x): a[k] = .string(x)
-      case .dims(let x): a[k] = .dims(x)
-      case .dim(let x): a[k] = .dim(x)
-      }
-    }
-    return a
-  }
-  // The accessors read `values` directly, with `Attrs`' rules (a float attribute may be written
-  // as an integer, a dim as a constant): kernels read them each time a shape is bound.
-  public func int(_ k: String) -> Int? { if case .int(let v)? = values[k] { return v }; return nil }
-  public func float(_ k: String) -> Float? {
-    switch values[k] {
-    case .float(let v)?: return v
-    case .int(let v)?: return Float(v)
-    default: return nil
-    }
-  }
-  public func bool(_ k: String) -> Bool { if case .bool(let v)? = values[k] { return v }; return false }
-  public func string(_ k: String) -> String? {
-    if case .string(let v)? = values[k] { return v }
-    return nil
-  }
-  public func dim(_ k: String) -> Dim? {
-    switch values[k] {
-    case .dim(let v)?: return v
-    case .int(let v)?: return Dim(v)
-    default: return nil
-    }
-  }
-  public func dims(_ k: String) -> [Dim]? { if case .dims(let v)? = values[k] { return v }; return nil }
+  public var attrs: Attrs { values.mapValues(\.attr) }
+  /// Attribute `k` alone as IR attributes: the accessors below read it with `Attrs`' rules (a
+  /// float may be written as an integer, a dim as a constant) without converting every attribute
+  /// (kernels read them each time a shape is bound).
+  private func ir(_ k: String) -> Attrs { values[k].map { [k: $0.attr] } ?? [:] }
+  public func int(_ k: String) -> Int? { ir(k).int(k) }
+  public func float(_ k: String) -> Float? { ir(k).float(k) }
+  public func bool(_ k: String) -> Bool { ir(k).bool(k) ?? false }
+  public func string(_ k: String) -> String? { ir(k).string(k) }
+  public func dim(_ k: String) -> Dim? { ir(k).dim(k) }
+  public func dims(_ k: String) -> [Dim]? { ir(k).dims(k) }
 }
 
 public enum PlanAttr: Hashable, Sendable, Codable {
   case int(Int), float(Float), bool(Bool), string(String), dims([Dim]), dim(Dim)
+
+  /// The IR attribute it came from.
+  public var attr: Attr {
+    switch self {
+    case .int(let x): return .int(x)
+    case .float(let x): return .float(x)
+    case .bool(let x): return .bool(x)
+    case .string(let x): return .string(x)
+    case .dims(let x): return .dims(x)
+    case .dim(let x): return .dim(x)
+    }
+  }
 }
