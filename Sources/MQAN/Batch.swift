@@ -15,8 +15,15 @@ public struct EncodedBatch: Sendable {
   /// decaNLP's per-batch OOV ids: every token of context, question and answer (in that field
   /// order, row by row) whose id is not below V gets V + k, k its order of first appearance.
   public func limited(generativeVocab v: Int) -> (context: [[Int]], question: [[Int]], answer: [[Int]], limitedToFull: [Int]) {
+    let l = limitedIds(generativeVocab: v)
+    return (l.context, l.question, l.answer, l.toFull.array)
+  }
+
+  /// `limited`, with the limited -> full map kept as its out-of-vocabulary words only (the
+  /// generative ids map to themselves): no table of the whole generative vocabulary per call.
+  public func limitedIds(generativeVocab v: Int) -> (context: [[Int]], question: [[Int]], answer: [[Int]], toFull: LimitedToFull) {
     var oov: [Int: Int] = [:]
-    var toFull = Array(0..<v)
+    var words: [Int] = []
     func map(_ rows: [[Int]]) -> [[Int]] {
       rows.map { row in
         row.map { id in
@@ -24,14 +31,14 @@ public struct EncodedBatch: Sendable {
           if let k = oov[id] { return k }
           let k = v + oov.count
           oov[id] = k
-          toFull.append(id)
+          words.append(id)
           return k
         }
       }
     }
     // decaNLP numbers OOVs over the whole batch field by field: all contexts, then questions, then answers.
     let c = map(context), q = map(question), a = map(answer)
-    return (c, q, a, toFull)
+    return (c, q, a, LimitedToFull(generative: v, outOfVocabulary: words))
   }
 
   /// The feed dict of the forward graph, padded with `pad`.
@@ -75,4 +82,30 @@ public struct EncodedBatch: Sendable {
     let n = vocab * config.embeddingDim
     return HostTensor(shape: [vocab, config.embeddingDim], floats: (0..<n).map { _ in rng.uniform(-0.5, 0.5) })
   }
+}
+
+/// Limited (decoder) ids -> full vocabulary ids: the first `generative` ids are the same in both,
+/// the out-of-vocabulary words follow in order of first appearance (`EncodedBatch.limitedIds`).
+public struct LimitedToFull: Sendable, Equatable {
+  public var generative: Int
+  /// Full ids of the limited ids `generative`, `generative + 1`, ...
+  public var outOfVocabulary: [Int]
+
+  public init(generative: Int, outOfVocabulary: [Int]) {
+    self.generative = generative
+    self.outOfVocabulary = outOfVocabulary
+  }
+
+  /// Limited ids mapped.
+  public var count: Int { generative + outOfVocabulary.count }
+
+  /// The full id of limited id `k`; nil outside `0..<count`.
+  public subscript(k: Int) -> Int? {
+    if k < 0 { return nil }
+    if k < generative { return k }
+    return k - generative < outOfVocabulary.count ? outOfVocabulary[k - generative] : nil
+  }
+
+  /// The whole map as a table (what `EncodedBatch.limited` returns).
+  public var array: [Int] { Array(0..<generative) + outOfVocabulary }
 }

@@ -24,13 +24,15 @@ public final class ContinuousDecoder {
   public struct Finished: Sendable {
     public var handle: Int
     public var hypotheses: [BeamHypothesis]
-    public var limitedToFull: [Int]
+    public var toFull: LimitedToFull
+    /// `toFull` as a table.
+    public var limitedToFull: [Int] { toFull.array }
   }
 
   struct Item {
     var handle: Int
     var contextLimited: [Int32], questionLimited: [Int32]
-    var limitedToFull: [Int32]
+    var toFull: LimitedToFull
     var position = 0
   }
 
@@ -197,10 +199,9 @@ public final class ContinuousDecoder {
       state.state(set: state.currentState, 2).advanced(by: b * K * d).update(repeating: 0, count: d)
       rows.start(b, from: b * K)
       let lim = EncodedBatch(context: [e.context], question: [e.question], answer: [[config.initToken, config.eos]])
-        .limited(generativeVocab: config.generativeVocab)
+        .limitedIds(generativeVocab: config.generativeVocab)
       items.append(Item(handle: nextHandle, contextLimited: lim.context[0].map { Int32($0) },
-                        questionLimited: lim.question[0].map { Int32($0) },
-                        limitedToFull: lim.limitedToFull.map { Int32($0) }))
+                        questionLimited: lim.question[0].map { Int32($0) }, toFull: lim.toFull))
       handles.append(nextHandle)
       nextHandle += 1
     }
@@ -229,13 +230,13 @@ public final class ContinuousDecoder {
     for (b, item) in items.enumerated() {
       for k in 0..<K {
         let r = b * K + k, last = Int(rows.prefixes[r].last ?? 0)
-        ids[r] = last >= 0 && last < item.limitedToFull.count ? item.limitedToFull[last] : 0
+        ids[r] = Int32(item.toFull[last] ?? 0)
         steps[r] = Int32(item.position)
         for j in 0...item.position { mask[r * slots + j] = 0 }
       }
       for (j, id) in item.contextLimited.enumerated() { cl[b * tc + j] = id }
       for (j, id) in item.questionLimited.enumerated() { ql[b * tq + j] = id }
-      oov = max(oov, item.limitedToFull.count - config.generativeVocab)
+      oov = max(oov, item.toFull.outOfVocabulary.count)
     }
     let feed: [String: HostTensor] = [
       "embeddings": embeddings,
@@ -265,7 +266,7 @@ public final class ContinuousDecoder {
       items[b].position += 1
       guard !rows.isLive(b) || items[b].position >= options.maxLength else { continue }
       finished.append(Finished(handle: items[b].handle, hypotheses: rows.result(b),
-                               limitedToFull: items[b].limitedToFull.map(Int.init)))
+                               toFull: items[b].toFull))
       remove(b)
     }
     shrink()

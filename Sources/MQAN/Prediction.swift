@@ -132,9 +132,17 @@ public struct Predictor {
   /// map: greedy scores are the raw sum of log-probabilities (as `decodeScored`), beam scores the
   /// length-normalized ones, with the n-best.
   public func prediction(_ hyps: [BeamHypothesis], limitedToFull: [Int]) -> Prediction {
+    prediction(hyps) { k in k >= 0 && k < limitedToFull.count ? limitedToFull[k] : nil }
+  }
+
+  /// `prediction(_:limitedToFull:)` with the map as its out-of-vocabulary words.
+  public func prediction(_ hyps: [BeamHypothesis], toFull map: LimitedToFull) -> Prediction {
+    prediction(hyps) { map[$0] }
+  }
+
+  private func prediction(_ hyps: [BeamHypothesis], full: (Int) -> Int?) -> Prediction {
     func text(_ tokens: [Int32]) -> String {
-      let full = tokens.map { Int($0) < limitedToFull.count ? limitedToFull[Int($0)] : config.unk }
-      return tokenizer.detokenize(vocabulary.answerTokens(full))
+      tokenizer.detokenize(vocabulary.answerTokens(tokens.map { full(Int($0)) ?? config.unk }))
     }
     if beam == nil {
       let best = hyps.first

@@ -260,7 +260,7 @@ public final class Scheduler: @unchecked Sendable {
       for f in try running.step() {
         guard let (job, i) = owner.removeValue(forKey: f.handle) else { continue }
         if job.settled { continue }
-        job.results[i] = predictor.prediction(f.hypotheses, limitedToFull: f.limitedToFull)
+        job.results[i] = predictor.prediction(f.hypotheses, toFull: f.toFull)
         job.remaining -= 1
         if job.remaining == 0 { settle(job, .success(job.results.map { $0! })) }
       }

@@ -179,5 +179,18 @@ extension DataTests {
         for (full, limited) in zip(row, limRow) { #expect(lim.limitedToFull[limited] == full) }
       }
     }
+
+    /// `limitedIds` numbers the same ids as `limited`, and its map (the out-of-vocabulary words
+    /// only) gives the same full id for every limited id, nil past them.
+    @Test func limitedIdsKeepOnlyTheOutOfVocabularyWords() {
+      let v = 10
+      let batch = EncodedBatch(context: [[1, 12, 15, 12], [3, 40]], question: [[2, 15, 33]], answer: [[1, 99, 12]])
+      let table = batch.limited(generativeVocab: v), ids = batch.limitedIds(generativeVocab: v)
+      #expect(ids.context == table.context && ids.question == table.question && ids.answer == table.answer)
+      #expect(ids.toFull.outOfVocabulary == [12, 15, 40, 33, 99])
+      #expect(ids.toFull.count == table.limitedToFull.count && ids.toFull.array == table.limitedToFull)
+      for k in 0..<table.limitedToFull.count { #expect(ids.toFull[k] == table.limitedToFull[k], "limited id \(k)") }
+      #expect(ids.toFull[-1] == nil && ids.toFull[table.limitedToFull.count] == nil)
+    }
   }
 }
