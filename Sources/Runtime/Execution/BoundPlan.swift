@@ -54,11 +54,10 @@ final class BoundPlan {
   /// - Parameters:
   ///   - arena: where this plan's arena (or, for a body, its scan's workspace) starts.
   ///   - parent: for a scan body, the parent's pointer table and the scan step.
-  ///   - costs: the plan's step costs, kept across bindings (nil: computed here).
+  ///   - costs: the plan's step costs, kept across bindings (the executor's, or its scan body's).
   init(plan: Plan, context c: BindContext, teamSize: Int, arena: UnsafeMutableRawPointer,
        parent: (ptrs: PointerTable, step: Step)?, profile: ProfileTable?,
-       layout known: ArenaLayout? = nil, costs: StepCosts? = nil) throws(RuntimeError) {
-    let costs = costs ?? StepCosts(plan)
+       layout known: ArenaLayout? = nil, costs: StepCosts) throws(RuntimeError) {
     self.plan = plan
     self.teamSize = teamSize
     self.poisonFreed = c.options.poisonFreed
@@ -194,7 +193,6 @@ final class BoundPlan {
   /// The buffer that owns buffer `b`'s memory (itself unless `b` is a view).
   func root(of b: Int) -> Int { roots[b] }
 
-
   /// Threads a stage's step `position` of `steps` gets out of a team of `team`: round-robin by
   /// lane, or one thread per step when there are more steps than threads.
   static func subTeamSize(position j: Int, steps k: Int, team n: Int) -> Int {
@@ -272,11 +270,10 @@ final class StepCosts {
     return (try? flops[i]!.evaluate(env)) ?? 0
   }
 
-  /// The costs of step `i`'s scan body.
-  func body(_ i: Int) -> StepCosts? {
-    guard i >= 0, i < plan.steps.count, let b = plan.steps[i].body.first else { return nil }
+  /// The costs of scan step `i`'s body (the step must have one).
+  func body(_ i: Int) -> StepCosts {
     if let c = bodies[i] { return c }
-    let c = StepCosts(b)
+    let c = StepCosts(plan.steps[i].body[0])
     bodies[i] = c
     return c
   }
