@@ -1,8 +1,9 @@
 // Reduced-precision linears (bf16, int8): CPU features, packing, activation conversion, the
-// portable kernels, the driver and the oracle (the AVX-512 tiles are in qlinear_avx512.c). The formats and error bounds are in mq_qlinear.h.
+// portable kernels, the driver and the oracle (the SIMD tiles are in qlinear_avx512.c and
+// qlinear_avx2.c). The formats and error bounds are in mq_qlinear.h.
 #include "mq_qlinear.h"
 #include "mq_elementwise.h"
-#include "qlinear_avx512.h"
+#include "qlinear_simd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -31,26 +32,29 @@ static uint64_t mq_q_xgetbv0(void) {
 }
 
 // Bit 0: AVX512_BF16 usable; bit 1: AVX512_VNNI usable (each with AVX512F/BW and zmm state saved);
-// bit 2: AVX512F/BW/VL usable (the activation conversion).
+// bit 2: AVX512F/BW/VL usable (the activation conversion); bit 3: AVX2 and FMA usable (ymm state
+// saved, as the GEMM's AVX2 path checks).
 static int mq_q_detect(void) {
+  const char *off = getenv("MQAN_DISABLE_ISA");
+  int avx2 = mq_gemm_path_supported(MQ_GEMM_AVX2) && !(off && strstr(off, "avx2")) ? 8 : 0;
   unsigned a, b, c, d;
   __cpuid_count(0, 0, a, b, c, d);
-  if (a < 7) return 0;
+  if (a < 7) return avx2;
   __cpuid_count(1, 0, a, b, c, d);
-  if (!((c >> 27) & 1)) return 0; // OSXSAVE
-  if ((mq_q_xgetbv0() & 0xe6) != 0xe6) return 0;
+  if (!((c >> 27) & 1)) return avx2; // OSXSAVE
+  if ((mq_q_xgetbv0() & 0xe6) != 0xe6) return avx2;
   __cpuid_count(7, 0, a, b, c, d);
   int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
   unsigned a1, b1, c1, d1;
   __cpuid_count(7, 1, a1, b1, c1, d1);
   int bf16 = (a1 >> 5) & 1;
   (void)b1; (void)c1; (void)d1;
-  int bits = 0;
+  int bits = avx2;
   if (f && bw && bf16) bits |= 1;
   if (f && bw && vnni) bits |= 2;
   if (f && bw && vl) bits |= 4;
-  // MQAN_DISABLE_ISA=avx512_bf16,avx512_vnni: run as on a CPU without them (tests of the fallback).
-  const char *off = getenv("MQAN_DISABLE_ISA");
+  // MQAN_DISABLE_ISA=avx512_bf16,avx512_vnni,avx2: run as on a CPU without them (tests of the
+  // fallbacks).
   if (off && strstr(off, "avx512_bf16")) bits &= ~1;
   if (off && strstr(off, "avx512_vnni")) bits &= ~2;
   if (off && strstr(off, "avx512bw")) bits &= ~4;
@@ -72,35 +76,39 @@ static int mq_q_features(void) {
 
 int mq_qpath_supported(int precision, int path) {
   if (precision != MQ_PREC_BF16 && precision != MQ_PREC_INT8) return 0;
-  if (path == MQ_QPATH_PORTABLE) return 1;
-  if (path != MQ_QPATH_AVX512) return 0;
-  return (mq_q_features() & (precision == MQ_PREC_BF16 ? 1 : 2)) != 0;
+  switch (path) {
+  case MQ_QPATH_PORTABLE: return 1;
+  case MQ_QPATH_AVX512: return (mq_q_features() & (precision == MQ_PREC_BF16 ? 1 : 2)) != 0;
+  case MQ_QPATH_AVX2: return (mq_q_features() & 8) != 0;
+  default: return 0;
+  }
 }
 
 int mq_qpath_best(int precision) {
-  return mq_qpath_supported(precision, MQ_QPATH_AVX512) ? MQ_QPATH_AVX512 : MQ_QPATH_PORTABLE;
+  if (mq_qpath_supported(precision, MQ_QPATH_AVX512)) return MQ_QPATH_AVX512;
+  return mq_qpath_supported(precision, MQ_QPATH_AVX2) ? MQ_QPATH_AVX2 : MQ_QPATH_PORTABLE;
 }
 
-const char *mq_qpath_needs(int precision) {
-  return precision == MQ_PREC_INT8 ? "AVX512_VNNI (with AVX512BW)" : "AVX512_BF16 (with AVX512BW)";
+const char *mq_qpath_needs(int precision, int path) {
+  switch (path) {
+  case MQ_QPATH_AVX512: return precision == MQ_PREC_INT8 ? "AVX512_VNNI (with AVX512BW)" : "AVX512_BF16 (with AVX512BW)";
+  case MQ_QPATH_AVX2: return "AVX2 and FMA";
+  default: return "nothing";
+  }
 }
 
 const char *mq_qpath_name(int precision, int path) {
-  if (path == MQ_QPATH_PORTABLE) return "portable";
-  return precision == MQ_PREC_INT8 ? "avx512-vnni" : "avx512-bf16";
+  switch (path) {
+  case MQ_QPATH_AVX512: return precision == MQ_PREC_INT8 ? "avx512-vnni" : "avx512-bf16";
+  case MQ_QPATH_AVX2: return "avx2";
+  default: return "portable";
+  }
 }
 
 int64_t mq_qlinear_max_k(int precision) { return precision == MQ_PREC_INT8 ? 65536 : INT64_C(1) << 30; }
 
 // ---------------------------------------------------------------------------------------------
 // Conversions (the same on every path).
-static inline uint16_t mq_to_bf16(float x) {
-  uint32_t u;
-  memcpy(&u, &x, 4);
-  u += 0x7fffu + ((u >> 16) & 1u); // round to nearest even (inputs are finite)
-  return (uint16_t)(u >> 16);
-}
-
 static inline float mq_from_bf16(uint16_t h) {
   uint32_t u = (uint32_t)h << 16;
   float x;
@@ -119,11 +127,6 @@ static float mq_int8_scale(const float *v, int64_t k, int64_t stride) {
   return amax / 127.0f;
 }
 
-static inline int32_t mq_int8_q(float x, float scale) {
-  if (scale == 0.0f) return 0;
-  float q = nearbyintf(x / scale);
-  return q > 127.0f ? 127 : q < -127.0f ? -127 : (int32_t)q;
-}
 
 size_t mq_qweight_bytes(int precision, int64_t n, int64_t k) {
   int64_t panels = mq_qweight_panels(n), words = mq_kwords(precision, k);
@@ -146,8 +149,8 @@ void mq_qweight_pack(int precision, int64_t n, int64_t k, const float *w, void *
       const float *row = j < n ? w + j * k : NULL;
       if (precision == MQ_PREC_BF16) {
         for (int64_t q = 0; q < words; q++) {
-          uint32_t lo = row && 2 * q < k ? mq_to_bf16(row[2 * q]) : 0;
-          uint32_t hi = row && 2 * q + 1 < k ? mq_to_bf16(row[2 * q + 1]) : 0;
+          uint32_t lo = row && 2 * q < k ? mq_q_to_bf16(row[2 * q]) : 0;
+          uint32_t hi = row && 2 * q + 1 < k ? mq_q_to_bf16(row[2 * q + 1]) : 0;
           panel[q * NP + jj] = lo | (hi << 16);
         }
         continue;
@@ -157,7 +160,7 @@ void mq_qweight_pack(int precision, int64_t n, int64_t k, const float *w, void *
       for (int64_t q = 0; q < words; q++) {
         uint32_t word = 0;
         for (int b = 0; b < 4; b++) {
-          int32_t v = row && 4 * q + b < k ? mq_int8_q(row[4 * q + b], s) : 0;
+          int32_t v = row && 4 * q + b < k ? mq_q_int8(row[4 * q + b], s) : 0;
           sum += v;
           word |= (uint32_t)(uint8_t)(int8_t)v << (8 * b);
         }
@@ -209,9 +212,18 @@ size_t mq_qact_bytes(int precision, int64_t m, int64_t k) {
 }
 
 void mq_qact_convert(int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act) {
+  int f = mq_q_features();
+  mq_qact_convert_path(f & 4 ? MQ_QPATH_AVX512 : f & 8 ? MQ_QPATH_AVX2 : MQ_QPATH_PORTABLE, precision, m, k, x,
+                       ldx, act);
+}
+
+void mq_qact_convert_path(int path, int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act) {
 #if MQ_HAVE_X86
-  if (mq_q_features() & 4) return mq_qact_convert_512(precision, m, k, x, ldx, act);
+  int f = mq_q_features();
+  if (path == MQ_QPATH_AVX512 && (f & 4)) return mq_qact_convert_512(precision, m, k, x, ldx, act);
+  if (path == MQ_QPATH_AVX2 && (f & 8)) return mq_qact_convert_avx2(precision, m, k, x, ldx, act);
 #endif
+  (void)path;
   mq_qact_convert_portable(precision, m, k, x, ldx, act);
 }
 
@@ -224,8 +236,8 @@ void mq_qact_convert_portable(int precision, int64_t m, int64_t k, const float *
     uint32_t *o = out + i * words;
     if (precision == MQ_PREC_BF16) {
       for (int64_t q = 0; q < words; q++) {
-        uint32_t lo = mq_to_bf16(row[2 * q]);
-        uint32_t hi = 2 * q + 1 < k ? mq_to_bf16(row[2 * q + 1]) : 0;
+        uint32_t lo = mq_q_to_bf16(row[2 * q]);
+        uint32_t hi = 2 * q + 1 < k ? mq_q_to_bf16(row[2 * q + 1]) : 0;
         o[q] = lo | (hi << 16);
       }
       continue;
@@ -234,7 +246,7 @@ void mq_qact_convert_portable(int precision, int64_t m, int64_t k, const float *
     for (int64_t q = 0; q < words; q++) {
       uint32_t word = 0;
       for (int b = 0; b < 4; b++) {
-        int32_t v = 4 * q + b < k ? mq_int8_q(row[4 * q + b], t) : 0;
+        int32_t v = 4 * q + b < k ? mq_q_int8(row[4 * q + b], t) : 0;
         word |= (uint32_t)(v + 128) << (8 * b);
       }
       o[q] = word;
@@ -310,7 +322,7 @@ void mq_qlinear(int precision, int path, int64_t m, int64_t n, int64_t k, const 
   const int32_t *csum = (const int32_t *)(cscale + panels * NP);
   float ftile[MQ_QMR * NP] __attribute__((aligned(64)));
   int32_t itile[MQ_QMR * NP] __attribute__((aligned(64)));
-  int simd = path == MQ_QPATH_AVX512 && mq_qpath_supported(precision, path);
+  int simd = path != MQ_QPATH_PORTABLE && mq_qpath_supported(precision, path) ? path : MQ_QPATH_PORTABLE;
   (void)simd; // (no SIMD path off x86)
   for (int64_t rb = 0; rb < m; rb += MQ_QMB) {
     int64_t rend = rb + MQ_QMB < m ? rb + MQ_QMB : m;
@@ -322,10 +334,16 @@ void mq_qlinear(int precision, int path, int64_t m, int64_t n, int64_t k, const 
         int rows = (int)((rend - r) < MQ_QMR ? (rend - r) : MQ_QMR);
         const uint32_t *ar = a + r * words;
 #if MQ_HAVE_X86
-        if (simd) {
+        if (simd == MQ_QPATH_AVX512) {
           if (precision == MQ_PREC_BF16) mq_q_tile_bf16_any(rows, words, ar, panel, ftile);
           else mq_q_tile_vnni_any(rows, words, ar, panel, itile);
           mq_q_store_512(precision, ftile, itile, rows, cols, r, col, y, ldc, ep, rscale + r, cscale, csum);
+          continue;
+        }
+        if (simd == MQ_QPATH_AVX2) {
+          if (precision == MQ_PREC_BF16) mq_q2_tile_bf16_any(rows, words, ar, panel, ftile);
+          else mq_q2_tile_int8_any(rows, words, ar, panel, itile);
+          mq_q_store_avx2(precision, ftile, itile, rows, cols, r, col, y, ldc, ep, rscale + r, cscale);
           continue;
         }
 #endif
@@ -350,11 +368,11 @@ void mq_qlinear_ref(int precision, int64_t m, int64_t n, int64_t k, const float 
       for (int64_t e = 0; e < k; e++) {
         double xv, wv;
         if (precision == MQ_PREC_BF16) {
-          xv = mq_from_bf16(mq_to_bf16(xr[e]));
-          wv = mq_from_bf16(mq_to_bf16(wr[e]));
+          xv = mq_from_bf16(mq_q_to_bf16(xr[e]));
+          wv = mq_from_bf16(mq_q_to_bf16(wr[e]));
         } else {
-          xv = (double)mq_int8_q(xr[e], t) * t;
-          wv = (double)mq_int8_q(wr[e], s) * s;
+          xv = (double)mq_q_int8(xr[e], t) * t;
+          wv = (double)mq_q_int8(wr[e], s) * s;
         }
         acc += xv * wv;
       }

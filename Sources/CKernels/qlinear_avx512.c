@@ -1,7 +1,7 @@
 // The AVX-512 kernels of the reduced-precision linears (mq_qlinear.h): register tiles with
 // AVX512_BF16 (vdpbf16ps) and AVX512_VNNI (vpdpbusd), and the tile epilogue in zmm registers.
 // Compiled with per-function target attributes; called only after a cpuid check.
-#include "qlinear_avx512.h"
+#include "qlinear_simd.h"
 #include "mq_elementwise.h"
 
 #if MQ_HAVE_X86

@@ -6,7 +6,7 @@ import Runtime
 struct PrecisionOption: ParsableArguments {
   @Option(name: .customLong("precision"), help: ArgumentHelp(
     "Inference precision of the large linears (the 50,000-word output layer): fp32 (decaNLP's, exact), bf16 or "
-      + "int8 weights (AVX512_BF16 / AVX512_VNNI; elsewhere an emulated path, said on stderr). README's "
+      + "int8 weights (AVX512_BF16 / AVX512_VNNI, else AVX2 and FMA; elsewhere an emulated path, said on stderr). README's "
       + "\"Reduced precision\" gives their error bounds, speed and answer quality. Default: fp32, or the "
       + "precision a checkpoint was converted to by mqan quantize.",
     valueName: "precision"))

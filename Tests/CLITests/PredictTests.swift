@@ -88,14 +88,14 @@ import Darwin
 
   /// Without --out, stdout is the JSONL alone (one line per input line); the rest goes to stderr.
   /// --precision bf16 / int8: the same answers on the SIMD path and on the portable path a CPU
-  /// without AVX512_BF16 / AVX512_VNNI runs (forced with MQAN_DISABLE_ISA), which says so on stderr.
+  /// without AVX512_BF16 / AVX512_VNNI and AVX2 runs (forced with MQAN_DISABLE_ISA), which says so on stderr.
   @Test func reducedPrecisionRunsWithOrWithoutTheInstructions() throws {
     let path = "\(Self.data)/sst/validation.jsonl"
     for p in ["bf16", "int8"] {
       let simd = try Self.predict(["--data", path, "--precision", p])
       let args = ["predict", "--checkpoint", try Self.checkpoint(), "--threads", "1", "--max-output", "6",
                   "--data", path, "--precision", p]
-      let emulated = try BadInputTests.run(args, env: ["MQAN_DISABLE_ISA": "avx512_bf16,avx512_vnni"])
+      let emulated = try BadInputTests.run(args, env: ["MQAN_DISABLE_ISA": "avx512_bf16,avx512_vnni,avx2"])
       #expect(emulated.status == 0, "\(emulated.stderr)")
       #expect(emulated.stderr.contains("this CPU lacks AVX512_") && emulated.stderr.contains("portable (emulated) path"),
               "\(emulated.stderr)")

@@ -11,7 +11,7 @@ private let precisions: [(name: String, id: Int32)] = [("bf16", Int32(MQ_PREC_BF
 
 /// The paths this CPU runs for a precision (portable always).
 private func paths(_ p: Int32) -> [Int32] {
-  [Int32(MQ_QPATH_PORTABLE), Int32(MQ_QPATH_AVX512)].filter { mq_qpath_supported(p, $0) != 0 }
+  [Int32(MQ_QPATH_PORTABLE), Int32(MQ_QPATH_AVX512), Int32(MQ_QPATH_AVX2)].filter { mq_qpath_supported(p, $0) != 0 }
 }
 
 /// Aligned raw storage for packed weights and converted activations.
@@ -161,16 +161,19 @@ private let shapes: [(m: Int, n: Int, k: Int)] = [
     }
   }
 
-  /// int8 sums are exact integers: the AVX-512 VNNI path and the portable path give the same bits.
-  @Test func int8PathsAgreeBitForBit() {
-    let p = Int32(MQ_PREC_INT8)
-    guard mq_qpath_supported(p, Int32(MQ_QPATH_AVX512)) != 0 else { return }
+  /// Every path gives the portable path's bits, epilogues included: int8's sums are exact
+  /// integers; bf16's products are exact in fp32 and summed in the same order (no denormals here).
+  @Test(arguments: precisions.map(\.id))
+  func everyPathGivesThePortableBits(precision p: Int32) {
     for (index, s) in shapes.enumerated() {
       let problem = Problem(m: s.m, n: s.n, k: s.k, seed: UInt64(300 + index))
-      var a = [Float](repeating: 0, count: s.m * s.n), b = a
-      problem.run(p, path: Int32(MQ_QPATH_PORTABLE), epilogue: true, c0: 0, c1: s.n, into: &a)
-      problem.run(p, path: Int32(MQ_QPATH_AVX512), epilogue: true, c0: 0, c1: s.n, into: &b)
-      #expect(a == b, "shape \(s)")
+      var portable = [Float](repeating: 0, count: s.m * s.n)
+      problem.run(p, path: Int32(MQ_QPATH_PORTABLE), epilogue: true, c0: 0, c1: s.n, into: &portable)
+      for path in paths(p) where path != Int32(MQ_QPATH_PORTABLE) {
+        var simd = [Float](repeating: .nan, count: s.m * s.n)
+        problem.run(p, path: path, epilogue: true, c0: 0, c1: s.n, into: &simd)
+        #expect(simd == portable, "precision \(p) path \(path) shape \(s)")
+      }
     }
   }
 
@@ -237,7 +240,7 @@ private let shapes: [(m: Int, n: Int, k: Int)] = [
     #expect(memcmp(packed.base, repacked.base, Int(mq_qweight_bytes(p, 4000, 9))) == 0)
   }
 
-  /// The activation conversion with AVX-512 writes the portable loop's bytes: every depth 1...70
+  /// The activation conversion on every path writes the portable loop's bytes: every depth 1...70
   /// (tails of every length), an all-zero row, halves that round to even, tiny and huge values.
   @Test(arguments: precisions.map(\.id))
   func activationConversionMatchesThePortableLoop(precision p: Int32) {
@@ -249,18 +252,27 @@ private let shapes: [(m: Int, n: Int, k: Int)] = [
       for e in 0..<k { x[2 * k + e] = Float(e % 7) - 3.5 }  // q = x / t lands on halves
       for e in 0..<k { x[3 * k + e] *= e % 2 == 0 ? 1e-39 : 1e30 }
       let bytes = Int(mq_qact_bytes(p, Int64(m), Int64(k)))
-      let fast = Raw(bytes), portable = Raw(bytes)
-      mq_qact_convert(p, Int64(m), Int64(k), x, Int64(k), fast.base)
+      let portable = Raw(bytes)
       mq_qact_convert_portable(p, Int64(m), Int64(k), x, Int64(k), portable.base)
       let used = m * 4 * Int(p == Int32(MQ_PREC_INT8) ? (k + 3) / 4 : (k + 1) / 2) + (p == Int32(MQ_PREC_INT8) ? m * 4 : 0)
-      #expect(memcmp(fast.base, portable.base, used) == 0, "k \(k)")
+      for path in paths(p) {
+        let fast = Raw(bytes)
+        mq_qact_convert_path(path, p, Int64(m), Int64(k), x, Int64(k), fast.base)
+        #expect(memcmp(fast.base, portable.base, used) == 0, "path \(path) k \(k)")
+      }
+      let best = Raw(bytes)
+      mq_qact_convert(p, Int64(m), Int64(k), x, Int64(k), best.base)
+      #expect(memcmp(best.base, portable.base, used) == 0, "k \(k)")
     }
   }
 
   @Test func pathNamesAndNeeds() {
     #expect(String(cString: mq_qpath_name(Int32(MQ_PREC_BF16), Int32(MQ_QPATH_AVX512))) == "avx512-bf16")
     #expect(String(cString: mq_qpath_name(Int32(MQ_PREC_INT8), Int32(MQ_QPATH_AVX512))) == "avx512-vnni")
-    #expect(String(cString: mq_qpath_needs(Int32(MQ_PREC_INT8))).hasPrefix("AVX512_VNNI"))
+    #expect(String(cString: mq_qpath_name(Int32(MQ_PREC_INT8), Int32(MQ_QPATH_AVX2))) == "avx2")
+    #expect(String(cString: mq_qpath_needs(Int32(MQ_PREC_INT8), Int32(MQ_QPATH_AVX512))).hasPrefix("AVX512_VNNI"))
+    #expect(String(cString: mq_qpath_needs(Int32(MQ_PREC_BF16), Int32(MQ_QPATH_AVX2))) == "AVX2 and FMA")
+    #expect(mq_qpath_supported(Int32(MQ_PREC_INT8), Int32(MQ_QPATH_AVX2)) == mq_gemm_path_supported(Int32(MQ_GEMM_AVX2)))
     #expect(mq_qpath_supported(Int32(MQ_PREC_FP32), Int32(MQ_QPATH_PORTABLE)) == 0)
     #expect(mq_qlinear_max_k(Int32(MQ_PREC_INT8)) == 65536)
   }

@@ -18,10 +18,15 @@
 //         panels, the column scales (float) and the column sums of q (int32), 32 per panel.
 // Padding (columns past n, depth past k) is zero.
 //
-// Paths: MQ_QPATH_AVX512 (bf16: AVX512_BF16; int8: AVX512_VNNI; both with AVX512BW, chosen at run
-// time from cpuid, per-function target attributes) and MQ_QPATH_PORTABLE (plain C, the same
-// packed data: the same integer sums for int8, so the same bits; for bf16 the same products,
-// summed in the same order, except that the instruction flushes denormals).
+// Paths, chosen at run time from cpuid (per-function target attributes), all on the same packed data:
+//   MQ_QPATH_AVX512: bf16 with AVX512_BF16, int8 with AVX512_VNNI (both with AVX512BW);
+//   MQ_QPATH_AVX2: AVX2 and FMA. bf16: both halves of a word widened to fp32 and fused
+//     multiply-adds (odd element first); int8: vpmaddubsw on |p| and q with p's sign (pairs of
+//     products stay within int16: 2 x 127 x 127), vpmaddwd, int32 sums of p q;
+//   MQ_QPATH_PORTABLE: plain C.
+// int8's sums are exact integers on every path, so every path gives the same bits. bf16's products
+// are exact in fp32 and summed in the same order on every path, so the same bits too, except
+// where a product or a sum falls below fp32's normal range (vdpbf16ps flushes denormals).
 #ifndef MQAN_QLINEAR_H
 #define MQAN_QLINEAR_H
 
@@ -35,7 +40,7 @@ extern "C" {
 #endif
 
 enum { MQ_PREC_FP32 = 0, MQ_PREC_BF16 = 1, MQ_PREC_INT8 = 2 };
-enum { MQ_QPATH_PORTABLE = 0, MQ_QPATH_AVX512 = 1 };
+enum { MQ_QPATH_PORTABLE = 0, MQ_QPATH_AVX512 = 1, MQ_QPATH_AVX2 = 2 };
 
 // Columns per packed panel.
 #define MQ_QPANEL 32
@@ -44,9 +49,10 @@ enum { MQ_QPATH_PORTABLE = 0, MQ_QPATH_AVX512 = 1 };
 int mq_qpath_supported(int precision, int path);
 // The fastest path this CPU runs for `precision` (MQ_QPATH_PORTABLE when nothing else).
 int mq_qpath_best(int precision);
-// What the SIMD path needs: "AVX512_BF16 (with AVX512BW)" or "AVX512_VNNI (with AVX512BW)".
-const char *mq_qpath_needs(int precision);
-// "avx512-bf16", "avx512-vnni", "portable".
+// What `path` needs from the CPU: "AVX512_BF16 (with AVX512BW)", "AVX512_VNNI (with AVX512BW)",
+// "AVX2 and FMA" ("nothing" for the portable path).
+const char *mq_qpath_needs(int precision, int path);
+// "avx512-bf16", "avx512-vnni", "avx2", "portable".
 const char *mq_qpath_name(int precision, int path);
 // The largest depth k a precision takes (int8: 65,536, where the int32 sum stays exact).
 int64_t mq_qlinear_max_k(int precision);
@@ -69,10 +75,13 @@ void mq_qweight_export(int precision, int64_t n, int64_t k, const void *packed, 
 
 // Bytes of the converted activations of m rows of depth k (64-byte multiples).
 size_t mq_qact_bytes(int precision, int64_t m, int64_t k);
-// Converts x [m, k] (rows ldx floats apart) for mq_qlinear into `act` (mq_qact_bytes).
-// With AVX-512 (F, BW, VL) where the CPU has it (MQAN_DISABLE_ISA=avx512bw: not), the same bytes as
-// mq_qact_convert_portable, the plain C loop.
+// Converts x [m, k] (rows ldx floats apart) for mq_qlinear into `act` (mq_qact_bytes), the same
+// bytes on every path: with AVX-512 (F, BW, VL) where the CPU has it (MQAN_DISABLE_ISA=avx512bw:
+// not), else with AVX2, else mq_qact_convert_portable, the plain C loop.
 void mq_qact_convert(int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act);
+// The same on a given path (MQ_QPATH_AVX512: the AVX-512 F/BW/VL conversion); one the CPU lacks
+// runs the portable loop.
+void mq_qact_convert_path(int path, int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act);
 void mq_qact_convert_portable(int precision, int64_t m, int64_t k, const float *x, int64_t ldx, void *act);
 
 // Columns [c0, c1) of y [m, n] (rows ldc floats apart), all m rows: y = x wᵀ from the converted

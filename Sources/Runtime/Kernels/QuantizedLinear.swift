@@ -18,7 +18,8 @@ public enum Precisions {
     let path = mq_qpath_best(id)
     let target = PrecisionTarget(precision: p, path: String(cString: mq_qpath_name(id, path)))
     guard path == Int32(MQ_QPATH_PORTABLE) else { return (target, nil) }
-    return (target, "this CPU lacks \(String(cString: mq_qpath_needs(id))): \(p.rawValue) runs on the portable "
+    let needs = [MQ_QPATH_AVX512, MQ_QPATH_AVX2].map { String(cString: mq_qpath_needs(id, Int32($0))) }
+    return (target, "this CPU lacks \(needs.joined(separator: " and ")): \(p.rawValue) runs on the portable "
               + "(emulated) path, with the same results, far slower than fp32")
   }
 
@@ -54,11 +55,12 @@ enum QuantizedLinear {
     switch pathName {
     case "portable": path = Int32(MQ_QPATH_PORTABLE)
     case "avx512-bf16" where p == .bf16, "avx512-vnni" where p == .int8: path = Int32(MQ_QPATH_AVX512)
+    case "avx2": path = Int32(MQ_QPATH_AVX2)
     default: throw .invalidPlan("\(s.name): unknown \(p.rawValue) path \"\(pathName)\"")
     }
     guard mq_qpath_supported(prec, path) != 0 else {
       throw .invalidPlan("\(s.name): the plan was compiled for \(p.rawValue) on \(pathName), which needs "
-                           + "\(String(cString: mq_qpath_needs(prec))), and this CPU lacks it; compile it again here")
+                           + "\(String(cString: mq_qpath_needs(prec, path))), and this CPU lacks it; compile it again here")
     }
     try s.require(Int64(k) <= mq_qlinear_max_k(prec), "depth \(k) is over \(p.rawValue)'s \(mq_qlinear_max_k(prec))")
     let wb = s.step.inputs[1], xb = s.step.inputs[0], yb = s.step.outputs[0], ptrs = s.ptrs
