@@ -155,6 +155,14 @@ import Darwin
       }
     }
     expectClose(floats(src["pe"]), ref, tol: 1e-5, "positional_encoding")
+    // The rows come from the shared table: the kernel's bits, also past the first table's 64 rows
+    // (the table of the width grows) and again for a shorter request after that.
+    for rows in [5, 150, 7] {
+      let got = floats(try run(p.finish([("pe", pe)]), [:], threads: threads, dims: ["T": rows])["pe"])
+      var want = [Float](repeating: .nan, count: rows * 6)
+      mq_positional_encoding(&want, 6, 0, Int64(rows))
+      #expect(got == want, "positional_encoding T \(rows)")
+    }
     // dropout_mask: the kernel's values for the fed seed, the same at every thread count.
     let dm = single(.dropoutMask, [("seed", .i32([1]))], [.f32([3, 7])],
                     ["p": .float(0.25), "salt": .int(9), "shape": .dims([3, 7])])

@@ -86,17 +86,24 @@ enum ElementwiseKernels {
     }
   }
 
-  /// `positional_encoding {shape: [T, D]}`: rows are positions.
+  /// `positional_encoding {shape: [T, D]}`: rows are positions, copied from the shared table of
+  /// width D (`PositionalEncodingTable`); reference mode computes them.
   static func positionalEncoding(_ s: KernelSite) throws(RuntimeError) -> Kernel {
     try s.arity(inputs: 0...0, outputs: 1)
     let shape = s.outShape(0)
     try s.require(shape.count == 2, "output \(shape) is not [T, D]")
-    let rows = shape[0], d = Int64(shape[1])
-    let f = s.reference ? mq_positional_encoding_ref : mq_positional_encoding
+    let rows = shape[0], d = shape[1]
     let p = s.ptrs, o = s.step.outputs[0]
+    if s.reference {
+      return { team in
+        let (r0, r1) = team.share(rows)
+        if r0 < r1 { mq_positional_encoding_ref(f32(p, o), Int64(d), Int64(r0), Int64(r1)) }
+      }
+    }
+    let table = PositionalEncodingTable.shared(rows: rows, width: d)
     return { team in
       let (r0, r1) = team.share(rows)
-      if r0 < r1 { f(f32(p, o), d, Int64(r0), Int64(r1)) }
+      if r0 < r1 { (f32(p, o) + r0 * d).update(from: table.values + r0 * d, count: (r1 - r0) * d) }
     }
   }
 
