@@ -21,8 +21,8 @@ struct PrecisionOption: ParsableArguments {
   /// The precision asked for, fp32 when none was.
   var precision: String { precisionName ?? Precision.fp32.rawValue }
 
-  /// The target (nil for fp32), or a one-line error naming the option; the emulated-path note on
-  /// stderr. Options left out take `checkpoint`'s `precision` / `precision_linears` metadata (what
+  /// The target (nil for fp32), or a one-line error naming the option; the path's note (AVX2 or
+  /// emulated) on stderr. Options left out take `checkpoint`'s `precision` / `precision_linears` metadata (what
   /// mqan quantize wrote) when it has them.
   func target(checkpoint: [String: String] = [:]) throws -> PrecisionTarget? {
     let precision = precisionName ?? checkpoint["precision"] ?? Precision.fp32.rawValue
@@ -31,8 +31,8 @@ struct PrecisionOption: ParsableArguments {
       guard let linears = PrecisionTarget.Linears(rawValue: linearsName) else {
         throw ValidationError("--precision-linears: unknown \"\(linearsName)\" (output or all)")
       }
-      var (target, emulated) = try Precisions.target(named: precision)
-      if let emulated { note("--precision \(precision): \(emulated)") }
+      var (target, pathNote) = try Precisions.target(named: precision)
+      if let pathNote { note("--precision \(precision): \(pathNote)") }
       target?.linears = linears
       return target
     } catch let e as ValidationError {

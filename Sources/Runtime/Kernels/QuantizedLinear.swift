@@ -4,11 +4,12 @@ import GraphIR
 /// The reduced-precision formats this CPU runs, as `PrecisionTarget`s for the compiler.
 public enum Precisions {
   /// The target for `--precision NAME`: fp32 (nil: nothing to convert), or bf16 / int8 on this
-  /// CPU's fastest path, with `emulated` set when that is the portable one (the CPU lacks the
-  /// instructions; the answers are the same, the speed is not).
+  /// CPU's fastest path, with a `note` for stderr when that is not the AVX-512 one: the AVX2 path
+  /// (the same results; README's "Faster decoding" gives its speed), or the portable one (the CPU
+  /// lacks the instructions; the answers are the same, the speed is not).
   /// - Throws: `RuntimeError.invalidPlan` for an unknown name.
   public static func target(named name: String) throws(RuntimeError)
-    -> (target: PrecisionTarget?, emulated: String?)
+    -> (target: PrecisionTarget?, note: String?)
   {
     guard let p = Precision(rawValue: name) else {
       throw .invalidPlan("unknown precision \"\(name)\" (choices: \(Precision.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -17,10 +18,18 @@ public enum Precisions {
     let id = cPrecision(p)
     let path = mq_qpath_best(id)
     let target = PrecisionTarget(precision: p, path: String(cString: mq_qpath_name(id, path)))
-    guard path == Int32(MQ_QPATH_PORTABLE) else { return (target, nil) }
-    let needs = [MQ_QPATH_AVX512, MQ_QPATH_AVX2].map { String(cString: mq_qpath_needs(id, Int32($0))) }
-    return (target, "this CPU lacks \(needs.joined(separator: " and ")): \(p.rawValue) runs on the portable "
-              + "(emulated) path, with the same results, far slower than fp32")
+    let avx512 = String(cString: mq_qpath_needs(id, Int32(MQ_QPATH_AVX512)))
+    switch path {
+    case Int32(MQ_QPATH_AVX512):
+      return (target, nil)
+    case Int32(MQ_QPATH_AVX2):
+      return (target, "this CPU lacks \(avx512): \(p.rawValue) runs on the AVX2 path, with the same results "
+                + "(README's \"Faster decoding\" gives its speed there)")
+    default:
+      let avx2 = String(cString: mq_qpath_needs(id, Int32(MQ_QPATH_AVX2)))
+      return (target, "this CPU lacks \(avx512) and \(avx2): \(p.rawValue) runs on the portable "
+                + "(emulated) path, with the same results, far slower than fp32")
+    }
   }
 
   static func cPrecision(_ p: Precision) -> Int32 {
