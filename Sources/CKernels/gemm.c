@@ -309,21 +309,24 @@ int mq_gemm_backend_path(void) {
   return mq_backend_path_state < 0 ? mq_gemm_best_path() : mq_backend_path_state;
 }
 
-// Per-thread scratch, grown on demand and freed when the thread exits (pthread key destructor).
+// Per-thread scratch, one buffer per slot, grown on demand and freed when the thread exits
+// (pthread key destructor).
 typedef struct {
-  float *p;
-  size_t floats;
+  float *p[MQ_SCRATCH_SLOTS];
+  size_t floats[MQ_SCRATCH_SLOTS];
 } mq_scratch;
 static pthread_key_t mq_scratch_key;
 static pthread_once_t mq_scratch_once = PTHREAD_ONCE_INIT;
 static void mq_scratch_free(void *v) {
   mq_scratch *s = v;
-  if (s) free(s->p);
+  if (s)
+    for (int i = 0; i < MQ_SCRATCH_SLOTS; i++) free(s->p[i]);
   free(s);
 }
 static void mq_scratch_init(void) { pthread_key_create(&mq_scratch_key, mq_scratch_free); }
 
-float *mq_gemm_thread_scratch(size_t floats) {
+float *mq_thread_scratch(int slot, size_t floats) {
+  if (slot < 0 || slot >= MQ_SCRATCH_SLOTS) return NULL;
   pthread_once(&mq_scratch_once, mq_scratch_init);
   mq_scratch *s = pthread_getspecific(mq_scratch_key);
   if (!s) {
@@ -334,14 +337,16 @@ float *mq_gemm_thread_scratch(size_t floats) {
       return NULL;
     }
   }
-  if (floats > s->floats) {
-    free(s->p);
+  if (floats > s->floats[slot]) {
+    free(s->p[slot]);
     size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    s->p = aligned_alloc(64, bytes);
-    s->floats = s->p ? floats : 0;
+    s->p[slot] = aligned_alloc(64, bytes);
+    s->floats[slot] = s->p[slot] ? floats : 0;
   }
-  return s->p;
+  return s->p[slot];
 }
+
+float *mq_gemm_thread_scratch(size_t floats) { return mq_thread_scratch(MQ_SCRATCH_GEMM, floats); }
 
 static mq_gemm_config mq_configs[MQ_GEMM_PATHS];
 static pthread_once_t mq_configs_once = PTHREAD_ONCE_INIT;

@@ -324,6 +324,12 @@ void mq_qlinear(int precision, int path, int64_t m, int64_t n, int64_t k, const 
   int32_t itile[MQ_QMR * NP] __attribute__((aligned(64)));
   int simd = path != MQ_QPATH_PORTABLE && mq_qpath_supported(precision, path) ? path : MQ_QPATH_PORTABLE;
   (void)simd; // (no SIMD path off x86)
+#if MQ_HAVE_X86
+  if (simd == MQ_QPATH_AVX2 && precision == MQ_PREC_INT8) {
+    if (mq_q2_linear_int8(m, words, a, w, rscale, cscale, y, ldc, ep, c0, c1)) return;
+    simd = MQ_QPATH_PORTABLE;
+  }
+#endif
   for (int64_t rb = 0; rb < m; rb += MQ_QMB) {
     int64_t rend = rb + MQ_QMB < m ? rb + MQ_QMB : m;
     for (int64_t p = c0 / NP; p * NP < c1; p++) {
@@ -341,8 +347,7 @@ void mq_qlinear(int precision, int path, int64_t m, int64_t n, int64_t k, const 
           continue;
         }
         if (simd == MQ_QPATH_AVX2) {
-          if (precision == MQ_PREC_BF16) mq_q2_tile_bf16_any(rows, words, ar, panel, ftile);
-          else mq_q2_tile_int8_any(rows, words, ar, panel, itile);
+          mq_q2_tile_bf16_any(rows, words, ar, panel, ftile);
           mq_q_store_avx2(precision, ftile, itile, rows, cols, r, col, y, ldc, ep, rscale + r, cscale);
           continue;
         }

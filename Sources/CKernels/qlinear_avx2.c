@@ -4,6 +4,8 @@
 //
 // A tile is MQ_Q2MR rows x 16 columns (half a panel) in 2 x MQ_Q2MR accumulators, so the
 // accumulators, the half panel's weights and one row's activation fit in 16 ymm registers.
+// int8 runs its own loop over blocks of rows (mq_q2_linear_int8), with the activations expanded
+// once per block.
 //   bf16: a word's odd element is its high half, the even one its low half shifted up: both are
 //     fp32 as they are, and a fused multiply-add of two bf16 is exact before its one rounding,
 //     like the portable loop's multiply then add.
@@ -20,28 +22,6 @@
 #define NP MQ_QPANEL
 #define MQ_Q2MR 4
 #define MQ_TAVX2 __attribute__((target("avx2,fma")))
-
-static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_tile_int8(const int MR, int64_t words,
-                                                                             const uint32_t *a, const uint32_t *half,
-                                                                             int32_t *tile) {
-  __m256i c[MQ_Q2MR][2];
-  for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
-  const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
-  for (int64_t q = 0; q < words; q++) {
-    __m256i b0 = _mm256_loadu_si256((const __m256i *)(half + q * NP));
-    __m256i b1 = _mm256_loadu_si256((const __m256i *)(half + q * NP + 8));
-    for (int r = 0; r < MR; r++) {
-      __m256i p = _mm256_xor_si256(_mm256_set1_epi32((int)a[r * words + q]), flip); // p + 128 -> p
-      __m256i ap = _mm256_abs_epi8(p);
-      c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(ap, _mm256_sign_epi8(b0, p)), ones));
-      c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(ap, _mm256_sign_epi8(b1, p)), ones));
-    }
-  }
-  for (int r = 0; r < MR; r++) {
-    _mm256_storeu_si256((__m256i *)(tile + r * NP), c[r][0]);
-    _mm256_storeu_si256((__m256i *)(tile + r * NP + 8), c[r][1]);
-  }
-}
 
 static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_tile_bf16(const int MR, int64_t words,
                                                                              const uint32_t *a, const uint32_t *half,
@@ -67,6 +47,71 @@ static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_tile_bf16(const
   }
 }
 
+// The same sums from activations expanded once per block of rows: for each row and word, p
+// broadcast to a ymm register and |p| beside it (64 bytes), so the tile, which meets each of them
+// once per panel, loads them instead of broadcasting, flipping and taking the absolute value again.
+static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_tile_int8x(const int MR, int64_t words,
+                                                                              const __m256i *xp, const uint32_t *half,
+                                                                              int32_t *tile) {
+  __m256i c[MQ_Q2MR][2];
+  for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t q = 0; q < words; q++) {
+    __m256i b0 = _mm256_loadu_si256((const __m256i *)(half + q * NP));
+    __m256i b1 = _mm256_loadu_si256((const __m256i *)(half + q * NP + 8));
+    for (int r = 0; r < MR; r++) {
+      const __m256i p = _mm256_load_si256(xp + 2 * (r * words + q)), ap = _mm256_load_si256(xp + 2 * (r * words + q) + 1);
+      c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(ap, _mm256_sign_epi8(b0, p)), ones));
+      c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(ap, _mm256_sign_epi8(b1, p)), ones));
+    }
+  }
+  for (int r = 0; r < MR; r++) {
+    _mm256_storeu_si256((__m256i *)(tile + r * NP), c[r][0]);
+    _mm256_storeu_si256((__m256i *)(tile + r * NP + 8), c[r][1]);
+  }
+}
+
+MQ_TAVX2 int mq_q2_linear_int8(int64_t m, int64_t words, const uint32_t *a, const uint32_t *packed, const float *rscale,
+                               const float *cscale, float *y, int64_t ldc, const mq_gemm_epilogue *ep, int64_t c0,
+                               int64_t c1) {
+  // Rows per block: their expanded activations (64 bytes per row and word) in half of a 512 KiB
+  // L2, a multiple of the tile's rows.
+  int64_t mb = words > 0 ? (256 * 1024) / (64 * words) / MQ_Q2MR * MQ_Q2MR : 240;
+  mb = mb < MQ_Q2MR ? MQ_Q2MR : mb > 240 ? 240 : mb;
+  if (mb > m) mb = m;
+  __m256i *xp = (__m256i *)mq_thread_scratch(MQ_SCRATCH_QLINEAR, (size_t)(mb * words * 16));
+  if (!xp) return 0;
+  int32_t itile[MQ_Q2MR * NP] __attribute__((aligned(64)));
+  const __m256i flip = _mm256_set1_epi8((char)0x80);
+  for (int64_t rb = 0; rb < m; rb += mb) {
+    const int64_t rend = rb + mb < m ? rb + mb : m;
+    for (int64_t e = 0; e < (rend - rb) * words; e++) {
+      __m256i p = _mm256_xor_si256(_mm256_set1_epi32((int)a[rb * words + e]), flip); // p + 128 -> p
+      _mm256_store_si256(xp + 2 * e, p);
+      _mm256_store_si256(xp + 2 * e + 1, _mm256_abs_epi8(p));
+    }
+    for (int64_t p = c0 / NP; p * NP < c1; p++) {
+      const uint32_t *panel = packed + p * words * NP;
+      const int64_t col = p * NP;
+      const int cols = (int)((c1 - col) < NP ? (c1 - col) : NP);
+      for (int64_t r = rb; r < rend; r += MQ_Q2MR) {
+        const int rows = (int)((rend - r) < MQ_Q2MR ? (rend - r) : MQ_Q2MR);
+        const __m256i *xr = xp + 2 * (r - rb) * words;
+        for (int h = 0; h < NP; h += 16) {
+          switch (rows) {
+          case 1: mq_q2_tile_int8x(1, words, xr, panel + h, itile + h); break;
+          case 2: mq_q2_tile_int8x(2, words, xr, panel + h, itile + h); break;
+          case 3: mq_q2_tile_int8x(3, words, xr, panel + h, itile + h); break;
+          default: mq_q2_tile_int8x(4, words, xr, panel + h, itile + h); break;
+          }
+        }
+        mq_q_store_avx2(MQ_PREC_INT8, NULL, itile, rows, cols, r, col, y, ldc, ep, rscale + r, cscale);
+      }
+    }
+  }
+  return 1;
+}
+
 // `rows` (1..MQ_QMR) rows in groups of MQ_Q2MR, each against both halves of the panel.
 #define MQ_Q2_ANY(NAME, TILE, T)                                                                           \
   MQ_TAVX2 void NAME(int rows, int64_t words, const uint32_t *a, const uint32_t *panel, T *tile) {         \
@@ -84,7 +129,6 @@ static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_tile_bf16(const
     }                                                                                                      \
   }
 
-MQ_Q2_ANY(mq_q2_tile_int8_any, mq_q2_tile_int8, int32_t)
 MQ_Q2_ANY(mq_q2_tile_bf16_any, mq_q2_tile_bf16, float)
 
 // mq_q_dequant + mq_q_store of the portable path in ymm registers, in the same order: int8 sums

@@ -101,6 +101,7 @@ private struct Problem {
 
 private let shapes: [(m: Int, n: Int, k: Int)] = [
   (1, 1, 1), (1, 50, 200), (3, 33, 7), (5, 31, 3), (12, 64, 64), (13, 100, 203), (30, 97, 2), (1, 32, 4097),
+  (9, 40, 1500),  // AVX2 int8: blocks of 8 rows and 1 (expanded activations in 256 KiB)
 ]
 
 @Suite struct QLinearTests {

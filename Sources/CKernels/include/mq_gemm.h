@@ -120,7 +120,11 @@ void mq_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
 // The calling thread's scratch of at least `floats` floats (64-byte aligned), grown on demand
-// and freed when the thread exits; NULL when memory runs out. A thread's GEMM calls share it.
+// and freed when the thread exits; NULL when memory runs out. One buffer per slot: the GEMM's
+// calls (and the reduced-precision linears' converted activations) share MQ_SCRATCH_GEMM;
+// MQ_SCRATCH_QLINEAR is mq_qlinear's own, used while the other holds its activations.
+enum { MQ_SCRATCH_GEMM = 0, MQ_SCRATCH_QLINEAR = 1, MQ_SCRATCH_SLOTS = 2 };
+float *mq_thread_scratch(int slot, size_t floats);
 float *mq_gemm_thread_scratch(size_t floats);
 
 // OpenBLAS's core name (openblas_get_corename), e.g. "Haswell", "Prescott".
