@@ -127,7 +127,6 @@ static float mq_int8_scale(const float *v, int64_t k, int64_t stride) {
   return amax / 127.0f;
 }
 
-
 size_t mq_qweight_bytes(int precision, int64_t n, int64_t k) {
   int64_t panels = mq_qweight_panels(n), words = mq_kwords(precision, k);
   int64_t tail = precision == MQ_PREC_INT8 ? panels * NP * 8 : 0;
