@@ -91,6 +91,32 @@ import Darwin
     #expect(server.stop() == 0, "stderr: \(server.stderr)")
   }
 
+  /// An HTTP client that hangs up while its request waits: the request is cancelled (outcome
+  /// `unavailable` in /metrics), not decoded and answered to nobody; the server goes on answering.
+  @Test func anHTTPClientThatHangsUpCancelsItsRequest() throws {
+    let cases = try ServeTests.cases.get()
+    // Requests wait up to 1.5 s for their batch: the hang-up comes long before the answer would.
+    let server = try ServeTests.serve(["--max-wait-ms", "1500"])
+    let body = ServeTests.single(1, cases[0]).trimmingCharacters(in: .newlines)
+    do {
+      let gone = try LineClient(port: server.httpPort)
+      gone.send("POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+      usleep(100_000)
+    }
+    // A waiting request leaves at the scheduler's next pass (at the latest when its wait ends).
+    var metrics = try curl(["http://127.0.0.1:\(server.httpPort)/metrics"])
+    for _ in 0..<30 where !metrics.body.contains("outcome=\"unavailable\"} 1") && !metrics.body.contains("outcome=\"ok\"} 1") {
+      usleep(100_000)
+      metrics = try curl(["http://127.0.0.1:\(server.httpPort)/metrics"])
+    }
+    #expect(metrics.body.contains("mqan_requests_total{outcome=\"unavailable\"} 1"), "\(metrics.body)")
+    #expect(metrics.body.contains("mqan_requests_total{outcome=\"ok\"} 0"), "\(metrics.body)")
+    let r = try curl(["--data-binary", ServeTests.single(2, cases[1]), "http://127.0.0.1:\(server.httpPort)/v1/predict"])
+    #expect(r.status == 200 && object(r.body)?["answer"] as? String == cases[1].answer, "\(r)")
+    #expect(server.stop() == 0, "stderr: \(server.stderr)")
+  }
+
   @Test func sigtermAnswersEveryRequestInFlightAndExitsZero() throws {
     let cases = try ServeTests.cases.get()
     let server = try ServeTests.serve(["--max-wait-ms", "1000"])
