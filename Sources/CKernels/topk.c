@@ -141,6 +141,98 @@ MQ_INLINE void mq_heap_offer(float *hv, int32_t *hi, int64_t *size, int64_t k, f
 
 // Both entry points: `ids` NULL (the logits' N = V columns are the words 0 ..< V) or a shortlist
 // (column s is word ids[s]; `slot` maps a word to its column or -1).
+// Row r's softmax: its exps into e and their sum, as mq_masked_softmax computes them (x * 1 is x).
+MQ_INLINE float mq_mix_softmax(const float *l, int64_t N, float *e) {
+  const float m = mq_max16(l, N);
+#pragma omp simd
+  for (int64_t j = 0; j < N; j++) e[j] = mq_expf(l[j] - m);
+  return mq_sum16(e, N);
+}
+
+// The words' mixture values gamma * p, in place (vectorized, in cache).
+MQ_INLINE void mq_mix_scale(float *e, int64_t j0, int64_t j1, float g, float sum) {
+#pragma omp simd
+  for (int64_t j = j0; j < j1; j++) e[j] = g * (e[j] / sum + 0.0f);
+}
+
+// Row r from its words' mixture values e (g * p): the copied ids' values, then the k best.
+// `touched` is all zero on entry and on return.
+MQ_INLINE void mq_mix_select(float *values, int32_t *indices, const int32_t *ids, const int32_t *slot, int64_t N,
+                             const float *gamma, const float *lambda, const float *ac, const int32_t *cids,
+                             const float *aq, const int32_t *qids, int64_t T, int64_t V, int64_t X, int64_t Lc,
+                             int64_t Lq, int64_t k, int take_log, const float *e, uint32_t *touched, int32_t *tid,
+                             float *tval, int64_t r) {
+  const int64_t b = r / T;
+  const float g = gamma[r];
+  const float cc = lambda[r] * (1.0f - g);
+  const float cq = (1.0f - lambda[r]) * (1.0f - g);
+  // The copied ids, their mixture values built in mq_pointer_mixture's order (a word outside
+  // the shortlist starts from 0, an OOV slot from 1e-10).
+  int64_t nt = 0;
+  for (int64_t s = 0; s < Lc + Lq; s++) {
+    const int32_t id = s < Lc ? cids[b * Lc + s] : qids[b * Lq + (s - Lc)];
+    const float add = s < Lc ? cc * ac[r * Lc + s] : cq * aq[r * Lq + (s - Lc)];
+    int64_t t = 0;
+    while (t < nt && tid[t] != id) t++;
+    if (t == nt) {
+      const int32_t col = id < V ? (slot ? slot[id] : id) : -1;
+      tid[nt] = id;
+      tval[nt] = col >= 0 ? e[col] : id < V ? 0.0f : 1e-10f;
+      if (col >= 0) touched[col >> 5] |= 1u << (col & 31);
+      nt++;
+    }
+    tval[t] += add;
+  }
+  // Words in column order (ascending ids): once the heap is full, only a strictly larger value
+  // (or a number against a NaN root) can enter, as in mq_topk.
+  float *hv = values + r * k;
+  int32_t *hi = indices + r * k;
+  int64_t size = 0;
+  float thr = 0;
+  int64_t j = 0;
+  for (; j < N; j++) {
+    // Once the heap is full and its threshold a number, skip blocks of 16 with nothing larger.
+    if (size == k && thr == thr && (j & 15) == 0 && j + 16 <= N) {
+      int any = 0;
+#pragma omp simd reduction(| : any)
+      for (int q = 0; q < 16; q++) any |= e[j + q] > thr;
+      if (!any) {
+        j += 15;
+        continue;
+      }
+    }
+    const float v = e[j];
+    if (size == k && !(v > thr || (thr != thr && v == v))) continue;
+    if (touched[j >> 5] >> (j & 31) & 1u) continue;
+    mq_heap_offer(hv, hi, &size, k, v, ids ? ids[j] : (int32_t)j);
+    if (size == k) thr = hv[0];
+  }
+  for (int64_t t = 0; t < nt; t++) mq_heap_offer(hv, hi, &size, k, tval[t], tid[t]);
+  // Untouched OOV slots hold 1e-10; the lowest k of them are the only ones that can rank.
+  int64_t offered = 0;
+  for (int64_t j = V; j < X && offered < k; j++) {
+    int untouched = 1;
+    for (int64_t t = 0; t < nt; t++) if (tid[t] == j) { untouched = 0; break; }
+    if (!untouched) continue;
+    mq_heap_offer(hv, hi, &size, k, 1e-10f, (int32_t)j);
+    offered++;
+  }
+  for (int64_t t = 0; t < nt; t++) {
+    const int32_t col = tid[t] < V ? (slot ? slot[tid[t]] : tid[t]) : -1;
+    if (col >= 0) touched[col >> 5] = 0;
+  }
+  // Best first, then the log when asked; slots past X hold -inf and index 0.
+  mq_topk_heap_sort(hv, hi, size);
+  if (take_log)
+    for (int64_t s = 0; s < size; s++) hv[s] = logf(hv[s]);
+  for (int64_t s = size; s < k; s++) {
+    hv[s] = -INFINITY;
+    hi[s] = 0;
+  }
+}
+
+// Both entry points: `ids` NULL (the logits' N = V columns are the words 0 ..< V) or a shortlist
+// (column s is word ids[s]; `slot` maps a word to its column or -1).
 MQ_INLINE void mq_mixture_topk_rows(float *values, int32_t *indices, const float *logits, const int32_t *ids,
                                     const int32_t *slot, int64_t N, const float *gamma, const float *lambda,
                                     const float *ac, const int32_t *cids, const float *aq, const int32_t *qids,
@@ -149,82 +241,10 @@ MQ_INLINE void mq_mixture_topk_rows(float *values, int32_t *indices, const float
                                     int64_t r0, int64_t r1) {
   memset(touched, 0, (size_t)((N + 31) / 32) * sizeof(uint32_t));
   for (int64_t r = r0; r < r1; r++) {
-    const int64_t b = r / T;
-    const float *l = logits + r * N;
-    // The softmax, as mq_masked_softmax computes it (x * 1 is x).
-    const float m = mq_max16(l, N);
-#pragma omp simd
-    for (int64_t j = 0; j < N; j++) e[j] = mq_expf(l[j] - m);
-    const float sum = mq_sum16(e, N);
-    const float g = gamma[r];
-    // The words' mixture values gamma * p, in place (vectorized, in cache).
-#pragma omp simd
-    for (int64_t j = 0; j < N; j++) e[j] = g * (e[j] / sum + 0.0f);
-    const float cc = lambda[r] * (1.0f - g);
-    const float cq = (1.0f - lambda[r]) * (1.0f - g);
-    // The copied ids, their mixture values built in mq_pointer_mixture's order (a word outside
-    // the shortlist starts from 0, an OOV slot from 1e-10).
-    int64_t nt = 0;
-    for (int64_t s = 0; s < Lc + Lq; s++) {
-      const int32_t id = s < Lc ? cids[b * Lc + s] : qids[b * Lq + (s - Lc)];
-      const float add = s < Lc ? cc * ac[r * Lc + s] : cq * aq[r * Lq + (s - Lc)];
-      int64_t t = 0;
-      while (t < nt && tid[t] != id) t++;
-      if (t == nt) {
-        const int32_t col = id < V ? (slot ? slot[id] : id) : -1;
-        tid[nt] = id;
-        tval[nt] = col >= 0 ? e[col] : id < V ? 0.0f : 1e-10f;
-        if (col >= 0) touched[col >> 5] |= 1u << (col & 31);
-        nt++;
-      }
-      tval[t] += add;
-    }
-    // Words in column order (ascending ids): once the heap is full, only a strictly larger value
-    // (or a number against a NaN root) can enter, as in mq_topk.
-    float *hv = values + r * k;
-    int32_t *hi = indices + r * k;
-    int64_t size = 0;
-    float thr = 0;
-    int64_t j = 0;
-    for (; j < N; j++) {
-      // Once the heap is full and its threshold a number, skip blocks of 16 with nothing larger.
-      if (size == k && thr == thr && (j & 15) == 0 && j + 16 <= N) {
-        int any = 0;
-#pragma omp simd reduction(| : any)
-        for (int q = 0; q < 16; q++) any |= e[j + q] > thr;
-        if (!any) {
-          j += 15;
-          continue;
-        }
-      }
-      const float v = e[j];
-      if (size == k && !(v > thr || (thr != thr && v == v))) continue;
-      if (touched[j >> 5] >> (j & 31) & 1u) continue;
-      mq_heap_offer(hv, hi, &size, k, v, ids ? ids[j] : (int32_t)j);
-      if (size == k) thr = hv[0];
-    }
-    for (int64_t t = 0; t < nt; t++) mq_heap_offer(hv, hi, &size, k, tval[t], tid[t]);
-    // Untouched OOV slots hold 1e-10; the lowest k of them are the only ones that can rank.
-    int64_t offered = 0;
-    for (int64_t j = V; j < X && offered < k; j++) {
-      int untouched = 1;
-      for (int64_t t = 0; t < nt; t++) if (tid[t] == j) { untouched = 0; break; }
-      if (!untouched) continue;
-      mq_heap_offer(hv, hi, &size, k, 1e-10f, (int32_t)j);
-      offered++;
-    }
-    for (int64_t t = 0; t < nt; t++) {
-      const int32_t col = tid[t] < V ? (slot ? slot[tid[t]] : tid[t]) : -1;
-      if (col >= 0) touched[col >> 5] = 0;
-    }
-    // Best first, then the log when asked; slots past X hold -inf and index 0.
-    mq_topk_heap_sort(hv, hi, size);
-    if (take_log)
-      for (int64_t s = 0; s < size; s++) hv[s] = logf(hv[s]);
-    for (int64_t s = size; s < k; s++) {
-      hv[s] = -INFINITY;
-      hi[s] = 0;
-    }
+    const float sum = mq_mix_softmax(logits + r * N, N, e);
+    mq_mix_scale(e, 0, N, gamma[r], sum);
+    mq_mix_select(values, indices, ids, slot, N, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k, take_log, e,
+                  touched, tid, tval, r);
   }
 }
 
@@ -256,6 +276,44 @@ MQ_HOT void mq_mixture_topk_shortlist(float *values, int32_t *indices, const flo
   for (int64_t s = 0; s < N; s++) slot[ids[s]] = (int32_t)s;
   mq_mixture_topk_rows(values, indices, logits, ids, slot, N, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k,
                        take_log, scratch, touched, tid, tval, r0, r1);
+}
+
+MQ_HOT void mq_mixture_topk_team(int ith, int nth, mq_barrier *barrier, float *shared, float *values, int32_t *indices,
+                          const float *logits, const int32_t *ids, int64_t N, const float *gamma, const float *lambda,
+                          const float *ac, const int32_t *cids, const float *aq, const int32_t *qids, int64_t T,
+                          int64_t V, int64_t X, int64_t Lc, int64_t Lq, int64_t k, int take_log, float *scratch,
+                          int64_t r) {
+  float *e = shared, *part = shared + N;
+  const float *l = logits + r * N;
+  // This thread's columns, in blocks of 16 (no two threads write a cache line of e).
+  const int64_t per = ((N + 15) / 16 + nth - 1) / nth * 16;
+  const int64_t c0 = per * ith < N ? per * ith : N, c1 = c0 + per < N ? c0 + per : N;
+  part[ith] = mq_max16(l + c0, c1 - c0);
+  mq_barrier_wait(barrier);
+  // The max of the parts is the row's max (NaNs skipped in both).
+  float m = part[0];
+  for (int t = 1; t < nth; t++) m = part[t] > m ? part[t] : m;
+#pragma omp simd
+  for (int64_t j = c0; j < c1; j++) e[j] = mq_expf(l[j] - m);
+  mq_barrier_wait(barrier);
+  // The sum in mq_sum16's one order, as the one-thread kernel adds.
+  if (ith == 0) part[nth] = mq_sum16(e, N);
+  mq_barrier_wait(barrier);
+  mq_mix_scale(e, c0, c1, gamma[r], part[nth]);
+  mq_barrier_wait(barrier);
+  if (ith != 0) return;
+  uint32_t *touched = (uint32_t *)(scratch + N);
+  int32_t *tid = (int32_t *)(scratch + N + (N + 31) / 32);
+  float *tval = scratch + N + (N + 31) / 32 + (Lc + Lq);
+  int32_t *slot = NULL;
+  if (ids) {
+    slot = (int32_t *)(tval + (Lc + Lq));
+    for (int64_t j = 0; j < V; j++) slot[j] = -1;
+    for (int64_t s = 0; s < N; s++) slot[ids[s]] = (int32_t)s;
+  }
+  memset(touched, 0, (size_t)((N + 31) / 32) * sizeof(uint32_t));
+  mq_mix_select(values, indices, ids, slot, N, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k, take_log, e,
+                touched, tid, tval, r);
 }
 
 // The reference twins' last step for one row of the mixture (X values): its k best by mq_topk_ref

@@ -155,4 +155,79 @@ import Testing
       }
     }
   }
+
+  /// One row by a team of threads (batch-1 decoding: the max and the exps split by columns)
+  /// gives the one-thread kernel's bits, over the whole vocabulary and over a shortlist.
+  @Test(arguments: [2, 3])
+  func aTeamOnOneRowGivesTheOneThreadBits(threads: Int) {
+    var rng = SplitMix64(seed: UInt64(77 + threads))
+    let v = 5003, x = 5010, lc = 9, lq = 4, k = 4
+    let cids = (0..<lc).map { _ in Int32(Int.random(in: 0..<x, using: &rng)) }
+    let qids = (0..<lq).map { _ in Int32(Int.random(in: 0..<x, using: &rng)) }
+    let gamma = randomFloats(1, &rng, in: 0.01...0.99), lambda = randomFloats(1, &rng, in: 0.01...0.99)
+    let ac = randomAttention(rows: 1, width: lc, &rng), aq = randomAttention(rows: 1, width: lq, &rng)
+    let shortlist = (0..<(v / 2)).map { Int32(2 * $0) } + cids.filter { $0 < v && $0 % 2 == 1 }
+    for ids in [nil, shortlist] {
+      let n = ids?.count ?? v
+      let logits = (0..<n).map { _ in Float(Int.random(in: -40...40, using: &rng)) / 8 }
+      let need = Int(ids == nil ? mq_mixture_topk_scratch(Int64(v), Int64(lc), Int64(lq))
+                                : mq_mixture_topk_shortlist_scratch(Int64(v), Int64(n), Int64(lc), Int64(lq)))
+      for takeLog: Int32 in [0, 1] {
+        var scratch = [Float](repeating: .nan, count: need)
+        var wantV = [Float](repeating: 0, count: k), wantI = [Int32](repeating: 0, count: k)
+        if let ids {
+          mq_mixture_topk_shortlist(&wantV, &wantI, logits, ids, Int64(n), gamma, lambda, ac, cids, aq, qids, 1,
+                                    Int64(v), Int64(x), Int64(lc), Int64(lq), Int64(k), takeLog, &scratch, 0, 1)
+        } else {
+          mq_mixture_topk(&wantV, &wantI, logits, gamma, lambda, ac, cids, aq, qids, 1, Int64(v), Int64(x), Int64(lc),
+                          Int64(lq), Int64(k), takeLog, &scratch, 0, 1)
+        }
+        let run = TeamRun(threads: threads, n: n, k: k, scratch: need)
+        let group = DispatchGroup()
+        for ith in 0..<threads {
+          group.enter()
+          Thread {
+            ids.withOptionalPointer { idp in
+              mq_mixture_topk_team(Int32(ith), Int32(threads), run.barrier, run.shared, run.values, run.indices, logits,
+                                   idp, Int64(n), gamma, lambda, ac, cids, aq, qids, 1, Int64(v), Int64(x), Int64(lc),
+                                   Int64(lq), Int64(k), takeLog, run.scratches[ith], 0)
+            }
+            group.leave()
+          }.start()
+        }
+        group.wait()
+        #expect(Array(UnsafeBufferPointer(start: run.indices, count: k)) == wantI, "ids, shortlist \(ids != nil), log \(takeLog)")
+        #expect(zip(UnsafeBufferPointer(start: run.values, count: k), wantV).allSatisfy { $0.bitPattern == $1.bitPattern },
+                "values, shortlist \(ids != nil), log \(takeLog)")
+      }
+    }
+  }
+}
+
+private extension Optional where Wrapped == [Int32] {
+  /// The array's storage, or nil.
+  func withOptionalPointer<R>(_ body: (UnsafePointer<Int32>?) -> R) -> R {
+    guard let a = self else { return body(nil) }
+    return a.withUnsafeBufferPointer { body($0.baseAddress) }
+  }
+}
+
+/// The buffers of one mq_mixture_topk_team call, shared by the test's threads.
+private final class TeamRun: @unchecked Sendable {
+  let values: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>, shared: UnsafeMutablePointer<Float>
+  let scratches: [UnsafeMutablePointer<Float>]
+  let barrier = UnsafeMutablePointer<mq_barrier>.allocate(capacity: 1)
+
+  init(threads: Int, n: Int, k: Int, scratch: Int) {
+    values = .allocate(capacity: k)
+    indices = .allocate(capacity: k)
+    shared = .allocate(capacity: n + 64)
+    scratches = (0..<threads).map { _ in .allocate(capacity: scratch) }
+    mq_barrier_init(barrier, Int32(threads))
+  }
+
+  deinit {
+    values.deallocate(); indices.deallocate(); shared.deallocate(); barrier.deallocate()
+    for p in scratches { p.deallocate() }
+  }
 }

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "mq_pool.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -25,6 +27,18 @@ void mq_mixture_topk(float *values, int32_t *indices, const float *logits, const
                      const float *ac, const int32_t *cids, const float *aq, const int32_t *qids, int64_t T, int64_t V,
                      int64_t X, int64_t Lc, int64_t Lq, int64_t k, int take_log, float *scratch, int64_t r0,
                      int64_t r1);
+// One row r of either kernel (ids NULL: mq_mixture_topk; else mq_mixture_topk_shortlist over the N
+// columns of ids) by a team of nth threads, this one at ith, between the team's barriers: the max
+// and the exps split by columns, the sum on thread 0 in the one-thread order, then the selection
+// on thread 0. The same bits as the one-thread kernels. Every thread of the team calls it with
+// the same arguments but ith and scratch (thread 0's as those kernels need; the others' unused);
+// shared: N + 64 floats, the same for the whole team (nth <= 63). For rows fewer than threads
+// (batch-1 decoding), where one thread would otherwise do the whole step.
+void mq_mixture_topk_team(int ith, int nth, mq_barrier *barrier, float *shared, float *values, int32_t *indices,
+                          const float *logits, const int32_t *ids, int64_t N, const float *gamma, const float *lambda,
+                          const float *ac, const int32_t *cids, const float *aq, const int32_t *qids, int64_t T,
+                          int64_t V, int64_t X, int64_t Lc, int64_t Lq, int64_t k, int take_log, float *scratch,
+                          int64_t r);
 void mq_mixture_topk_ref(float *values, int32_t *indices, const float *logits, const float *gamma,
                          const float *lambda, const float *ac, const int32_t *cids, const float *aq,
                          const int32_t *qids, int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq, int64_t k,

@@ -84,23 +84,43 @@ enum DecodingKernels {
     let takeLog: Int32 = s.step.attrs.bool("log") == true ? 1 : 0
     let p = s.ptrs, ins = s.step.inputs, vb = s.step.outputs[0], ib = s.step.outputs[1]
     let scratch = s.scratch, stride = s.scratchStride
+    let rowsKernel: Kernel
     if shortlisted {
       let f = s.reference ? mq_mixture_topk_shortlist_ref : mq_mixture_topk_shortlist
-      return { team in
+      rowsKernel = { team in
         let (r0, r1) = team.share(b * t)
         guard r0 < r1 else { return }
         f(f32(p, vb), i32(p, ib), f32(p, ins[0]), i32(p, ins[7]), Int64(n), f32(p, ins[1]), f32(p, ins[2]),
           f32(p, ins[3]), i32(p, ins[4]), f32(p, ins[5]), i32(p, ins[6]), Int64(t), Int64(v), Int64(x), Int64(lc),
           Int64(lq), Int64(k), takeLog, scratch + team.tid * stride, Int64(r0), Int64(r1))
       }
+    } else {
+      let f = s.reference ? mq_mixture_topk_ref : mq_mixture_topk
+      rowsKernel = { team in
+        let (r0, r1) = team.share(b * t)
+        guard r0 < r1 else { return }
+        f(f32(p, vb), i32(p, ib), f32(p, ins[0]), f32(p, ins[1]), f32(p, ins[2]), f32(p, ins[3]), i32(p, ins[4]),
+          f32(p, ins[5]), i32(p, ins[6]), Int64(t), Int64(v), Int64(x), Int64(lc), Int64(lq), Int64(k), takeLog,
+          scratch + team.tid * stride, Int64(r0), Int64(r1))
+      }
     }
-    let f = s.reference ? mq_mixture_topk_ref : mq_mixture_topk
+    // One row (batch-1 greedy): split by columns over the team instead of left to one thread.
+    guard b * t == 1 && !s.reference else { return rowsKernel }
+    let shared = SharedRow(count: n + 64)
+    let ids: Int? = shortlisted ? ins[7] : nil
     return { team in
-      let (r0, r1) = team.share(b * t)
-      guard r0 < r1 else { return }
-      f(f32(p, vb), i32(p, ib), f32(p, ins[0]), f32(p, ins[1]), f32(p, ins[2]), f32(p, ins[3]), i32(p, ins[4]),
-        f32(p, ins[5]), i32(p, ins[6]), Int64(t), Int64(v), Int64(x), Int64(lc), Int64(lq), Int64(k), takeLog,
-        scratch + team.tid * stride, Int64(r0), Int64(r1))
+      guard team.nth > 1 && team.nth < 64 else { return rowsKernel(team) }
+      mq_mixture_topk_team(Int32(team.ith), Int32(team.nth), team.barrier, shared.base, f32(p, vb), i32(p, ib),
+                           f32(p, ins[0]), ids.map { i32(p, $0) }, Int64(n), f32(p, ins[1]), f32(p, ins[2]),
+                           f32(p, ins[3]), i32(p, ins[4]), f32(p, ins[5]), i32(p, ins[6]), Int64(t), Int64(v),
+                           Int64(x), Int64(lc), Int64(lq), Int64(k), takeLog, scratch + team.tid * stride, 0)
     }
   }
+}
+
+/// A row of floats shared by a kernel's team (`mq_mixture_topk_team`), alive as long as the kernel.
+final class SharedRow: @unchecked Sendable {
+  let base: UnsafeMutablePointer<Float>
+  init(count: Int) { base = .allocate(capacity: max(count, 1)) }
+  deinit { base.deallocate() }
 }
