@@ -324,8 +324,8 @@ void mq_qlinear(int precision, int path, int64_t m, int64_t n, int64_t k, const 
   int simd = path != MQ_QPATH_PORTABLE && mq_qpath_supported(precision, path) ? path : MQ_QPATH_PORTABLE;
   (void)simd; // (no SIMD path off x86)
 #if MQ_HAVE_X86
-  if (simd == MQ_QPATH_AVX2 && precision == MQ_PREC_INT8) {
-    if (mq_q2_linear_int8(m, words, a, w, rscale, cscale, y, ldc, ep, c0, c1)) return;
+  if (simd == MQ_QPATH_AVX2) {
+    if (mq_q2_linear(precision, m, words, a, w, rscale, cscale, y, ldc, ep, c0, c1)) return;
     simd = MQ_QPATH_PORTABLE;
   }
 #endif
@@ -343,11 +343,6 @@ void mq_qlinear(int precision, int path, int64_t m, int64_t n, int64_t k, const 
           if (precision == MQ_PREC_BF16) mq_q_tile_bf16_any(rows, words, ar, panel, ftile);
           else mq_q_tile_vnni_any(rows, words, ar, panel, itile);
           mq_q_store_512(precision, ftile, itile, rows, cols, r, col, y, ldc, ep, rscale + r, cscale, csum);
-          continue;
-        }
-        if (simd == MQ_QPATH_AVX2) {
-          mq_q2_tile_bf16_any(rows, words, ar, panel, ftile);
-          mq_q_store_avx2(precision, ftile, itile, rows, cols, r, col, y, ldc, ep, rscale + r, cscale);
           continue;
         }
 #endif

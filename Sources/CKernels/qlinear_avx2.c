@@ -2,10 +2,9 @@
 // AVX512_VNNI: register tiles, the tile epilogue and the activation conversion in ymm registers.
 // Compiled with per-function target attributes; called only after a cpuid check.
 //
-// A tile is MQ_Q2MR rows x 16 columns (half a panel) in 2 x MQ_Q2MR accumulators, so the
-// accumulators, the half panel's weights and one row's activation fit in 16 ymm registers.
-// int8 runs its own loop over blocks of rows (mq_q2_linear_int8), with the activations expanded
-// once per block.
+// mq_q2_linear runs blocks of rows with their activations expanded once per block; a tile is
+// MQ_Q2MR rows x 16 columns (half a panel) in 2 x MQ_Q2MR accumulators, so the accumulators, the
+// half panel's weights and one row's activation fit in 16 ymm registers.
 //   bf16: a word's odd element is its high half, the even one its low half shifted up: both are
 //     fp32 as they are, and a fused multiply-add of two bf16 is exact before its one rounding,
 //     like the portable loop's multiply then add.
@@ -23,36 +22,30 @@
 #define MQ_Q2MR 4
 #define MQ_TAVX2 __attribute__((target("avx2,fma")))
 
-static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_tile_bf16(const int MR, int64_t words,
-                                                                             const uint32_t *a, const uint32_t *half,
-                                                                             float *tile) {
-  __m256 c[MQ_Q2MR][2];
-  for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
-  const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
-  for (int64_t q = 0; q < words; q++) {
-    __m256i b0 = _mm256_loadu_si256((const __m256i *)(half + q * NP));
-    __m256i b1 = _mm256_loadu_si256((const __m256i *)(half + q * NP + 8));
-    __m256 odd0 = _mm256_castsi256_ps(_mm256_and_si256(b0, high)), even0 = _mm256_castsi256_ps(_mm256_slli_epi32(b0, 16));
-    __m256 odd1 = _mm256_castsi256_ps(_mm256_and_si256(b1, high)), even1 = _mm256_castsi256_ps(_mm256_slli_epi32(b1, 16));
-    for (int r = 0; r < MR; r++) {
-      __m256i x = _mm256_set1_epi32((int)a[r * words + q]);
-      __m256 xo = _mm256_castsi256_ps(_mm256_and_si256(x, high)), xe = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
-      c[r][0] = _mm256_fmadd_ps(xe, even0, _mm256_fmadd_ps(xo, odd0, c[r][0]));
-      c[r][1] = _mm256_fmadd_ps(xe, even1, _mm256_fmadd_ps(xo, odd1, c[r][1]));
+// Each row's activation words expanded once per block of rows into two ymm registers' worth
+// (64 bytes a word), which the tiles load instead of broadcasting and converting again for
+// every panel: int8 p (the stored byte less 128) and |p|; bf16 the odd and the even element as
+// fp32.
+static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_expand(int precision, int64_t n, const uint32_t *a,
+                                                                          __m256i *xp) {
+  const __m256i flip = _mm256_set1_epi8((char)0x80), high = _mm256_set1_epi32((int)0xffff0000u);
+  for (int64_t e = 0; e < n; e++) {
+    __m256i x = _mm256_set1_epi32((int)a[e]);
+    if (precision == MQ_PREC_INT8) {
+      __m256i p = _mm256_xor_si256(x, flip); // p + 128 -> p
+      _mm256_store_si256(xp + 2 * e, p);
+      _mm256_store_si256(xp + 2 * e + 1, _mm256_abs_epi8(p));
+    } else {
+      _mm256_store_si256(xp + 2 * e, _mm256_and_si256(x, high));
+      _mm256_store_si256(xp + 2 * e + 1, _mm256_slli_epi32(x, 16));
     }
-  }
-  for (int r = 0; r < MR; r++) {
-    _mm256_storeu_ps(tile + r * NP, c[r][0]);
-    _mm256_storeu_ps(tile + r * NP + 8, c[r][1]);
   }
 }
 
-// The same sums from activations expanded once per block of rows: for each row and word, p
-// broadcast to a ymm register and |p| beside it (64 bytes), so the tile, which meets each of them
-// once per panel, loads them instead of broadcasting, flipping and taking the absolute value again.
-static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_tile_int8x(const int MR, int64_t words,
-                                                                              const __m256i *xp, const uint32_t *half,
-                                                                              int32_t *tile) {
+// MR rows (expanded, `words` words each) against half a panel (16 columns).
+static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_tile_int8(const int MR, int64_t words,
+                                                                             const __m256i *xp, const uint32_t *half,
+                                                                             int32_t *tile) {
   __m256i c[MQ_Q2MR][2];
   for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
@@ -71,9 +64,42 @@ static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_tile_int8x(cons
   }
 }
 
-MQ_TAVX2 int mq_q2_linear_int8(int64_t m, int64_t words, const uint32_t *a, const uint32_t *packed, const float *rscale,
-                               const float *cscale, float *y, int64_t ldc, const mq_gemm_epilogue *ep, int64_t c0,
-                               int64_t c1) {
+static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_tile_bf16(const int MR, int64_t words,
+                                                                             const __m256i *xp, const uint32_t *half,
+                                                                             float *tile) {
+  __m256 c[MQ_Q2MR][2];
+  for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
+  const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+  for (int64_t q = 0; q < words; q++) {
+    __m256i b0 = _mm256_loadu_si256((const __m256i *)(half + q * NP));
+    __m256i b1 = _mm256_loadu_si256((const __m256i *)(half + q * NP + 8));
+    __m256 odd0 = _mm256_castsi256_ps(_mm256_and_si256(b0, high)), even0 = _mm256_castsi256_ps(_mm256_slli_epi32(b0, 16));
+    __m256 odd1 = _mm256_castsi256_ps(_mm256_and_si256(b1, high)), even1 = _mm256_castsi256_ps(_mm256_slli_epi32(b1, 16));
+    for (int r = 0; r < MR; r++) {
+      const __m256 xo = _mm256_castsi256_ps(_mm256_load_si256(xp + 2 * (r * words + q)));
+      const __m256 xe = _mm256_castsi256_ps(_mm256_load_si256(xp + 2 * (r * words + q) + 1));
+      c[r][0] = _mm256_fmadd_ps(xe, even0, _mm256_fmadd_ps(xo, odd0, c[r][0]));
+      c[r][1] = _mm256_fmadd_ps(xe, even1, _mm256_fmadd_ps(xo, odd1, c[r][1]));
+    }
+  }
+  for (int r = 0; r < MR; r++) {
+    _mm256_storeu_ps(tile + r * NP, c[r][0]);
+    _mm256_storeu_ps(tile + r * NP + 8, c[r][1]);
+  }
+}
+
+// The tile for `rows` (1..MQ_Q2MR) rows with the row count a constant.
+#define MQ_Q2_ROWS(TILE, rows, words, xr, half, t)                                                         \
+  switch (rows) {                                                                                          \
+  case 1: TILE(1, words, xr, half, t); break;                                                              \
+  case 2: TILE(2, words, xr, half, t); break;                                                              \
+  case 3: TILE(3, words, xr, half, t); break;                                                              \
+  default: TILE(4, words, xr, half, t); break;                                                             \
+  }
+
+MQ_TAVX2 int mq_q2_linear(int precision, int64_t m, int64_t words, const uint32_t *a, const uint32_t *packed,
+                          const float *rscale, const float *cscale, float *y, int64_t ldc, const mq_gemm_epilogue *ep,
+                          int64_t c0, int64_t c1) {
   // Rows per block: their expanded activations (64 bytes per row and word) in half of a 512 KiB
   // L2, a multiple of the tile's rows.
   int64_t mb = words > 0 ? (256 * 1024) / (64 * words) / MQ_Q2MR * MQ_Q2MR : 240;
@@ -82,14 +108,10 @@ MQ_TAVX2 int mq_q2_linear_int8(int64_t m, int64_t words, const uint32_t *a, cons
   __m256i *xp = (__m256i *)mq_thread_scratch(MQ_SCRATCH_QLINEAR, (size_t)(mb * words * 16));
   if (!xp) return 0;
   int32_t itile[MQ_Q2MR * NP] __attribute__((aligned(64)));
-  const __m256i flip = _mm256_set1_epi8((char)0x80);
+  float ftile[MQ_Q2MR * NP] __attribute__((aligned(64)));
   for (int64_t rb = 0; rb < m; rb += mb) {
     const int64_t rend = rb + mb < m ? rb + mb : m;
-    for (int64_t e = 0; e < (rend - rb) * words; e++) {
-      __m256i p = _mm256_xor_si256(_mm256_set1_epi32((int)a[rb * words + e]), flip); // p + 128 -> p
-      _mm256_store_si256(xp + 2 * e, p);
-      _mm256_store_si256(xp + 2 * e + 1, _mm256_abs_epi8(p));
-    }
+    mq_q2_expand(precision, (rend - rb) * words, a + rb * words, xp);
     for (int64_t p = c0 / NP; p * NP < c1; p++) {
       const uint32_t *panel = packed + p * words * NP;
       const int64_t col = p * NP;
@@ -98,38 +120,15 @@ MQ_TAVX2 int mq_q2_linear_int8(int64_t m, int64_t words, const uint32_t *a, cons
         const int rows = (int)((rend - r) < MQ_Q2MR ? (rend - r) : MQ_Q2MR);
         const __m256i *xr = xp + 2 * (r - rb) * words;
         for (int h = 0; h < NP; h += 16) {
-          switch (rows) {
-          case 1: mq_q2_tile_int8x(1, words, xr, panel + h, itile + h); break;
-          case 2: mq_q2_tile_int8x(2, words, xr, panel + h, itile + h); break;
-          case 3: mq_q2_tile_int8x(3, words, xr, panel + h, itile + h); break;
-          default: mq_q2_tile_int8x(4, words, xr, panel + h, itile + h); break;
-          }
+          if (precision == MQ_PREC_INT8) MQ_Q2_ROWS(mq_q2_tile_int8, rows, words, xr, panel + h, itile + h)
+          else MQ_Q2_ROWS(mq_q2_tile_bf16, rows, words, xr, panel + h, ftile + h)
         }
-        mq_q_store_avx2(MQ_PREC_INT8, NULL, itile, rows, cols, r, col, y, ldc, ep, rscale + r, cscale);
+        mq_q_store_avx2(precision, ftile, itile, rows, cols, r, col, y, ldc, ep, rscale + r, cscale);
       }
     }
   }
   return 1;
 }
-
-// `rows` (1..MQ_QMR) rows in groups of MQ_Q2MR, each against both halves of the panel.
-#define MQ_Q2_ANY(NAME, TILE, T)                                                                           \
-  MQ_TAVX2 void NAME(int rows, int64_t words, const uint32_t *a, const uint32_t *panel, T *tile) {         \
-    for (int r = 0; r < rows; r += MQ_Q2MR) {                                                              \
-      const uint32_t *ar = a + r * words;                                                                  \
-      for (int h = 0; h < NP; h += 16) {                                                                   \
-        T *t = tile + r * NP + h;                                                                          \
-        switch (rows - r) {                                                                                \
-        case 1: TILE(1, words, ar, panel + h, t); break;                                                   \
-        case 2: TILE(2, words, ar, panel + h, t); break;                                                   \
-        case 3: TILE(3, words, ar, panel + h, t); break;                                                   \
-        default: TILE(4, words, ar, panel + h, t); break;                                                  \
-        }                                                                                                  \
-      }                                                                                                    \
-    }                                                                                                      \
-  }
-
-MQ_Q2_ANY(mq_q2_tile_bf16_any, mq_q2_tile_bf16, float)
 
 // mq_q_dequant + mq_q_store of the portable path in ymm registers, in the same order: int8 sums
 // (p q, already less 128 times the column sum) to float times (row scale x column scale), bias,

@@ -29,19 +29,18 @@ static inline int32_t mq_q_int8(float x, float scale) {
 
 #if defined(__x86_64__) || defined(__i386__)
 #define MQ_HAVE_X86 1
-// `rows` (1..MQ_QMR) rows of converted activations (`words` words apart) against one packed
-// panel: fp32 sums (bf16) or int32 sums (int8) into a [rows][32] tile.
-//   AVX-512: int8 tiles hold sum (p + 128) q, as vpdpbusd gives it.
-//   AVX2: int8 tiles hold sum p q (the same integer less 128 times the column sum).
+// AVX-512: `rows` (1..MQ_QMR) rows of converted activations (`words` words apart) against one
+// packed panel: fp32 sums (bf16) or int32 sums (int8: sum (p + 128) q, as vpdpbusd gives it)
+// into a [rows][32] tile. (The AVX2 int8 tiles hold sum p q: the same integer less 128 times the
+// column sum.)
 void mq_q_tile_bf16_any(int rows, int64_t words, const uint32_t *a, const uint32_t *panel, float *tile);
 void mq_q_tile_vnni_any(int rows, int64_t words, const uint32_t *a, const uint32_t *panel, int32_t *tile);
-void mq_q2_tile_bf16_any(int rows, int64_t words, const uint32_t *a, const uint32_t *panel, float *tile);
-// mq_qlinear's int8 AVX2 path from activations expanded per block of rows (rows m, the
-// converted activations `a`, their row scales, the packed weight and its column scales); 0 when
-// the thread's scratch cannot be had (the caller then runs the portable tiles: the same bits).
-int mq_q2_linear_int8(int64_t m, int64_t words, const uint32_t *a, const uint32_t *packed, const float *rscale,
-                      const float *cscale, float *y, int64_t ldc, const mq_gemm_epilogue *ep, int64_t c0,
-                      int64_t c1);
+// mq_qlinear's AVX2 path (rows m, the converted activations `a` with their row scales after
+// them, the packed weight and its column scales); 0 when the thread's scratch for the expanded
+// activations cannot be had (the caller then runs the portable tiles: the same bits).
+int mq_q2_linear(int precision, int64_t m, int64_t words, const uint32_t *a, const uint32_t *packed,
+                 const float *rscale, const float *cscale, float *y, int64_t ldc, const mq_gemm_epilogue *ep,
+                 int64_t c0, int64_t c1);
 // The tile's epilogue (int8 dequantization, bias, residual, activation) and store, with the
 // portable loop's operations in its order (so its bits).
 void mq_q_store_512(int precision, const float *ftile, const int32_t *itile, int rows, int cols, int64_t row0,
