@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-// Rows per register tile (the driver's unit; the AVX2 tiles run it in groups of MQ_Q2MR).
+// Rows per register tile of the AVX-512 and portable paths (the AVX2 path blocks rows itself).
 #define MQ_QMR 12
 
 // Round to nearest-even bfloat16 (inputs are finite).
