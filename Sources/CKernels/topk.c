@@ -139,8 +139,6 @@ MQ_INLINE void mq_heap_offer(float *hv, int32_t *hi, int64_t *size, int64_t k, f
   mq_topk_sift_down(hv, hi, k, 0);
 }
 
-// Both entry points: `ids` NULL (the logits' N = V columns are the words 0 ..< V) or a shortlist
-// (column s is word ids[s]; `slot` maps a word to its column or -1).
 // Row r's softmax: its exps into e and their sum, as mq_masked_softmax computes them (x * 1 is x).
 MQ_INLINE float mq_mix_softmax(const float *l, int64_t N, float *e) {
   const float m = mq_max16(l, N);
@@ -231,20 +229,43 @@ MQ_INLINE void mq_mix_select(float *values, int32_t *indices, const int32_t *ids
   }
 }
 
+// The scratch past its first N floats (the exps row): the touched bitmap (all zero here), the
+// copied ids and their values and, for a shortlist, the word -> column map (`slot`, built here;
+// NULL without one): the layout the _scratch functions size.
+typedef struct {
+  uint32_t *touched;
+  int32_t *tid;
+  float *tval;
+  int32_t *slot;
+} mq_mix_work;
+
+MQ_INLINE mq_mix_work mq_mix_work_at(float *scratch, const int32_t *ids, int64_t N, int64_t V, int64_t Lc, int64_t Lq) {
+  mq_mix_work w;
+  w.touched = (uint32_t *)(scratch + N);
+  w.tid = (int32_t *)(scratch + N + (N + 31) / 32);
+  w.tval = scratch + N + (N + 31) / 32 + (Lc + Lq);
+  w.slot = NULL;
+  if (ids) {
+    w.slot = (int32_t *)(w.tval + (Lc + Lq));
+    for (int64_t j = 0; j < V; j++) w.slot[j] = -1;
+    for (int64_t s = 0; s < N; s++) w.slot[ids[s]] = (int32_t)s;
+  }
+  memset(w.touched, 0, (size_t)((N + 31) / 32) * sizeof(uint32_t));
+  return w;
+}
+
 // Both entry points: `ids` NULL (the logits' N = V columns are the words 0 ..< V) or a shortlist
-// (column s is word ids[s]; `slot` maps a word to its column or -1).
-MQ_INLINE void mq_mixture_topk_rows(float *values, int32_t *indices, const float *logits, const int32_t *ids,
-                                    const int32_t *slot, int64_t N, const float *gamma, const float *lambda,
-                                    const float *ac, const int32_t *cids, const float *aq, const int32_t *qids,
-                                    int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq, int64_t k,
-                                    int take_log, float *e, uint32_t *touched, int32_t *tid, float *tval,
-                                    int64_t r0, int64_t r1) {
-  memset(touched, 0, (size_t)((N + 31) / 32) * sizeof(uint32_t));
+// (column s is word ids[s]); the exps row is the scratch's first N floats.
+MQ_INLINE void mq_mixture_topk_rows(float *values, int32_t *indices, const float *logits, const int32_t *ids, int64_t N,
+                                    const float *gamma, const float *lambda, const float *ac, const int32_t *cids,
+                                    const float *aq, const int32_t *qids, int64_t T, int64_t V, int64_t X, int64_t Lc,
+                                    int64_t Lq, int64_t k, int take_log, float *scratch, int64_t r0, int64_t r1) {
+  const mq_mix_work w = mq_mix_work_at(scratch, ids, N, V, Lc, Lq);
   for (int64_t r = r0; r < r1; r++) {
-    const float sum = mq_mix_softmax(logits + r * N, N, e);
-    mq_mix_scale(e, 0, N, gamma[r], sum);
-    mq_mix_select(values, indices, ids, slot, N, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k, take_log, e,
-                  touched, tid, tval, r);
+    const float sum = mq_mix_softmax(logits + r * N, N, scratch);
+    mq_mix_scale(scratch, 0, N, gamma[r], sum);
+    mq_mix_select(values, indices, ids, w.slot, N, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k, take_log,
+                  scratch, w.touched, w.tid, w.tval, r);
   }
 }
 
@@ -252,11 +273,8 @@ MQ_HOT void mq_mixture_topk(float *values, int32_t *indices, const float *logits
                             const float *lambda, const float *ac, const int32_t *cids, const float *aq,
                             const int32_t *qids, int64_t T, int64_t V, int64_t X, int64_t Lc, int64_t Lq,
                             int64_t k, int take_log, float *scratch, int64_t r0, int64_t r1) {
-  uint32_t *touched = (uint32_t *)(scratch + V);
-  int32_t *tid = (int32_t *)(scratch + V + (V + 31) / 32);
-  float *tval = scratch + V + (V + 31) / 32 + (Lc + Lq);
-  mq_mixture_topk_rows(values, indices, logits, NULL, NULL, V, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k,
-                       take_log, scratch, touched, tid, tval, r0, r1);
+  mq_mixture_topk_rows(values, indices, logits, NULL, V, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k,
+                       take_log, scratch, r0, r1);
 }
 
 int64_t mq_mixture_topk_shortlist_scratch(int64_t V, int64_t N, int64_t Lc, int64_t Lq) {
@@ -268,21 +286,15 @@ MQ_HOT void mq_mixture_topk_shortlist(float *values, int32_t *indices, const flo
                                       const int32_t *cids, const float *aq, const int32_t *qids, int64_t T, int64_t V,
                                       int64_t X, int64_t Lc, int64_t Lq, int64_t k, int take_log, float *scratch,
                                       int64_t r0, int64_t r1) {
-  uint32_t *touched = (uint32_t *)(scratch + N);
-  int32_t *tid = (int32_t *)(scratch + N + (N + 31) / 32);
-  float *tval = scratch + N + (N + 31) / 32 + (Lc + Lq);
-  int32_t *slot = (int32_t *)(tval + (Lc + Lq));
-  for (int64_t j = 0; j < V; j++) slot[j] = -1;
-  for (int64_t s = 0; s < N; s++) slot[ids[s]] = (int32_t)s;
-  mq_mixture_topk_rows(values, indices, logits, ids, slot, N, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k,
-                       take_log, scratch, touched, tid, tval, r0, r1);
+  mq_mixture_topk_rows(values, indices, logits, ids, N, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k,
+                       take_log, scratch, r0, r1);
 }
 
 MQ_HOT void mq_mixture_topk_team(int ith, int nth, mq_barrier *barrier, float *shared, float *values, int32_t *indices,
-                          const float *logits, const int32_t *ids, int64_t N, const float *gamma, const float *lambda,
-                          const float *ac, const int32_t *cids, const float *aq, const int32_t *qids, int64_t T,
-                          int64_t V, int64_t X, int64_t Lc, int64_t Lq, int64_t k, int take_log, float *scratch,
-                          int64_t r) {
+                                 const float *logits, const int32_t *ids, int64_t N, const float *gamma, const float *lambda,
+                                 const float *ac, const int32_t *cids, const float *aq, const int32_t *qids, int64_t T,
+                                 int64_t V, int64_t X, int64_t Lc, int64_t Lq, int64_t k, int take_log, float *scratch,
+                                 int64_t r) {
   float *e = shared, *part = shared + N;
   const float *l = logits + r * N;
   // This thread's columns, in blocks of 16 (no two threads write a cache line of e).
@@ -302,18 +314,9 @@ MQ_HOT void mq_mixture_topk_team(int ith, int nth, mq_barrier *barrier, float *s
   mq_mix_scale(e, c0, c1, gamma[r], part[nth]);
   mq_barrier_wait(barrier);
   if (ith != 0) return;
-  uint32_t *touched = (uint32_t *)(scratch + N);
-  int32_t *tid = (int32_t *)(scratch + N + (N + 31) / 32);
-  float *tval = scratch + N + (N + 31) / 32 + (Lc + Lq);
-  int32_t *slot = NULL;
-  if (ids) {
-    slot = (int32_t *)(tval + (Lc + Lq));
-    for (int64_t j = 0; j < V; j++) slot[j] = -1;
-    for (int64_t s = 0; s < N; s++) slot[ids[s]] = (int32_t)s;
-  }
-  memset(touched, 0, (size_t)((N + 31) / 32) * sizeof(uint32_t));
-  mq_mix_select(values, indices, ids, slot, N, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k, take_log, e,
-                touched, tid, tval, r);
+  const mq_mix_work w = mq_mix_work_at(scratch, ids, N, V, Lc, Lq);
+  mq_mix_select(values, indices, ids, w.slot, N, gamma, lambda, ac, cids, aq, qids, T, V, X, Lc, Lq, k, take_log, e,
+                w.touched, w.tid, w.tval, r);
 }
 
 // The reference twins' last step for one row of the mixture (X values): its k best by mq_topk_ref
