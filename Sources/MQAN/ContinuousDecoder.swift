@@ -25,8 +25,6 @@ public final class ContinuousDecoder {
     public var handle: Int
     public var hypotheses: [BeamHypothesis]
     public var toFull: LimitedToFull
-    /// `toFull` as a table.
-    public var limitedToFull: [Int] { toFull.array }
   }
 
   struct Item {
