@@ -19,15 +19,13 @@ enum HTTPServer {
         return json(status: e.status, ServeProtocol.error(id: "null", e))
       }
       let line = Array(buffer: body)
-      guard let watcher = try? await context.channel.pipeline.handler(type: HangUpWatcher.self).get() else {
-        let reply = await core.handle(line)
-        return json(status: reply.status, reply.line)
-      }
-      // The request runs as its own task, so that the client hanging up can cancel it.
+      // The request runs as its own task, so that the client hanging up can cancel it. Every
+      // connection gets a watcher; only a connection already closed and torn down has none.
+      let watcher = try? await context.channel.pipeline.handler(type: HangUpWatcher.self).get()
       let work = Task { await core.handle(line) }
-      watcher.watch { work.cancel() }
+      if let watcher { watcher.watch { work.cancel() } } else { work.cancel() }
       let reply = await withTaskCancellationHandler { await work.value } onCancel: { work.cancel() }
-      watcher.done()
+      watcher?.done()
       return json(status: reply.status, reply.line)
     }
     router.get("/health") { _, _ -> Response in
