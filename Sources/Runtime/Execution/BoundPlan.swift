@@ -125,37 +125,32 @@ final class BoundPlan {
     let excluded = Set(plan.outputs.map { roots[$0.buffer] } + plan.outputs.map(\.buffer) + plan.inputs)
     for (si, var list) in stageSteps.enumerated() {
       list.sort { (plan.steps[$0].lane, $0) < (plan.steps[$1].lane, $1) }
-      // More steps than threads, not a multiple (3 projections on 2 threads): rounds of one step
-      // per thread, the largest first by the op table's cost rule at this binding, and the
-      // leftover steps with the team split among them, instead of some threads running two
-      // steps while the others wait. (A step that dwarfs its stage already has a stage of its
-      // own: `ScheduleSteps` splits it off at compile time.)
-      var groups = [list]
-      if teamSize > 1, list.count > teamSize, list.count % teamSize != 0 {
-        let work = Dictionary(uniqueKeysWithValues: list.map { ($0, costs.flops(step: $0, env: c.env)) })
-        let ranked = list.sorted { (work[$0]!, $1) > (work[$1]!, $0) }
-        let full = list.count / teamSize * teamSize
-        groups = stride(from: 0, to: full, by: teamSize).map { Array(ranked[$0..<($0 + teamSize)]).sorted() }
-          + [Array(ranked[full...]).sorted()]
-      }
+      // A stage's steps run in rounds (`BoundPlan.rounds`): the grouping by the op table's cost
+      // at this binding that leaves the fewest threads idle, so a long context chain next to a
+      // short question chain (or 3 projections on 2 threads) does not leave a thread waiting.
+      // (A step that dwarfs its stage already has a stage of its own: `ScheduleSteps` splits it
+      // off at compile time.)
+      let groups = teamSize > 1 && list.count > 1
+        ? BoundPlan.rounds(list.map { (step: $0, work: costs.work(step: $0, env: c.env)) }, team: teamSize)
+        : [list]
       for (gi, group) in groups.enumerated() {
-      var stage = BoundStage(steps: group, barriers: nil, poison: [])
-      let k = group.count
-      if k > 1 {
-        let sizes = (0..<k).map { j in BoundPlan.subTeamSize(position: j, steps: k, team: teamSize) }
-        for (j, step) in group.enumerated() { teams[step] = sizes[j] }
-        stage.barriers = BarrierArray(sizes: sizes)
-      }
-      if c.options.poisonFreed, gi == groups.count - 1 {
-        for (i, b) in plan.buffers.enumerated() where !excluded.contains(i) {
-          switch b.storage {
-          case .arena(_, let last) where last == si, .workspace(_, _, let last) where last == si:
-            if layout.sizes[i] > 0 { stage.poison.append((ptrs[i]!, layout.sizes[i])) }
-          default: continue
+        var stage = BoundStage(steps: group, barriers: nil, poison: [])
+        let k = group.count
+        if k > 1 {
+          let sizes = (0..<k).map { j in BoundPlan.subTeamSize(position: j, steps: k, team: teamSize) }
+          for (j, step) in group.enumerated() { teams[step] = sizes[j] }
+          stage.barriers = BarrierArray(sizes: sizes)
+        }
+        if c.options.poisonFreed, gi == groups.count - 1 {
+          for (i, b) in plan.buffers.enumerated() where !excluded.contains(i) {
+            switch b.storage {
+            case .arena(_, let last) where last == si, .workspace(_, _, let last) where last == si:
+              if layout.sizes[i] > 0 { stage.poison.append((ptrs[i]!, layout.sizes[i])) }
+            default: continue
+            }
           }
         }
-      }
-      stages.append(stage)
+        stages.append(stage)
       }
     }
     self.stages = stages
@@ -192,6 +187,49 @@ final class BoundPlan {
 
   /// The buffer that owns buffer `b`'s memory (itself unless `b` is a view).
   func root(of b: Int) -> Int { roots[b] }
+
+  /// Splits one stage's independent steps into rounds run one after another, each round's
+  /// steps side by side on sub-teams (`subTeamSize`, its first step the largest sub-team).
+  ///
+  /// The steps are ranked by work, largest first, and cut into consecutive rounds of at most
+  /// `team` steps, choosing the cuts (dynamic programming over the ranked list) that minimise the
+  /// modelled time: a round takes as long as its slowest step, a step's work divided by its
+  /// threads, a shared step paying `sharedEfficiency` for the split and every round a barrier's
+  /// `roundWork`. Two long chains and two short ones on 2 threads become two rounds of pairs; a
+  /// long step beside a short one runs on the whole team, then the short one.
+  static func rounds(_ steps: [(step: Int, work: Int)], team n: Int) -> [[Int]] {
+    let ranked = steps.sorted { ($0.work, $1.step) > ($1.work, $0.step) }
+    let k = ranked.count
+    func time(_ r: Range<Int>) -> Double {
+      var slowest = 0.0
+      for (j, i) in r.enumerated() {
+        let t = subTeamSize(position: j, steps: r.count, team: n)
+        slowest = max(slowest, Double(ranked[i].work) / (t > 1 ? Double(t) * sharedEfficiency : 1))
+      }
+      return slowest + roundWork
+    }
+    // best[i]: the least time for ranked[i...]; cut[i]: the length of its first round.
+    var best = [Double](repeating: .infinity, count: k + 1), cut = [Int](repeating: 1, count: k + 1)
+    best[k] = 0
+    for i in stride(from: k - 1, through: 0, by: -1) {
+      // Larger rounds first: a tie goes to the fewer barriers, the longer steps side by side.
+      for g in stride(from: min(n, k - i), through: 1, by: -1) where time(i..<(i + g)) + best[i + g] < best[i] {
+        best[i] = time(i..<(i + g)) + best[i + g]
+        cut[i] = g
+      }
+    }
+    var rounds: [[Int]] = [], i = 0
+    while i < k {
+      rounds.append(ranked[i..<(i + cut[i])].map(\.step))
+      i += cut[i]
+    }
+    return rounds
+  }
+
+  /// The share of ideal speed-up a step split over several threads is counted with in `rounds`.
+  static let sharedEfficiency = 0.85
+  /// A round's barrier in `rounds`' units of work (FLOPs): about 2 µs of a core.
+  static let roundWork = 50_000.0
 
   /// Threads a stage's step `position` of `steps` gets out of a team of `team`: round-robin by
   /// lane, or one thread per step when there are more steps than threads.
@@ -250,24 +288,28 @@ final class OwnedPointerTable {
   deinit { ptrs.deallocate() }
 }
 
-/// A plan's step FLOPs by the op table's cost rule (`Plan.stepCost`, the rule the compiler sums
+/// A plan's step costs by the op table's cost rule (`Plan.stepCost`, the rule the compiler sums
 /// into its statistics), as dims: worked out on first use and kept for every later binding (the
 /// symbolic sums cost far more than evaluating them), and the same for its scan bodies.
 final class StepCosts {
   private let plan: Plan
-  private var flops: [Dim?]
+  private var costs: [Cost?]
   private var bodies: [Int: StepCosts] = [:]
 
   init(_ plan: Plan) {
     self.plan = plan
-    flops = Array(repeating: nil, count: plan.steps.count)
+    costs = Array(repeating: nil, count: plan.steps.count)
   }
 
-  /// Step `i`'s FLOPs at this binding; 0 when a dim is unbound.
-  func flops(step i: Int, env: [String: Int]) -> Int {
-    guard i >= 0, i < flops.count else { return 0 }
-    if flops[i] == nil { flops[i] = plan.stepCost(i).flops }
-    return (try? flops[i]!.evaluate(env)) ?? 0
+  /// Step `i`'s work at this binding, for sharing threads: its FLOPs, or 4 per byte its operands
+  /// occupy when that is more (a copy or a decoding step's attention is bound by memory, about
+  /// a quarter of a FLOP's time per byte on the machines measured); 0 when a dim is unbound.
+  func work(step i: Int, env: [String: Int]) -> Int {
+    guard i >= 0, i < costs.count else { return 0 }
+    if costs[i] == nil { costs[i] = plan.stepCost(i) }
+    let flops = (try? costs[i]!.flops.evaluate(env)) ?? 0
+    let bytes = (try? costs[i]!.bytes.evaluate(env)) ?? 0
+    return max(flops, bytes &* 4)
   }
 
   /// The costs of scan step `i`'s body (the step must have one).
