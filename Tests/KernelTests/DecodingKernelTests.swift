@@ -123,7 +123,30 @@ import Testing
     let rows = b * t
     // Logits with repeats (ties), copy ids with repeats, inside and past V.
     let logits = (0..<(rows * v)).map { _ in Float(Int.random(in: -40...40, using: &rng)) / 8 }
-    let gamma = randomFloats(rows, &rng, in: 0.01...0.99), lambda = randomFloats(rows, &rng, in: 0.01...0.99)
+    let gamma = randomFloats(rows, &rng, in: 0.01...0.99)
+    expectFusedEqualsUnfused(b: b, t: t, v: v, x: x, lc: lc, lq: lq, k: k, logits: logits, gamma: gamma, &rng)
+  }
+
+  /// Rows where a word's mixture value is not monotone in its exp (gamma negative or NaN), or
+  /// whose exps hold NaN (a NaN or +inf logit), and gamma 0: the selection works every value out
+  /// first there, or skips no block it must not.
+  @Test func unusualRowsEqualSoftmaxMixtureTopK() {
+    var rng = SplitMix64(seed: 77)
+    // No OOV slots and k above the copies, so the vocabulary's words decide the last places.
+    let (b, v) = (8, 300)
+    var logits = (0..<(b * v)).map { _ in Float(Int.random(in: -40...40, using: &rng)) / 8 }
+    logits[3 * v + 37] = .nan
+    for j in 160..<v { logits[4 * v + j] = .nan }  // whole blocks of NaN exps after numbers
+    logits[5 * v + 250] = .infinity
+    logits[6 * v + 299] = -.infinity
+    let gamma: [Float] = [0, -0.5, .nan, 0.7, 0.3, 0.6, 1, -0.0]
+    expectFusedEqualsUnfused(b: b, t: 1, v: v, x: v, lc: 5, lq: 3, k: 12, logits: logits, gamma: gamma, &rng)
+  }
+
+  func expectFusedEqualsUnfused(b: Int, t: Int, v: Int, x: Int, lc: Int, lq: Int, k: Int, logits: [Float],
+                                gamma: [Float], _ rng: inout SplitMix64) {
+    let rows = b * t
+    let lambda = randomFloats(rows, &rng, in: 0.01...0.99)
     func attention(_ n: Int) -> [Float] { randomAttention(rows: rows, width: n, &rng) }
     let ac = attention(lc), aq = attention(lq)
     let cids = (0..<(b * lc)).map { _ in Int32(Int.random(in: 0..<x, using: &rng)) }
