@@ -12,9 +12,9 @@ extension BoundPlan {
   /// every thread walks the same stage list and waits at the team's barrier after each stage.
   ///
   /// A stage of one step runs it on the whole team, each thread on its row share. A stage of k
-  /// steps splits the team round-robin by lane: thread `ith` joins step `ith % k` as its member
-  /// `ith / k` (with that step's own barrier); when k exceeds the team, thread `ith` runs steps
-  /// ith, ith + nth, ... alone, one after another.
+  /// steps (a round of `BoundPlan.rounds`) splits the team round-robin: thread `ith` joins step
+  /// `ith % k` as its member `ith / k` (with that step's own barrier); when k exceeds the team
+  /// (a team of one thread), thread `ith` runs steps ith, ith + nth, ... alone, one after another.
   func execute(_ team: Team) {
     for (s, stage) in stages.enumerated() where !stage.steps.isEmpty {
       let k = stage.steps.count

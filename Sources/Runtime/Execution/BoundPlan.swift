@@ -1,8 +1,8 @@
 import CKernels
 import GraphIR
 
-/// One stage of a bound plan: its steps in lane order, and one barrier per step's sub-team when
-/// the stage has more than one step.
+/// One stage of a bound plan (a plan stage, or one round of it): its steps, largest first (in lane
+/// order on a one-thread team), and one barrier per step's sub-team when it has more than one.
 struct BoundStage {
   var steps: [Int]
   var barriers: BarrierArray?
@@ -112,7 +112,7 @@ final class BoundPlan {
     self.roots = roots
     bodies = Array(repeating: nil, count: plan.steps.count)
 
-    // Schedule: steps by stage in lane order; sub-team sizes as `execute` will form them.
+    // Schedule: steps by stage in lane order, then rounds; sub-team sizes as `execute` will form them.
     var stageSteps = [[Int]](repeating: [], count: max(plan.stageCount, 0))
     for (i, st) in plan.steps.enumerated() {
       try BoundPlan.check(st.stage >= 0 && st.stage < plan.stageCount,
@@ -213,9 +213,9 @@ final class BoundPlan {
     best[k] = 0
     for i in stride(from: k - 1, through: 0, by: -1) {
       // Larger rounds first: a tie goes to the fewer barriers, the longer steps side by side.
-      for g in stride(from: min(n, k - i), through: 1, by: -1) where time(i..<(i + g)) + best[i + g] < best[i] {
-        best[i] = time(i..<(i + g)) + best[i + g]
-        cut[i] = g
+      for g in stride(from: min(n, k - i), through: 1, by: -1) {
+        let t = time(i..<(i + g)) + best[i + g]
+        if t < best[i] { (best[i], cut[i]) = (t, g) }
       }
     }
     var rounds: [[Int]] = [], i = 0
@@ -231,8 +231,9 @@ final class BoundPlan {
   /// A round's barrier in `rounds`' units of work (FLOPs): about 2 µs of a core.
   static let roundWork = 50_000.0
 
-  /// Threads a stage's step `position` of `steps` gets out of a team of `team`: round-robin by
-  /// lane, or one thread per step when there are more steps than threads.
+  /// Threads the step at `position` of a round of `steps` gets out of a team of `team` (thread
+  /// `ith` joins position `ith % steps`, so the first positions get one more when the steps do
+  /// not divide the team), or one thread per step when there are more steps than threads.
   static func subTeamSize(position j: Int, steps k: Int, team n: Int) -> Int {
     k <= n ? (n - j + k - 1) / k : 1
   }
