@@ -65,18 +65,56 @@ struct ProfileReport {
     }
   }
 
+  /// The phases in the order they first appear, each with its ms per run.
+  var phaseTotals: [(phase: String, ms: Double)] {
+    var names: [String] = []
+    for p in phases where !names.contains(p.phase) { names.append(p.phase) }
+    return names.map { p in (p, phases.filter { $0.phase == p }.reduce(0) { $0 + $1.ms }) }
+  }
+
+  /// Calls and ms per run by op kind, across phases, the slowest first.
+  var byOp: [(op: String, calls: Double, ms: Double)] {
+    var sums: [String: (calls: Double, ms: Double)] = [:]
+    for r in rows {
+      let op = String(r.kernel.split(separator: " ").first ?? "")
+      sums[op, default: (0, 0)].calls += r.calls
+      sums[op, default: (0, 0)].ms += r.ms
+    }
+    return sums.map { ($0.key, $0.value.calls, $0.value.ms) }.sorted { ($0.ms, $1.op) > ($1.ms, $0.op) }
+  }
+
+  /// What `--json` adds to its object: `phases` (ms per run and % of the run), `kernels` (every
+  /// kernel row, the slowest first, with the roofline's columns when measured) and `by_op`, the
+  /// same numbers the text report prints; plus `gemm_path` and `roofline`.
+  func json(total: Double) -> [String: Any] {
+    let share = { (ms: Double) in 100 * ms / max(total, 1e-9) }
+    var out = rooflineJSON
+    out["phases"] = phaseTotals.map { ["phase": $0.phase, "ms": $0.ms, "percent": share($0.ms)] as [String: Any] }
+    out["kernels"] = rows.sorted { ($0.ms, $1.path) > ($1.ms, $0.path) }.map { r -> [String: Any] in
+      var o: [String: Any] = ["phase": r.phase, "kernel": r.kernel, "path": r.path, "calls": r.calls, "ms": r.ms,
+                              "percent": share(r.ms), "gflops_per_s": r.ms > 0 ? r.flops / (r.ms / 1e3) / 1e9 : 0,
+                              "flops": r.flops, "bytes": r.bytes]
+      if let k = classify(r) {
+        o["intensity"] = k.intensity.isFinite ? k.intensity : nil
+        o["roof"] = k.bound == .compute ? "peak" : k.level.rawValue
+        o["roof_percent"] = k.roofPercent
+        o["bound"] = k.bound.rawValue
+      }
+      return o
+    }
+    out["by_op"] = byOp.map { ["op": $0.op, "calls": $0.calls, "ms": $0.ms, "percent": share($0.ms)] as [String: Any] }
+    return out
+  }
+
   /// Prints the phases (ms per run and share of the run), then the slowest kernels of each.
   func print(total: Double, top: Int = 12) {
     printRooflineHeader()
-    var names: [String] = []
-    for p in self.phases where !names.contains(p.phase) { names.append(p.phase) }
+    let totals = phaseTotals
     printOut(pad("phase", 14) + pad("ms/run", 10, right: true) + pad("% of run", 10, right: true))
-    for p in names {
-      let ms = self.phases.filter { $0.phase == p }.reduce(0) { $0 + $1.ms }
+    for (p, ms) in totals {
       printOut(pad(p, 14) + String(format: "%10.1f%10.1f", ms, 100 * ms / max(total, 1e-9)))
     }
-    let phases = names
-    for p in phases {
+    for p in totals.map(\.phase) {
       let list = rows.filter { $0.phase == p }.sorted { $0.ms > $1.ms }
       guard !list.isEmpty else { continue }
       printOut("\n\(p): slowest kernels")
@@ -89,16 +127,9 @@ struct ProfileReport {
                     + r.path)
       }
     }
-    // By op kind, across phases.
-    var byOp: [String: (calls: Double, ms: Double)] = [:]
-    for r in rows {
-      let op = String(r.kernel.split(separator: " ").first ?? "")
-      byOp[op, default: (0, 0)].calls += r.calls
-      byOp[op, default: (0, 0)].ms += r.ms
-    }
     printOut("\nby op:")
-    for (op, v) in byOp.sorted(by: { $0.value.ms > $1.value.ms }).prefix(top) {
-      printOut("  " + pad(op, 22) + String(format: "%9.0f calls/run %9.2f ms/run %6.1f %%", v.calls, v.ms,
+    for v in byOp.prefix(top) {
+      printOut("  " + pad(v.op, 22) + String(format: "%9.0f calls/run %9.2f ms/run %6.1f %%", v.calls, v.ms,
                                                    100 * v.ms / max(total, 1e-9)))
     }
   }

@@ -22,6 +22,7 @@ import Testing
     for key in ["tokens_per_s", "step_ms", "step_ms_min", "step_ms_max", "peak_rss_bytes", "gflops_per_s", "threads"] {
       #expect(obj[key] != nil, "JSON lacks \(key)")
     }
+    try expectReportJSON(obj, phases: ["forward", "backward", "optimizer"])
     let events = try traceEvents(trace)
     let kernels = events.filter { $0["ph"] as? String == "X" && $0["tid"] as? Int != 1000 }
     #expect(!kernels.isEmpty)
@@ -41,10 +42,38 @@ import Testing
     let obj = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
     #expect((obj["sentences_per_s"] as? Double ?? 0) > 0)
     #expect(obj["beam"] as? Int == 2)
+    try expectReportJSON(obj, phases: ["encode", "decode-step", "beam search"])
     let events = try traceEvents(trace)
     // 4 decode steps, each running the step plan's cache updates.
     #expect(events.filter { ($0["name"] as? String ?? "").hasPrefix("cache_update") }.count >= 4)
     #expect(Set(events.compactMap { $0["cat"] as? String }).isSuperset(of: ["encode", "decode-step", "beam search"]))
+  }
+
+  /// The JSON object carries the report the text prints: the phases in order, every kernel row
+  /// (the slowest first, each in a phase, with its roofline columns) and the sums by op.
+  func expectReportJSON(_ obj: [String: Any], phases: [String]) throws {
+    let ph = try #require(obj["phases"] as? [[String: Any]])
+    #expect(ph.compactMap { $0["phase"] as? String } == phases)
+    #expect(ph.allSatisfy { ($0["ms"] as? Double ?? -1) >= 0 && ($0["percent"] as? Double ?? -1) >= 0 })
+    let kernels = try #require(obj["kernels"] as? [[String: Any]])
+    #expect(!kernels.isEmpty)
+    let ms = kernels.map { $0["ms"] as? Double ?? -1 }
+    #expect(zip(ms, ms.dropFirst()).allSatisfy { $0 >= $1 }, "slowest first")
+    for k in kernels {
+      #expect(phases.contains(k["phase"] as? String ?? ""), "\(k)")
+      #expect((k["kernel"] as? String)?.contains(" %") == true && (k["path"] as? String)?.contains("/") == true)
+      #expect(["compute", "memory"].contains(k["bound"] as? String ?? ""), "roofline columns: \(k)")
+      #expect(["peak", "L2", "LLC", "memory"].contains(k["roof"] as? String ?? ""))
+      #expect((k["calls"] as? Double ?? 0) > 0 && (k["flops"] as? Double ?? -1) >= 0)
+    }
+    // by_op sums the kernel rows of each op kind.
+    let byOp = try #require(obj["by_op"] as? [[String: Any]])
+    for o in byOp {
+      let op = try #require(o["op"] as? String)
+      let sum = kernels.filter { ($0["kernel"] as? String)?.hasPrefix(op + " ") == true }.reduce(0) { $0 + ($1["ms"] as? Double ?? 0) }
+      #expect(abs(sum - (o["ms"] as? Double ?? -1)) <= 1e-9 * max(1, sum), "\(op)")
+    }
+    #expect(Set(byOp.compactMap { $0["op"] as? String }).count == byOp.count)
   }
 
   /// A checkpoint of mqan train profiles with its own config, weights and table.
