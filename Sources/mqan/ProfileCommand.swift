@@ -234,8 +234,8 @@ extension ProfileCommand {
     report.addWall(Double(exec.wallNanoseconds) / 1e6 / Double(max(exec.wallRuns, 1)), rowsFrom: 0)
     if optimizer != nil { report.phases.append(("optimizer", adamMs.reduce(0, +) / Double(adamMs.count))) }
     try measureRoofline(into: &report)
-    let reportTotal = times.reduce(0, +) / Double(times.count)
-    report.print(total: reportTotal)
+    let mean = times.reduce(0, +) / Double(times.count)
+    report.print(total: mean)
     if let path = trace {
       chrome.add(exec.trace.events) { e in
         let top = Int(e.path.split(separator: "/").dropFirst().first ?? "") ?? 0
@@ -255,7 +255,7 @@ extension ProfileCommand {
                      "tokens_per_s": Double(tokens) / (median / 1e3), "gflops_per_s": flops / (median / 1e3) / 1e9,
                      "threads": threads, "peak_rss_bytes": peakRSSBytes(), "loss": Double(loss),
                      "optimizer_ms": adamMs.isEmpty ? 0 : summarize(adamMs).median]
-                      .merging(report.json(total: reportTotal)) { a, _ in a })
+                      .merging(report.json(total: mean)) { a, _ in a })
     }
   }
 
@@ -306,8 +306,7 @@ extension ProfileCommand {
     // Beam search proper: the time outside both plans (candidate selection, feeds, copies).
     report.phases.append(("beam search", max(mean - encodeMs - stepMs, 0)))
     try measureRoofline(into: &report)
-    let reportTotal = mean
-    report.print(total: reportTotal)
+    report.print(total: mean)
     if let path = trace {
       let traces = decoder.traces
       chrome.add(traces.encode) { _ in "encode" }
@@ -326,7 +325,7 @@ extension ProfileCommand {
                      "sentences_per_s": sentences, "tokens_per_s": sentences * Double(maxOutput),
                      "gflops_per_s": flops / (median / 1e3) / 1e9, "threads": threads,
                      "peak_rss_bytes": peakRSSBytes(), "beam": beam, "max_output": maxOutput]
-                      .merging(report.json(total: reportTotal)) { a, _ in a })
+                      .merging(report.json(total: mean)) { a, _ in a })
     }
   }
 }
