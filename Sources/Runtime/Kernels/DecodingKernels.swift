@@ -106,21 +106,15 @@ enum DecodingKernels {
     }
     // One row (batch-1 greedy): split by columns over the team instead of left to one thread.
     guard b * t == 1 && !s.reference else { return rowsKernel }
-    let shared = SharedRow(count: n + 64)
+    let shared = try AlignedBuffer(bytes: (n + 64) * MemoryLayout<Float>.size, what: "\(s.name) shared row")
     let ids: Int? = shortlisted ? ins[7] : nil
     return { team in
       guard team.nth > 1 && team.nth < 64 else { return rowsKernel(team) }
-      mq_mixture_topk_team(Int32(team.ith), Int32(team.nth), team.barrier, shared.base, f32(p, vb), i32(p, ib),
+      mq_mixture_topk_team(Int32(team.ith), Int32(team.nth), team.barrier,
+                           shared.base.assumingMemoryBound(to: Float.self), f32(p, vb), i32(p, ib),
                            f32(p, ins[0]), ids.map { i32(p, $0) }, Int64(n), f32(p, ins[1]), f32(p, ins[2]),
                            f32(p, ins[3]), i32(p, ins[4]), f32(p, ins[5]), i32(p, ins[6]), Int64(t), Int64(v),
                            Int64(x), Int64(lc), Int64(lq), Int64(k), takeLog, scratch + team.tid * stride, 0)
     }
   }
-}
-
-/// A row of floats shared by a kernel's team (`mq_mixture_topk_team`), alive as long as the kernel.
-final class SharedRow: @unchecked Sendable {
-  let base: UnsafeMutablePointer<Float>
-  init(count: Int) { base = .allocate(capacity: max(count, 1)) }
-  deinit { base.deallocate() }
 }
