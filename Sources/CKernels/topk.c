@@ -139,11 +139,15 @@ MQ_INLINE void mq_heap_offer(float *hv, int32_t *hi, int64_t *size, int64_t k, f
   mq_topk_sift_down(hv, hi, k, 0);
 }
 
+// Columns [j0, j1) of a row's exps, less the row's max m.
+MQ_INLINE void mq_mix_exps(const float *l, float m, int64_t j0, int64_t j1, float *e) {
+#pragma omp simd
+  for (int64_t j = j0; j < j1; j++) e[j] = mq_expf(l[j] - m);
+}
+
 // Row r's softmax: its exps into e and their sum, as mq_masked_softmax computes them (x * 1 is x).
 MQ_INLINE float mq_mix_softmax(const float *l, int64_t N, float *e) {
-  const float m = mq_max16(l, N);
-#pragma omp simd
-  for (int64_t j = 0; j < N; j++) e[j] = mq_expf(l[j] - m);
+  mq_mix_exps(l, mq_max16(l, N), 0, N, e);
   return mq_sum16(e, N);
 }
 
@@ -305,8 +309,7 @@ MQ_HOT void mq_mixture_topk_team(int ith, int nth, mq_barrier *barrier, float *s
   // The max of the parts is the row's max (NaNs skipped in both).
   float m = part[0];
   for (int t = 1; t < nth; t++) m = part[t] > m ? part[t] : m;
-#pragma omp simd
-  for (int64_t j = c0; j < c1; j++) e[j] = mq_expf(l[j] - m);
+  mq_mix_exps(l, m, c0, c1, e);
   mq_barrier_wait(barrier);
   // The sum in mq_sum16's one order, as the one-thread kernel adds.
   if (ith == 0) part[nth] = mq_sum16(e, N);
