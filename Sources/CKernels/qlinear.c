@@ -14,9 +14,6 @@
 #endif
 
 #define NP MQ_QPANEL
-// Rows per block whose converted activations stay in L2 while the thread's panels stream past
-// them (a multiple of the register tile's MQ_QMR rows).
-#define MQ_QMB 240
 
 static int64_t mq_round64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 static int64_t mq_kgroup(int precision) { return precision == MQ_PREC_INT8 ? 4 : 2; }

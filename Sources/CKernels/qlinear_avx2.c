@@ -100,10 +100,11 @@ static inline __attribute__((always_inline)) MQ_TAVX2 void mq_q2_tile_bf16(const
 MQ_TAVX2 int mq_q2_linear(int precision, int64_t m, int64_t words, const uint32_t *a, const uint32_t *packed,
                           const float *rscale, const float *cscale, float *y, int64_t ldc, const mq_gemm_epilogue *ep,
                           int64_t c0, int64_t c1) {
-  // Rows per block: their expanded activations (64 bytes per row and word) in half of a 512 KiB
-  // L2, a multiple of the tile's rows.
-  int64_t mb = words > 0 ? (256 * 1024) / (64 * words) / MQ_Q2MR * MQ_Q2MR : 240;
-  mb = mb < MQ_Q2MR ? MQ_Q2MR : mb > 240 ? 240 : mb;
+  // Rows per block: their expanded activations (64 bytes per row and word) in half of this CPU's
+  // L2, a multiple of the tile's rows, at most MQ_QMB.
+  const int64_t half_l2 = mq_gemm_cache_sizes().l2 / 2;
+  int64_t mb = words > 0 ? half_l2 / (64 * words) / MQ_Q2MR * MQ_Q2MR : MQ_QMB;
+  mb = mb < MQ_Q2MR ? MQ_Q2MR : mb > MQ_QMB ? MQ_QMB : mb;
   if (mb > m) mb = m;
   __m256i *xp = (__m256i *)mq_thread_scratch(MQ_SCRATCH_QLINEAR, (size_t)(mb * words * 16));
   if (!xp) return 0;

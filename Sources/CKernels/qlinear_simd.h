@@ -11,6 +11,9 @@
 
 // Rows per register tile of the AVX-512 and portable paths (the AVX2 path blocks rows itself).
 #define MQ_QMR 12
+// Rows per block whose converted activations stay in L2 while the thread's panels stream past
+// them (a multiple of the register tile's MQ_QMR rows); the AVX2 path's blocks are at most this.
+#define MQ_QMB 240
 
 // Round to nearest-even bfloat16 (inputs are finite).
 static inline uint16_t mq_q_to_bf16(float x) {

@@ -101,7 +101,9 @@ private struct Problem {
 
 private let shapes: [(m: Int, n: Int, k: Int)] = [
   (1, 1, 1), (1, 50, 200), (3, 33, 7), (5, 31, 3), (12, 64, 64), (13, 100, 203), (30, 97, 2), (1, 32, 4097),
-  (9, 40, 1500),  // AVX2 int8: blocks of 8 rows and 1 (expanded activations in 256 KiB)
+  // The AVX2 path's row blocks (expanded activations, 64 bytes per row and word, in half the L2):
+  // int8's 1,650 words make blocks of at most 8 rows on any L2 up to 2 MiB, so 9 rows take two.
+  (9, 40, 6600),
 ]
 
 @Suite struct QLinearTests {
